@@ -1,0 +1,42 @@
+#pragma once
+// The SIMD kernels of the CPU backend: the passes over W that dominate the run time. Each is compiled once per
+// instruction set (kernels_avx512.cpp, kernels_avx2.cpp, kernels_baseline.cpp) and picked at run time by what the
+// running CPU supports. Sums are accumulated in double whatever the weight's dtype, so float32 weights neither
+// underflow nor overflow in the products (1e-20·W stays exact) and σ is as accurate as float64 allows.
+#include <cstddef>
+
+#include "matrix_layout.h"
+
+namespace sn::kernels {
+
+template <typename T>
+struct Table {
+  // d[r - r0] = M_r · x for the rows r in [r0, r1).
+  void (*matvec_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* x, double* d);
+  // t += scale · Σ_{r in [r0, r1)} c[r - r0] · M_r, that is scale · Mᵀc restricted to those rows.
+  void (*accumulate_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* c, double scale,
+                          double* t);
+  // The fused sweep of one power iteration: d = M x and t += scale · Mᵀd over the rows [r0, r1), reading each tile
+  // of W from memory once (the second use hits cache).
+  void (*sweep_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* x, double scale,
+                     double* d, double* t);
+  // out[i] = w[i] / sigma, correctly rounded in T. out may equal w.
+  void (*divide)(const T* w, T* out, size_t n, T sigma);
+  // Σ w[i]² in double.
+  double (*sum_squares)(const T* w, size_t n);
+};
+
+const Table<float>& table_f32();
+const Table<double>& table_f64();
+
+template <typename T>
+const Table<T>& table();
+template <>
+inline const Table<float>& table<float>() { return table_f32(); }
+template <>
+inline const Table<double>& table<double>() { return table_f64(); }
+
+// "avx512", "avx2" or "sse2": the variant the running CPU selected.
+const char* simd_level();
+
+}  // namespace sn::kernels

@@ -1,0 +1,8 @@
+// The kernels compiled for baseline; CMakeLists.txt sets this file's instruction-set flags.
+#include "kernels_isa.h"
+#include "kernels_impl.h"
+
+namespace sn::kernels::baseline {
+const Table<float> f32 = make_table<float>();
+const Table<double> f64 = make_table<double>();
+}  // namespace sn::kernels::baseline

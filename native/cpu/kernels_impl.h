@@ -1,0 +1,165 @@
+// The kernel bodies, written once. Each kernels_<isa>.cpp includes this file inside its own namespace and is
+// compiled with that instruction set's flags, so GCC/Clang lower the same vector code to AVX-512, AVX2+FMA or
+// SSE2. Not a public header: include it only from those files.
+//
+// Everything here has internal linkage and uses no std:: templates: an inline template instantiated in the AVX-512
+// file could otherwise be the copy the linker keeps for the baseline file, and fault on an older CPU.
+#include <cstring>
+
+#include "kernels.h"
+
+#if !defined(__GNUC__)
+#error "the CPU kernels use GCC/Clang vector extensions; build with GCC or Clang"
+#endif
+
+namespace {
+
+using sn::MatrixLayout;
+
+// 8 doubles: one AVX-512 register, two AVX2 registers or four SSE2 registers, as the target allows.
+typedef double f64x8 __attribute__((vector_size(64)));
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+
+// Unaligned loads and stores: typed arrays carry no alignment promise.
+__attribute__((always_inline)) inline f64x8 load8(const double* p) {
+  f64x8 r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+__attribute__((always_inline)) inline f64x8 load8(const float* p) {
+  f32x8 r;
+  std::memcpy(&r, p, sizeof r);
+  return __builtin_convertvector(r, f64x8);
+}
+__attribute__((always_inline)) inline void store8(double* p, f64x8 x) { std::memcpy(p, &x, sizeof x); }
+
+__attribute__((always_inline)) inline double horizontal_sum(f64x8 a) {
+  // A fixed order, so the result does not depend on how the compiler splits the vector.
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+// Σ a[i]·x[i] with four independent accumulators, to hide the FMA latency.
+template <typename T>
+inline double dot(const T* a, const double* x, size_t n) {
+  f64x8 acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 += load8(a + i) * load8(x + i);
+    acc1 += load8(a + i + 8) * load8(x + i + 8);
+    acc2 += load8(a + i + 16) * load8(x + i + 16);
+    acc3 += load8(a + i + 24) * load8(x + i + 24);
+  }
+  for (; i + 8 <= n; i += 8) acc0 += load8(a + i) * load8(x + i);
+  double tail = 0;
+  for (; i < n; ++i) tail += double(a[i]) * x[i];
+  return horizontal_sum((acc0 + acc1) + (acc2 + acc3)) + tail;
+}
+
+// y += alpha · a.
+template <typename T>
+inline void axpy(double* y, double alpha, const T* a, size_t n) {
+  const f64x8 s = {alpha, alpha, alpha, alpha, alpha, alpha, alpha, alpha};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    store8(y + i, load8(y + i) + s * load8(a + i));
+    store8(y + i + 8, load8(y + i + 8) + s * load8(a + i + 8));
+  }
+  for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + s * load8(a + i));
+  for (; i < n; ++i) y[i] += alpha * double(a[i]);
+}
+
+template <typename T>
+void matvec_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* x, double* d) {
+  const size_t n = r1 - r0;
+  for (size_t r = 0; r < n; ++r) d[r] = 0.0;
+  if (L.inner == 1) {
+    // dim is the last axis: a row of M is a column of the stored [outer × rows] block, so run along r instead.
+    for (size_t o = 0; o < L.outer; ++o) axpy(d, x[o], w + o * L.rows + r0, n);
+    return;
+  }
+  for (size_t o = 0; o < L.outer; ++o) {
+    const T* block = w + (o * L.rows + r0) * L.inner;
+    const double* xo = x + o * L.inner;
+    for (size_t r = 0; r < n; ++r) d[r] += dot(block + r * L.inner, xo, L.inner);
+  }
+}
+
+template <typename T>
+void accumulate_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* c, double scale,
+                     double* t) {
+  const size_t n = r1 - r0;
+  if (L.inner == 1) {
+    for (size_t o = 0; o < L.outer; ++o) t[o] += scale * dot(w + o * L.rows + r0, c, n);
+    return;
+  }
+  for (size_t o = 0; o < L.outer; ++o) {
+    const T* block = w + (o * L.rows + r0) * L.inner;
+    double* to = t + o * L.inner;
+    for (size_t r = 0; r < n; ++r) axpy(to, scale * c[r], block + r * L.inner, L.inner);
+  }
+}
+
+// Rows per tile of the fused sweep: enough that the tile's second read comes from L2, and, when dim is the last
+// axis, at least a cache line of contiguous elements per stored row.
+template <typename T>
+size_t sweep_tile_rows(const MatrixLayout& L) {
+  constexpr size_t kTileBytes = 128 * 1024;
+  constexpr size_t kLineElements = 64 / sizeof(T);
+  const size_t row_bytes = L.cols() * sizeof(T);
+  const size_t rows = row_bytes >= kTileBytes ? 1 : kTileBytes / row_bytes;
+  const size_t min_rows = L.inner >= kLineElements ? 1 : (kLineElements + L.inner - 1) / L.inner;
+  return rows > min_rows ? rows : min_rows;
+}
+
+template <typename T>
+void sweep_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* x, double scale, double* d,
+                double* t) {
+  const size_t tile = sweep_tile_rows<T>(L);
+  for (size_t rb = r0; rb < r1; rb += tile) {
+    const size_t re = rb + tile < r1 ? rb + tile : r1;
+    matvec_rows(w, L, rb, re, x, d + (rb - r0));
+    accumulate_rows(w, L, rb, re, d + (rb - r0), scale, t);
+  }
+}
+
+template <typename T>
+void divide(const T* w, T* out, size_t n, T sigma) {
+  typedef T vec __attribute__((vector_size(64)));
+  constexpr size_t kLanes = 64 / sizeof(T);
+  vec s;
+  for (size_t k = 0; k < kLanes; ++k) s[k] = sigma;
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    vec a;
+    std::memcpy(&a, w + i, sizeof a);
+    a /= s;
+    std::memcpy(out + i, &a, sizeof a);
+  }
+  for (; i < n; ++i) out[i] = w[i] / sigma;
+}
+
+template <typename T>
+double sum_squares(const T* w, size_t n) {
+  f64x8 acc0 = {}, acc1 = {};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const f64x8 a = load8(w + i), b = load8(w + i + 8);
+    acc0 += a * a;
+    acc1 += b * b;
+  }
+  for (; i + 8 <= n; i += 8) {
+    const f64x8 a = load8(w + i);
+    acc0 += a * a;
+  }
+  double tail = 0;
+  for (; i < n; ++i) tail += double(w[i]) * double(w[i]);
+  return horizontal_sum(acc0 + acc1) + tail;
+}
+
+template <typename T>
+sn::kernels::Table<T> make_table() {
+  return {&matvec_rows<T>, &accumulate_rows<T>, &sweep_rows<T>, &divide<T>, &sum_squares<T>};
+}
+
+}  // namespace

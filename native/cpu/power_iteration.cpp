@@ -1,0 +1,398 @@
+#include "power_iteration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace sn {
+namespace {
+
+// A layer gets one more thread per this many elements of W, up to PowerOptions::threads. It depends only on the
+// layer's size, so a layer gives the same bits alone or in any batch, for a given thread count.
+constexpr size_t kElementsPerThread = size_t(1) << 17;
+
+unsigned layer_threads(size_t elements, unsigned threads) {
+  const size_t wanted = std::max<size_t>(1, elements / kElementsPerThread);
+  return static_cast<unsigned>(std::min<size_t>(wanted, std::max(1u, threads)));
+}
+
+// ‖x‖₂ of a small double vector without spurious overflow or underflow; NaN when x holds NaN or ±Inf.
+double norm2(const double* x, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += x[i] * x[i];
+  constexpr double kSafeMin = 0x1p-900;
+  if (std::isfinite(s) && (s >= kSafeMin || s == 0)) {
+    if (s != 0) return std::sqrt(s);
+  }
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double a = std::fabs(x[i]);
+    if (!(a <= std::numeric_limits<double>::max())) return std::numeric_limits<double>::quiet_NaN();
+    m = std::max(m, a);
+  }
+  if (m == 0) return 0;
+  double scaled = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double y = x[i] / m;
+    scaled += y * y;
+  }
+  return m * std::sqrt(scaled);
+}
+
+// PyTorch's max(‖x‖, eps), except that a zero vector with eps = 0 divides by 1 rather than giving 0/0.
+double clamp_norm(double norm, double eps) {
+  const double den = std::max(norm, eps);
+  return den > 0 ? den : 1.0;
+}
+
+// Per-layer scratch inside the job's arena.
+template <typename T>
+struct Scratch {
+  double* x = nullptr;  // cols: the right vector as double
+  double* d = nullptr;  // rows: M x
+  double* t = nullptr;  // cols: Mᵀ d (scaled)
+  T* u_new = nullptr;   // rows
+  T* v_new = nullptr;   // cols
+};
+
+template <typename T>
+class LayerRun {
+ public:
+  LayerRun(const LayerBuffers<T>& layer, const PowerOptions& options, unsigned threads, Scratch<T> scratch,
+           double* partials)
+      : b_(layer),
+        opt_(options),
+        k_(kernels::table<T>()),
+        L_(layer.layout),
+        threads_(std::min<size_t>(threads, std::max<size_t>(1, L_.rows))),
+        s_(scratch),
+        partials_(partials) {}
+
+  LayerResult run() {
+    LayerResult r;
+    double sigma = 0;
+    bool finite;
+    if (b_.vector_norm) {
+      sigma = vector_norm();
+      finite = std::isfinite(sigma);
+      r.converged = true;
+    } else if (opt_.tolerance >= 0) {
+      finite = converge(sigma, r);
+    } else if (opt_.iterations == 0) {
+      finite = eval(sigma);
+    } else if (opt_.legacy) {
+      finite = fixed_legacy(sigma);
+      r.iterations_run = opt_.iterations;
+    } else {
+      finite = fixed_default(sigma);
+      r.iterations_run = opt_.iterations;
+    }
+    const T rounded = static_cast<T>(sigma);
+    r.sigma = static_cast<double>(rounded);
+    if (!finite || !std::isfinite(rounded)) {
+      r.status = LayerStatus::kNonFinite;
+    } else if (std::fabs(r.sigma) <= opt_.eps) {
+      r.status = LayerStatus::kBelowEps;
+    }
+    return r;
+  }
+
+ private:
+  // σ = ‖W‖ for a 1-D weight.
+  double vector_norm() {
+    const size_t n = L_.size();
+    const double s = k_.sum_squares(b_.weight, n);
+    if (std::isfinite(s) && s >= 0x1p-900) return std::sqrt(s);
+    // Rare: non-finite input, overflow or underflow of the squares. Redo it scaled.
+    double m = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double a = std::fabs(static_cast<double>(b_.weight[i]));
+      if (!(a <= std::numeric_limits<double>::max())) return std::numeric_limits<double>::quiet_NaN();
+      m = std::max(m, a);
+    }
+    if (m == 0) return 0;
+    double scaled = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double y = static_cast<double>(b_.weight[i]) / m;
+      scaled += y * y;
+    }
+    return m * std::sqrt(scaled);
+  }
+
+  // Eval mode: σ = u·(M v) with u and v as they are. One pass.
+  bool eval(double& sigma) {
+    load_x(b_.v);
+    matvec();
+    const double nd = norm2(s_.d, L_.rows);
+    double dot = 0;
+    for (size_t r = 0; r < L_.rows; ++r) dot += static_cast<double>(b_.u[r]) * s_.d[r];
+    sigma = dot;
+    return std::isfinite(nd) && std::isfinite(dot);
+  }
+
+  // u ← normalize(W v), v ← normalize(Wᵀ u), σ = ‖Wᵀu‖: one fused sweep over W per iteration.
+  bool fixed_default(double& sigma) {
+    load_x(b_.v);
+    double nt = 0, den_v = 1;
+    for (int32_t j = 0; j < opt_.iterations; ++j) {
+      sweep(1.0);
+      if (!update_u()) return false;
+      if (!update_v(nt, den_v)) return false;
+    }
+    sigma = nt * (nt / den_v);  // u·(W v) = (Wᵀu)·v
+    return true;
+  }
+
+  // v ← normalize(Wᵀ u), u ← normalize(W v), σ = ‖W v‖: a first pass for Wᵀu, then one per iteration.
+  bool fixed_legacy(double& sigma) {
+    for (size_t r = 0; r < L_.rows; ++r) s_.d[r] = static_cast<double>(b_.u[r]);
+    rmatvec_of_d();
+    double nt, den_v;
+    if (!update_v(nt, den_v)) return false;
+    for (int32_t j = 0; j < opt_.iterations; ++j) {
+      const bool last = j + 1 == opt_.iterations;
+      if (last) {
+        matvec();
+      } else {
+        sweep(1.0);
+      }
+      const double nd = norm2(s_.d, L_.rows);
+      if (!update_u(nd)) return false;
+      sigma = nd * (nd / clamp_norm(nd, opt_.eps));
+      if (!last && !update_v(nt, den_v)) return false;
+    }
+    return true;
+  }
+
+  // One-shot estimate: exact normalisation, so σ(cW) = |c|σ(W) at any scale, until σ settles.
+  bool converge(double& sigma, LayerResult& r) {
+    load_x(b_.v);
+    double scale = 1, previous = 0;
+    sigma = 0;
+    for (int32_t j = 1; j <= opt_.iterations; ++j) {
+      sweep(scale);
+      const double nd = norm2(s_.d, L_.rows);
+      if (!std::isfinite(nd)) return false;
+      r.iterations_run = j;
+      if (nd == 0) {  // a zero matrix (or a start vector in its null space)
+        sigma = 0;
+        r.converged = true;
+        return true;
+      }
+      double nt = norm2(s_.t, L_.cols());
+      // t = scale·Wᵀd ~ σ²·scale. With scale = 1 (first iteration) float64 weights beyond 1e±150 can overflow or
+      // underflow it; redo the sweep scaled by 1/‖d‖. Later iterations are already scaled.
+      if (j == 1 && !(std::isfinite(nt) && nt > 0x1p-900)) {
+        scale = 1 / nd;
+        sweep(scale);
+        nt = norm2(s_.t, L_.cols());
+      }
+      if (!std::isfinite(nt)) return false;
+      if (nt == 0) {
+        sigma = 0;
+        r.converged = true;
+        return true;
+      }
+      sigma = (nt / nd) / scale;  // ‖Wᵀu‖ with u = d/‖d‖
+      for (size_t i = 0; i < L_.rows; ++i) s_.u_new[i] = static_cast<T>(s_.d[i] / nd);
+      for (size_t c = 0; c < L_.cols(); ++c) {
+        s_.x[c] = s_.t[c] / nt;  // kept in double between iterations: the estimate, not PyTorch's rounding
+        s_.v_new[c] = static_cast<T>(s_.x[c]);
+      }
+      if (j == 1) previous = nd;  // ‖W v₀‖, the estimate before the first full iteration
+      const bool settled = std::fabs(sigma - previous) <= opt_.tolerance * sigma;
+      previous = sigma;
+      scale = 1 / nd;
+      if (settled) {
+        r.converged = true;
+        return true;
+      }
+    }
+    return true;
+  }
+
+  void load_x(const T* v) {
+    for (size_t c = 0; c < L_.cols(); ++c) s_.x[c] = static_cast<double>(v[c]);
+  }
+
+  // u_new = d / max(‖d‖, eps); t becomes Wᵀu.
+  bool update_u() {
+    const double nd = norm2(s_.d, L_.rows);
+    return update_u(nd);
+  }
+  bool update_u(double nd) {
+    if (!std::isfinite(nd)) return false;
+    const double den = clamp_norm(nd, opt_.eps);
+    for (size_t r = 0; r < L_.rows; ++r) s_.u_new[r] = static_cast<T>(s_.d[r] / den);
+    for (size_t c = 0; c < L_.cols(); ++c) s_.t[c] /= den;
+    return true;
+  }
+
+  // v_new = t / max(‖t‖, eps), and x = v_new (rounded, as PyTorch stores v).
+  bool update_v(double& nt, double& den) {
+    nt = norm2(s_.t, L_.cols());
+    if (!std::isfinite(nt)) return false;
+    den = clamp_norm(nt, opt_.eps);
+    for (size_t c = 0; c < L_.cols(); ++c) {
+      s_.v_new[c] = static_cast<T>(s_.t[c] / den);
+      s_.x[c] = static_cast<double>(s_.v_new[c]);
+    }
+    return true;
+  }
+
+  size_t row_begin(size_t task) const { return L_.rows * task / threads_; }
+
+  // d = M x.
+  void matvec() {
+    parallel_for(threads_, threads_, [&](size_t i) {
+      const size_t r0 = row_begin(i), r1 = row_begin(i + 1);
+      k_.matvec_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0);
+    });
+  }
+
+  // d = M x and t = scale·Mᵀd, in one pass.
+  void sweep(double scale) {
+    accumulate_t([&](size_t r0, size_t r1, double* t) {
+      k_.sweep_rows(b_.weight, L_, r0, r1, s_.x, scale, s_.d + r0, t);
+    });
+  }
+
+  // t = Mᵀd.
+  void rmatvec_of_d() {
+    accumulate_t([&](size_t r0, size_t r1, double* t) { k_.accumulate_rows(b_.weight, L_, r0, r1, s_.d + r0, 1.0, t); });
+  }
+
+  // Runs body over row ranges, each summing into its own copy of t, then adds the copies in task order: the same
+  // bits run to run for a given thread count, with no atomics.
+  template <typename Body>
+  void accumulate_t(const Body& body) {
+    const size_t cols = L_.cols();
+    std::fill(s_.t, s_.t + cols, 0.0);
+    if (threads_ == 1) {
+      body(0, L_.rows, s_.t);
+      return;
+    }
+    std::fill(partials_, partials_ + (threads_ - 1) * cols, 0.0);
+    parallel_for(threads_, threads_, [&](size_t i) {
+      body(row_begin(i), row_begin(i + 1), i == 0 ? s_.t : partials_ + (i - 1) * cols);
+    });
+    for (size_t i = 1; i < threads_; ++i) {
+      const double* p = partials_ + (i - 1) * cols;
+      for (size_t c = 0; c < cols; ++c) s_.t[c] += p[c];
+    }
+  }
+
+  const LayerBuffers<T>& b_;
+  const PowerOptions& opt_;
+  const kernels::Table<T>& k_;
+  const MatrixLayout L_;
+  const size_t threads_;
+  Scratch<T> s_;
+  double* partials_;
+};
+
+// Writes one layer's result into the caller's buffers; [begin, end) is the part of W to divide.
+template <typename T>
+void commit_division(const LayerBuffers<T>& b, const LayerResult& r, size_t begin, size_t end) {
+  if (b.out == nullptr) return;
+  if (r.status == LayerStatus::kNormalized) {
+    kernels::table<T>().divide(b.weight + begin, b.out + begin, end - begin, static_cast<T>(r.sigma));
+  } else if (b.out != b.weight) {
+    std::memcpy(b.out + begin, b.weight + begin, (end - begin) * sizeof(T));
+  }
+}
+
+template <typename T>
+void commit_vectors(const LayerBuffers<T>& b, const LayerResult& r, const Scratch<T>& s, const PowerOptions& opt) {
+  const bool iterated = opt.tolerance >= 0 || opt.iterations > 0;
+  if (b.vector_norm || !iterated || r.status != LayerStatus::kNormalized) return;
+  std::copy(s.u_new, s.u_new + b.layout.rows, b.u);
+  std::copy(s.v_new, s.v_new + b.layout.cols(), b.v);
+}
+
+}  // namespace
+
+template <typename T>
+bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOptions& options,
+                     std::vector<LayerResult>& results) {
+  const size_t n = layers.size();
+  results.assign(n, LayerResult{});
+  const unsigned threads = std::max(1u, options.threads);
+
+  // One arena for the whole batch, allocated before anything is touched.
+  std::vector<size_t> double_offset(n), t_offset(n);
+  size_t doubles = 0, ts = 0, partial_doubles = 0;
+  std::vector<unsigned> per_layer_threads(n);
+  for (size_t i = 0; i < n; ++i) {
+    const MatrixLayout& L = layers[i].layout;
+    per_layer_threads[i] = layer_threads(L.size(), threads);
+    if (layers[i].vector_norm) continue;
+    double_offset[i] = doubles;
+    doubles += L.rows + 2 * L.cols();
+    t_offset[i] = ts;
+    ts += L.rows + L.cols();
+    if (per_layer_threads[i] > 1) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
+  }
+  std::vector<double> arena_d(doubles + partial_doubles);
+  std::vector<T> arena_t(ts);
+  double* partials = arena_d.data() + doubles;
+  auto scratch = [&](size_t i) {
+    Scratch<T> s;
+    if (layers[i].vector_norm) return s;
+    const MatrixLayout& L = layers[i].layout;
+    s.x = arena_d.data() + double_offset[i];
+    s.d = s.x + L.cols();
+    s.t = s.d + L.rows;
+    s.u_new = arena_t.data() + t_offset[i];
+    s.v_new = s.u_new + L.rows;
+    return s;
+  };
+
+  // Phase 1: every σ, into scratch. Large layers one after another, each over its threads; small layers side by
+  // side, one thread each.
+  std::vector<size_t> small;
+  for (size_t i = 0; i < n; ++i) {
+    if (per_layer_threads[i] > 1) {
+      results[i] = LayerRun<T>(layers[i], options, per_layer_threads[i], scratch(i), partials).run();
+    } else {
+      small.push_back(i);
+    }
+  }
+  parallel_for(small.size(), threads, [&](size_t k) {
+    const size_t i = small[k];
+    results[i] = LayerRun<T>(layers[i], options, 1, scratch(i), nullptr).run();
+  });
+
+  for (const LayerResult& r : results) {
+    if (r.status == LayerStatus::kNonFinite) return false;
+  }
+
+  // Phase 2: commit. Large divisions split into chunks over the threads; the bits do not depend on the split.
+  constexpr size_t kChunk = kElementsPerThread;
+  struct Piece {
+    size_t layer, begin, end;
+  };
+  std::vector<Piece> pieces;  // built before the first write, so a failed allocation still modifies nothing
+  for (size_t i = 0; i < n; ++i) {
+    if (layers[i].out == nullptr) continue;
+    const size_t size = layers[i].layout.size();
+    for (size_t begin = 0; begin < size; begin += kChunk) pieces.push_back({i, begin, std::min(size, begin + kChunk)});
+  }
+  for (size_t i = 0; i < n; ++i) commit_vectors(layers[i], results[i], scratch(i), options);
+  parallel_for(pieces.size(), threads, [&](size_t k) {
+    const Piece& p = pieces[k];
+    commit_division(layers[p.layer], results[p.layer], p.begin, p.end);
+  });
+  return true;
+}
+
+template bool run_power_batch<float>(const std::vector<LayerBuffers<float>>&, const PowerOptions&,
+                                     std::vector<LayerResult>&);
+template bool run_power_batch<double>(const std::vector<LayerBuffers<double>>&, const PowerOptions&,
+                                      std::vector<LayerResult>&);
+
+}  // namespace sn

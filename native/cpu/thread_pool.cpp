@@ -1,0 +1,126 @@
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+namespace sn {
+namespace {
+
+// One parallel_for call. Shared with the workers, so it outlives the caller's stack if a worker is late.
+struct Batch {
+  const std::function<void(size_t)>* task;
+  size_t count;
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> done{0};
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::exception_ptr error;
+
+  // Claims and runs tasks until none are left.
+  void drain() {
+    for (size_t i; (i = next.fetch_add(1)) < count;) {
+      try {
+        (*task)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!error) error = std::current_exception();
+      }
+      if (done.fetch_add(1) + 1 == count) {
+        std::lock_guard<std::mutex> lock(mutex);
+        finished.notify_all();
+      }
+    }
+  }
+};
+
+class Pool {
+ public:
+  void run(size_t count, unsigned threads, const std::function<void(size_t)>& task) {
+    auto batch = std::make_shared<Batch>();
+    batch->task = &task;
+    batch->count = count;
+    size_t helpers = std::min<size_t>(count, threads) - 1;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      try {
+        while (workers_.size() < helpers) workers_.emplace_back([this] { work(); });
+      } catch (...) {
+        // No more threads to be had: go on with those we have (the caller alone, at worst), rather than fail a
+        // job half-way through its commit.
+        helpers = workers_.size();
+      }
+      try {
+        for (size_t i = 0; i < helpers; ++i) queue_.push_back(batch);
+      } catch (...) {
+        // Those already queued still help; the caller drains the rest below, so no task is lost.
+      }
+    }
+    wake_.notify_all();
+    batch->drain();
+    std::unique_lock<std::mutex> lock(batch->mutex);
+    batch->finished.wait(lock, [&] { return batch->done.load() == count; });
+    if (batch->error) std::rethrow_exception(batch->error);
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::shared_ptr<Batch> batch;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return !queue_.empty(); });
+        batch = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      batch->drain();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Batch>> queue_;
+  std::vector<std::thread> workers_;
+};
+
+Pool& pool() {
+  // Never destroyed: its threads block on a condition variable and end with the process, which avoids joining them
+  // from a static destructor while an addon instance in another thread may still be running work.
+  static Pool* instance = new Pool();
+  return *instance;
+}
+
+}  // namespace
+
+void parallel_for(size_t count, unsigned threads, const std::function<void(size_t)>& task) {
+  if (count == 0) return;
+  if (threads <= 1 || count == 1) {
+    for (size_t i = 0; i < count; ++i) task(i);
+    return;
+  }
+  pool().run(count, threads, task);
+}
+
+unsigned available_threads() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<unsigned>(n);
+  }
+#endif
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? n : 1;
+}
+
+}  // namespace sn

@@ -1,0 +1,89 @@
+// The Node-API entry point: unmarshal, schedule, map errors. No math here.
+#include <napi.h>
+
+#include <new>
+#include <vector>
+
+#include "../cpu/kernels.h"
+#include "../cpu/thread_pool.h"
+#include "../cuda/device_query.h"
+#include "errors.h"
+#include "power_job.h"
+#include "power_worker.h"
+
+namespace sn::binding {
+namespace {
+
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("compiled", true);
+  cpu.Set("simd", kernels::simd_level());
+  cpu.Set("hardwareThreads", available_threads());
+
+  const cuda::CudaInfo c = cuda::query_devices();
+  Napi::Object gpu = Napi::Object::New(env);
+  gpu.Set("compiled", c.compiled);
+  gpu.Set("runtimeVersion", c.runtime_version);
+  gpu.Set("driverVersion", c.driver_version);
+  Napi::Array devices = Napi::Array::New(env, c.devices.size());
+  for (size_t i = 0; i < c.devices.size(); ++i) {
+    const cuda::DeviceInfo& d = c.devices[i];
+    Napi::Object device = Napi::Object::New(env);
+    device.Set("index", d.index);
+    device.Set("name", d.name);
+    device.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    device.Set("totalMemory", static_cast<double>(d.total_memory));
+    devices.Set(static_cast<uint32_t>(i), device);
+  }
+  gpu.Set("devices", devices);
+  gpu.Set("reason", c.reason);
+
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("cpu", cpu);
+  result.Set("cuda", gpu);
+  return result;
+}
+
+Napi::Object JobArgument(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw_type_error(info.Env(), "job must be an object");
+  return info[0].As<Napi::Object>();
+}
+
+// Sync: returns true when every layer was finite (and committed), false when nothing was modified.
+Napi::Value Run(const Napi::CallbackInfo& info) {
+  std::vector<Napi::Object> arrays;
+  PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
+  try {
+    job.Execute();
+  } catch (const std::bad_alloc&) {
+    throw coded_error(info.Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY",
+                      "spectral-norm: out of memory for the job's scratch space; nothing was modified");
+  }
+  return Napi::Boolean::New(info.Env(), job.all_finite());
+}
+
+// Async: the same, off the event loop; a promise of the same boolean.
+Napi::Value RunAsync(const Napi::CallbackInfo& info) {
+  std::vector<Napi::Object> arrays;
+  PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
+  auto* worker = new PowerWorker(info.Env(), std::move(job), arrays);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();  // the worker deletes itself when done
+  return promise;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("run", Napi::Function::New(env, Run, "run"));
+  exports.Set("runAsync", Napi::Function::New(env, RunAsync, "runAsync"));
+  return exports;
+}
+
+}  // namespace sn::binding
+
+// Context-aware (Node-API modules always are): loads in the main thread and in any number of worker threads.
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return sn::binding::Init(env, exports); }
+NODE_API_MODULE(spectral_norm, InitAddon)

@@ -1,0 +1,154 @@
+#include "power_job.h"
+
+#include <cmath>
+
+#include "errors.h"
+
+namespace sn::binding {
+namespace {
+
+// A typed array's element pointer and length, after checking its element type. ByteOffset is honoured by
+// TypedArrayOf::Data(); nothing here assumes alignment beyond the element's.
+template <typename E>
+struct View {
+  E* data = nullptr;
+  size_t length = 0;
+};
+
+template <typename E>
+View<E> typed_array(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& name,
+                    std::vector<Napi::Object>* arrays) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw_type_error(env, name + " has the wrong array type");
+  }
+  auto array = value.As<Napi::TypedArrayOf<E>>();
+  if (array.ArrayBuffer().IsDetached()) throw_type_error(env, name + " is backed by a detached ArrayBuffer");
+  arrays->push_back(array);
+  return {array.Data(), array.ElementLength()};
+}
+
+size_t size_field(Napi::Env env, const Napi::Object& object, const char* key, const std::string& owner) {
+  const Napi::Value value = object.Get(key);
+  const double x = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+  if (!(x >= 1 && x <= 9007199254740991.0) || std::floor(x) != x) {
+    throw_range_error(env, owner + "." + key + " must be a positive safe integer");
+  }
+  return static_cast<size_t>(x);
+}
+
+double number_field(Napi::Env env, const Napi::Object& object, const char* key) {
+  const Napi::Value value = object.Get(key);
+  if (!value.IsNumber()) throw_type_error(env, std::string("job.") + key + " must be a number");
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+template <typename T>
+LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t index, napi_typedarray_type type,
+                            std::vector<Napi::Object>* arrays) {
+  const std::string name = "job.layers[" + std::to_string(index) + "]";
+  LayerBuffers<T> b;
+  b.layout.outer = size_field(env, layer, "outer", name);
+  b.layout.rows = size_field(env, layer, "rows", name);
+  b.layout.inner = size_field(env, layer, "inner", name);
+  size_t cols, size;
+  if (__builtin_mul_overflow(b.layout.outer, b.layout.inner, &cols) ||
+      __builtin_mul_overflow(cols, b.layout.rows, &size)) {
+    throw_range_error(env, name + " is too large");
+  }
+  b.vector_norm = layer.Get("vectorNorm").ToBoolean();
+
+  const View<T> weight = typed_array<T>(env, layer.Get("weight"), type, name + ".weight", arrays);
+  if (weight.length != size) throw_range_error(env, name + ".weight has the wrong length");
+  b.weight = weight.data;
+
+  const Napi::Value out = layer.Get("out");
+  if (!out.IsNull() && !out.IsUndefined()) {
+    const View<T> o = typed_array<T>(env, out, type, name + ".out", arrays);
+    if (o.length != size) throw_range_error(env, name + ".out has the wrong length");
+    const bool disjoint = o.data + size <= weight.data || weight.data + size <= o.data;
+    if (o.data != weight.data && !disjoint) throw_range_error(env, name + ".out partially overlaps the weight");
+    b.out = o.data;
+  }
+
+  const View<T> u = typed_array<T>(env, layer.Get("u"), type, name + ".u", arrays);
+  const View<T> v = typed_array<T>(env, layer.Get("v"), type, name + ".v", arrays);
+  if (!b.vector_norm && (u.length != b.layout.rows || v.length != cols)) {
+    throw_range_error(env, name + ".u or .v has the wrong length");
+  }
+  b.u = u.data;
+  b.v = v.data;
+  return b;
+}
+
+template <typename E>
+E* result_array(Napi::Env env, const Napi::Object& job, const char* key, napi_typedarray_type type, size_t count,
+                std::vector<Napi::Object>* arrays) {
+  const View<E> view = typed_array<E>(env, job.Get(key), type, std::string("job.") + key, arrays);
+  if (view.length != count) throw_range_error(env, std::string("job.") + key + " must have one entry per layer");
+  return view.data;
+}
+
+}  // namespace
+
+PowerJob PowerJob::FromJs(const Napi::Object& job, std::vector<Napi::Object>* arrays) {
+  const Napi::Env env = job.Env();
+  PowerJob p;
+  const std::string dtype = job.Get("dtype").ToString().Utf8Value();
+  if (dtype != "float32" && dtype != "float64") throw_type_error(env, "job.dtype must be 'float32' or 'float64'");
+  p.f64_ = dtype == "float64";
+
+  const Napi::Value layers_value = job.Get("layers");
+  if (!layers_value.IsArray()) throw_type_error(env, "job.layers must be an array");
+  const Napi::Array layers = layers_value.As<Napi::Array>();
+  p.count_ = layers.Length();
+  for (uint32_t i = 0; i < p.count_; ++i) {
+    const Napi::Value layer = layers.Get(i);
+    if (!layer.IsObject()) throw_type_error(env, "job.layers[" + std::to_string(i) + "] must be an object");
+    if (p.f64_) {
+      p.f64_layers_.push_back(parse_layer<double>(env, layer.As<Napi::Object>(), i, napi_float64_array, arrays));
+    } else {
+      p.f32_layers_.push_back(parse_layer<float>(env, layer.As<Napi::Object>(), i, napi_float32_array, arrays));
+    }
+  }
+
+  const double iterations = number_field(env, job, "iterations");
+  if (!(iterations >= 0 && iterations <= 2147483647.0) || std::floor(iterations) != iterations) {
+    throw_range_error(env, "job.iterations must be an integer from 0 to 2^31 - 1");
+  }
+  p.options_.iterations = static_cast<int32_t>(iterations);
+  p.options_.tolerance = number_field(env, job, "tolerance");
+  if (std::isnan(p.options_.tolerance)) throw_range_error(env, "job.tolerance must not be NaN");
+  if (p.options_.tolerance >= 0 && p.options_.iterations < 1) {
+    throw_range_error(env, "job.iterations must be at least 1 when job.tolerance is set");
+  }
+  p.options_.eps = number_field(env, job, "eps");
+  if (!(p.options_.eps >= 0 && std::isfinite(p.options_.eps))) {
+    throw_range_error(env, "job.eps must be a finite number >= 0");
+  }
+  p.options_.legacy = job.Get("legacy").ToBoolean();
+  const double threads = number_field(env, job, "threads");
+  if (!(threads >= 1 && threads <= 1024) || std::floor(threads) != threads) {
+    throw_range_error(env, "job.threads must be an integer from 1 to 1024");
+  }
+  p.options_.threads = static_cast<unsigned>(threads);
+
+  p.sigma_ = result_array<double>(env, job, "sigma", napi_float64_array, p.count_, arrays);
+  p.status_ = result_array<int32_t>(env, job, "status", napi_int32_array, p.count_, arrays);
+  p.iterations_run_ = result_array<int32_t>(env, job, "iterationsRun", napi_int32_array, p.count_, arrays);
+  p.converged_ = result_array<uint8_t>(env, job, "converged", napi_uint8_array, p.count_, arrays);
+  return p;
+}
+
+void PowerJob::Execute() {
+  std::vector<LayerResult> results;
+  all_finite_ = f64_ ? run_power_batch<double>(f64_layers_, options_, results)
+                     : run_power_batch<float>(f32_layers_, options_, results);
+  for (size_t i = 0; i < count_; ++i) {
+    sigma_[i] = results[i].sigma;
+    status_[i] = static_cast<int32_t>(results[i].status);
+    iterations_run_[i] = results[i].iterations_run;
+    converged_[i] = results[i].converged ? 1 : 0;
+  }
+}
+
+}  // namespace sn::binding

@@ -1,0 +1,38 @@
+#pragma once
+// One batched call, unmarshalled from the job object lib/engine.ts builds (the PowerJob type of binding.d.ts).
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../cpu/power_iteration.h"
+
+namespace sn::binding {
+
+class PowerJob {
+ public:
+  // Checks the job again and takes raw pointers into its typed arrays; throws a JS TypeError or RangeError. Every
+  // typed array the job reads or writes is appended to `arrays`, so an async caller can pin them.
+  static PowerJob FromJs(const Napi::Object& job, std::vector<Napi::Object>* arrays);
+
+  // Runs the math and writes the per-layer results. Any thread; no JS value is touched. Throws std::bad_alloc.
+  void Execute();
+
+  // After Execute: false when some layer was non-finite, in which case nothing was modified.
+  bool all_finite() const { return all_finite_; }
+
+ private:
+  bool f64_ = false;
+  std::vector<LayerBuffers<float>> f32_layers_;
+  std::vector<LayerBuffers<double>> f64_layers_;
+  PowerOptions options_;
+  size_t count_ = 0;
+  double* sigma_ = nullptr;
+  int32_t* status_ = nullptr;
+  int32_t* iterations_run_ = nullptr;
+  uint8_t* converged_ = nullptr;
+  bool all_finite_ = false;
+};
+
+}  // namespace sn::binding

@@ -1,0 +1,34 @@
+#include "power_worker.h"
+
+#include <new>
+
+#include "errors.h"
+
+namespace sn::binding {
+
+PowerWorker::PowerWorker(Napi::Env env, PowerJob job, const std::vector<Napi::Object>& arrays)
+    : Napi::AsyncWorker(env, "spectral-norm:power"), deferred_(Napi::Promise::Deferred::New(env)), job_(std::move(job)) {
+  pinned_.reserve(arrays.size());
+  for (const Napi::Object& array : arrays) pinned_.push_back(Napi::Persistent(array));
+}
+
+void PowerWorker::Execute() {
+  try {
+    job_.Execute();
+  } catch (const std::bad_alloc&) {
+    out_of_memory_ = true;
+    SetError("spectral-norm: out of memory for the job's scratch space; nothing was modified");
+  } catch (const std::exception& e) {
+    SetError(std::string("spectral-norm: ") + e.what());
+  }
+}
+
+void PowerWorker::OnOK() { deferred_.Resolve(Napi::Boolean::New(Env(), job_.all_finite())); }
+
+void PowerWorker::OnError(const Napi::Error& error) {
+  Napi::Error rejection = error;
+  if (out_of_memory_) rejection = coded_error(Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY", error.Message());
+  deferred_.Reject(rejection.Value());
+}
+
+}  // namespace sn::binding

@@ -1,0 +1,30 @@
+#pragma once
+// runAsync: the math of one PowerJob on libuv's thread pool, settled as a promise.
+#include <napi.h>
+
+#include <vector>
+
+#include "power_job.h"
+
+namespace sn::binding {
+
+class PowerWorker : public Napi::AsyncWorker {
+ public:
+  // Pins every typed array of the job for as long as the work runs.
+  PowerWorker(Napi::Env env, PowerJob job, const std::vector<Napi::Object>& arrays);
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& error) override;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  PowerJob job_;
+  std::vector<Napi::ObjectReference> pinned_;
+  bool out_of_memory_ = false;
+};
+
+}  // namespace sn::binding

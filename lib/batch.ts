@@ -1,0 +1,210 @@
+// SpectralNormBatch: many layers of any shapes, stepped together in one backend call.
+import type { FloatArray } from '../binding';
+import type { BackendName } from './backends';
+import {
+  COMMON_KEYS,
+  type CommonOptions,
+  type Layer,
+  LayerSet,
+  type Targets,
+  checkSettings,
+  checkTargets,
+  createLayer,
+  toNumbers,
+} from './layer-set';
+import { type DType, MAX_ITERATIONS, checkBoolean, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
+
+export interface LayerSpec {
+  shape: readonly number[];
+  /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
+  dim?: number;
+  /** Start vectors, for example a PyTorch model's weight_u / _u and weight_v / _v. */
+  u?: ArrayLike<number>;
+  v?: ArrayLike<number>;
+  /** Seed for this layer's start vectors; default: the batch's seed plus the layer's index. */
+  seed?: number;
+  /** Used in error messages. */
+  name?: string;
+}
+
+export interface SpectralNormBatchOptions extends CommonOptions {
+  /** Layer i draws its start vectors from seed + i unless it has its own; default: random. */
+  seed?: number;
+}
+
+export interface BatchStepOptions {
+  /** true (default): PyTorch's training mode, run the power iterations and update u and v. false: eval mode. */
+  update?: boolean;
+  /** One array per layer to receive W/σ; without it the weights are divided in place. */
+  out?: readonly FloatArray[];
+}
+
+export interface SpectralNormBatchState {
+  format: 'spectral-norm.batch';
+  version: 1;
+  iterations: number;
+  eps: number;
+  dtype: DType;
+  legacy: boolean;
+  layers: { shape: number[]; dim: number; name?: string; u: number[]; v: number[] }[];
+}
+
+const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
+
+export class SpectralNormBatch {
+  private readonly set: LayerSet;
+
+  constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}) {
+    const opts = checkObject('options', options);
+    checkKnownKeys('options', opts, [...COMMON_KEYS, 'seed']);
+    const settings = checkSettings('options', opts);
+    const seed = checkSeed('options.seed', opts.seed);
+    if (!Array.isArray(layers) || layers.length === 0) {
+      throw new TypeError(`layers must be a non-empty array of { shape, dim?, u?, v?, seed?, name? }, got ${describe(layers)}`);
+    }
+    const built = layers.map((spec: unknown, i) => {
+      const init = checkObject(`layers[${i}]`, spec);
+      if (spec === undefined) throw new TypeError(`layers[${i}] must be an object, got undefined`);
+      checkKnownKeys(`layers[${i}]`, init, LAYER_KEYS);
+      const layerSeed = seed === undefined ? undefined : seed + i;
+      return createLayer(`layers[${i}].shape`, `layers[${i}]`, init, settings, layerSeed, `weights[${i}]`);
+    });
+    this.set = new LayerSet('SpectralNormBatch', built, settings);
+  }
+
+  /** Number of layers. */
+  get length(): number {
+    return this.set.layers.length;
+  }
+
+  /** The backend this batch runs on. */
+  get backend(): BackendName {
+    return this.set.settings.backend.name;
+  }
+
+  get dtype(): DType {
+    return this.set.settings.dtype;
+  }
+
+  /** A copy of layer i's u. */
+  u(index: number): FloatArray {
+    return this.layer(index).state.u.slice();
+  }
+
+  /** A copy of layer i's v. */
+  v(index: number): FloatArray {
+    return this.layer(index).state.v.slice();
+  }
+
+  /**
+   * Runs `iterations` power iterations on every layer without touching the weights (PyTorch's warm-up when a
+   * parametrization is registered). Returns each layer's σ estimate.
+   */
+  warmup(weights: readonly FloatArray[], iterations: number): Float64Array {
+    this.set.queue.assertIdle('warmup');
+    return this.set.run(this.warmupTargets(weights), this.checkIterations(iterations));
+  }
+
+  warmupAsync(weights: readonly FloatArray[], iterations: number): Promise<Float64Array> {
+    return this.set.queue.enqueue(async () => {
+      const targets = this.warmupTargets(weights);
+      return this.set.runAsync(targets, this.checkIterations(iterations));
+    });
+  }
+
+  /**
+   * One forward of PyTorch's spectral_norm on every layer: returns σ per layer and writes W/σ into `out`, or into
+   * the weights. A layer with σ ≤ eps is left as it is. NaN or Infinity in any weight throws a RangeError and
+   * modifies nothing.
+   */
+  step(weights: readonly FloatArray[], options: BatchStepOptions = {}): Float64Array {
+    this.set.queue.assertIdle('step');
+    const { targets, iterations } = this.stepArguments(weights, options);
+    return this.set.run(targets, iterations);
+  }
+
+  stepAsync(weights: readonly FloatArray[], options: BatchStepOptions = {}): Promise<Float64Array> {
+    return this.set.queue.enqueue(async () => {
+      const { targets, iterations } = this.stepArguments(weights, options);
+      return this.set.runAsync(targets, iterations);
+    });
+  }
+
+  state(): SpectralNormBatchState {
+    const { iterations, eps, dtype, legacy } = this.set.settings;
+    return {
+      format: 'spectral-norm.batch',
+      version: 1,
+      iterations,
+      eps,
+      dtype,
+      legacy,
+      layers: this.set.layers.map((layer) => ({
+        shape: layer.shape.slice(),
+        dim: layer.dim,
+        ...(layer.name === undefined ? {} : { name: layer.name }),
+        u: toNumbers(layer.state.u),
+        v: toNumbers(layer.state.v),
+      })),
+    };
+  }
+
+  /** Restores a batch from state(), exactly. `options` may choose the backend and threads. */
+  static fromState(state: SpectralNormBatchState, options: Pick<CommonOptions, 'backend' | 'threads'> = {}): SpectralNormBatch {
+    const s = checkObject('state', state);
+    if (s.format !== 'spectral-norm.batch' || s.version !== 1) {
+      throw new TypeError(`state must come from SpectralNormBatch.state() (format 'spectral-norm.batch', version 1)`);
+    }
+    const opts = checkObject('options', options);
+    checkKnownKeys('options', opts, ['backend', 'threads']);
+    if (!Array.isArray(s.layers)) throw new TypeError(`state.layers must be an array, got ${describe(s.layers)}`);
+    s.layers.forEach((layer: unknown, i: number) => {
+      const l = checkObject(`state.layers[${i}]`, layer);
+      if (l.u === undefined || l.v === undefined) throw new TypeError(`state.layers[${i}] must have u and v`);
+    });
+    const layers = s.layers as LayerSpec[];
+    return new SpectralNormBatch(
+      layers.map(({ shape, dim, name, u, v }) => ({ shape, dim, name, u, v })),
+      { iterations: s.iterations, eps: s.eps, dtype: s.dtype, legacy: s.legacy, ...opts } as SpectralNormBatchOptions,
+    );
+  }
+
+  private layer(index: number): Layer {
+    checkInteger('index', index, 0, this.length - 1);
+    return this.set.layers[index];
+  }
+
+  private checkIterations(iterations: unknown): number {
+    return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
+  }
+
+  private checkWeightList(weights: unknown): readonly unknown[] {
+    if (!Array.isArray(weights)) throw new TypeError(`weights must be an array of typed arrays, got ${describe(weights)}`);
+    if (weights.length !== this.length) {
+      throw new RangeError(`weights has ${weights.length} entries but the batch has ${this.length} layers`);
+    }
+    return weights;
+  }
+
+  private warmupTargets(weights: unknown): Targets {
+    const list = this.checkWeightList(weights);
+    return checkTargets(this.set.layers, this.dtype, list, (i) => `weights[${i}]`, 'none');
+  }
+
+  private stepArguments(weights: unknown, options: unknown): { targets: Targets; iterations: number } {
+    const list = this.checkWeightList(weights);
+    const opts = checkObject('options', options);
+    checkKnownKeys('options', opts, ['update', 'out']);
+    const update = checkBoolean('options.update', opts.update, true);
+    let mode: Parameters<typeof checkTargets>[4] = 'in-place';
+    if (opts.out !== undefined) {
+      if (!Array.isArray(opts.out)) throw new TypeError(`options.out must be an array of typed arrays, got ${describe(opts.out)}`);
+      if (opts.out.length !== this.length) {
+        throw new RangeError(`options.out has ${opts.out.length} entries but the batch has ${this.length} layers`);
+      }
+      mode = { outs: opts.out, names: (i) => `options.out[${i}]` };
+    }
+    const targets = checkTargets(this.set.layers, this.dtype, list, (i) => `weights[${i}]`, mode);
+    return { targets, iterations: update ? this.set.settings.iterations : 0 };
+  }
+}

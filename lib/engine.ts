@@ -1,0 +1,124 @@
+// The one place where the API meets a backend: builds a PowerJob from layer states, runs it sync or async, and turns
+// the per-layer outcome into results or errors. SpectralNormalizer, SpectralNormBatch and the one-shot functions all
+// go through here, which is why a batch of one gives the same bits as a normalizer.
+import type { FloatArray, PowerJob } from '../binding';
+import type { ResolvedBackend } from './backends';
+import type { MatrixGeometry } from './layout';
+import type { DType } from './validate';
+
+const STATUS_NON_FINITE = 2;
+
+/** One layer's persistent state: its matrix geometry and its u and v (owned by the library, dtype arrays). */
+export interface LayerState {
+  geometry: MatrixGeometry;
+  u: FloatArray;
+  v: FloatArray;
+}
+
+export interface RunParams {
+  dtype: DType;
+  iterations: number;
+  /** < 0: fixed (PyTorch) mode; ≥ 0: converge mode. */
+  tolerance: number;
+  eps: number;
+  legacy: boolean;
+  threads: number;
+}
+
+export interface RunResult {
+  sigma: Float64Array;
+  iterationsRun: Int32Array;
+  converged: Uint8Array;
+}
+
+export function buildJob(
+  layers: readonly LayerState[],
+  weights: readonly FloatArray[],
+  outs: readonly (FloatArray | null)[],
+  params: RunParams,
+): PowerJob {
+  const n = layers.length;
+  return {
+    dtype: params.dtype,
+    layers: layers.map((layer, i) => ({
+      weight: weights[i],
+      out: outs[i],
+      u: layer.u,
+      v: layer.v,
+      outer: layer.geometry.outer,
+      rows: layer.geometry.rows,
+      inner: layer.geometry.inner,
+      vectorNorm: layer.geometry.vectorNorm,
+    })),
+    iterations: params.iterations,
+    tolerance: params.tolerance,
+    eps: params.eps,
+    legacy: params.legacy,
+    threads: params.threads,
+    sigma: new Float64Array(n),
+    status: new Int32Array(n),
+    iterationsRun: new Int32Array(n),
+    converged: new Uint8Array(n),
+  };
+}
+
+function finish(job: PowerJob, allFinite: boolean, label: (index: number) => string): RunResult {
+  if (!allFinite) {
+    const bad = job.status.findIndex((s) => s === STATUS_NON_FINITE);
+    throw new RangeError(
+      `${label(bad)} contains NaN or Infinity, or overflowed during power iteration; nothing was modified`,
+    );
+  }
+  return { sigma: job.sigma, iterationsRun: job.iterationsRun, converged: job.converged };
+}
+
+export function runSync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): RunResult {
+  return finish(job, backend.impl.run(job), label);
+}
+
+export async function runAsync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): Promise<RunResult> {
+  // A native rejection carries no JS stack: give it the caller's.
+  const trace = new Error();
+  let allFinite: boolean;
+  try {
+    allFinite = await backend.impl.runAsync(job);
+  } catch (error) {
+    throw withStack(error, trace);
+  }
+  return finish(job, allFinite, label);
+}
+
+function withStack(error: unknown, trace: Error): unknown {
+  if (!(error instanceof Error) || !trace.stack) return error;
+  const frames = trace.stack.split('\n').slice(1).join('\n');
+  error.stack = `${error.name}: ${error.message}\n${frames}`;
+  return error;
+}
+
+/**
+ * Orders the async operations of one normalizer or batch: each starts when the previous one settled, in call order,
+ * so their results equal running them one by one. Sync calls while one is in flight would race it, so they throw.
+ */
+export class OperationQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  private inFlight = 0;
+
+  constructor(private readonly owner: string) {}
+
+  assertIdle(method: string): void {
+    if (this.inFlight > 0) {
+      throw new Error(`${this.owner}.${method}() was called while an async operation is in flight; await it first`);
+    }
+  }
+
+  enqueue<T>(operation: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    const result = this.tail.then(operation);
+    const settled = result.then(
+      () => this.inFlight--,
+      () => this.inFlight--,
+    );
+    this.tail = settled;
+    return result;
+  }
+}

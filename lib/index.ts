@@ -1,0 +1,24 @@
+// spectral-norm: spectral normalization of neural-network weights (Miyato et al. 2018), W ← W / σ_max(W), with
+// PyTorch's exact semantics, batched, on native CPU (SIMD, threads) or pure-JS backends.
+export type { FloatArray, CudaDevice } from '../binding';
+export { backendInfo, type BackendInfo, type BackendName, type BackendChoice } from './backends';
+export { SpectralNormalizer, type SpectralNormalizerOptions, type SpectralNormalizerState, type StepOptions } from './normalizer';
+export {
+  SpectralNormBatch,
+  type LayerSpec,
+  type SpectralNormBatchOptions,
+  type BatchStepOptions,
+  type SpectralNormBatchState,
+} from './batch';
+export {
+  spectralNorm,
+  spectralNormAsync,
+  spectralNormalize,
+  spectralNormalizeAsync,
+  type SpectralNormOptions,
+  type SpectralNormalizeOptions,
+  type SpectralNormResult,
+} from './oneshot';
+export { exactSpectralNorm, type ExactSpectralNormOptions } from './exact';
+export type { CommonOptions } from './layer-set';
+export type { DType } from './validate';

@@ -1,0 +1,350 @@
+// The pure-JS backend: the same contract (binding.d.ts) and the same algorithm as native/cpu/power_iteration.cpp,
+// in TypeScript, for machines where the addon could not be built. Sums run in double like the native kernels, so
+// the backends agree to rounding; W/σ is bit-identical (a float32 quotient rounded from double is correctly rounded).
+import type { Backend, FloatArray, NativeInfo, PowerJob, PowerLayer } from '../binding';
+
+const SAFE_MIN = 2 ** -900;
+
+/** ‖x‖₂ without spurious overflow or underflow; NaN when x holds NaN or ±Inf. */
+function norm2(x: ArrayLike<number>, n: number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += x[i] * x[i];
+  if (Number.isFinite(s) && (s >= SAFE_MIN || s === 0)) return Math.sqrt(s);
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const a = Math.abs(x[i]);
+    if (!(a <= Number.MAX_VALUE)) return NaN;
+    if (a > m) m = a;
+  }
+  if (m === 0) return 0;
+  let scaled = 0;
+  for (let i = 0; i < n; i++) {
+    const y = x[i] / m;
+    scaled += y * y;
+  }
+  return m * Math.sqrt(scaled);
+}
+
+/** PyTorch's max(‖x‖, eps), except that a zero vector with eps = 0 divides by 1 rather than giving 0/0. */
+function clampNorm(norm: number, eps: number): number {
+  const den = Math.max(norm, eps);
+  return den > 0 ? den : 1;
+}
+
+const STATUS_NORMALIZED = 0;
+const STATUS_BELOW_EPS = 1;
+const STATUS_NON_FINITE = 2;
+
+interface LayerOutcome {
+  sigma: number;
+  status: number;
+  iterationsRun: number;
+  converged: boolean;
+  uNew: FloatArray | null;
+  vNew: FloatArray | null;
+}
+
+class LayerRun {
+  private readonly w: FloatArray;
+  private readonly rows: number;
+  private readonly cols: number;
+  private readonly x: Float64Array;
+  private readonly d: Float64Array;
+  private readonly t: Float64Array;
+  readonly uNew: FloatArray;
+  readonly vNew: FloatArray;
+
+  constructor(
+    private readonly layer: PowerLayer,
+    private readonly job: PowerJob,
+  ) {
+    this.w = layer.weight;
+    this.rows = layer.rows;
+    this.cols = layer.outer * layer.inner;
+    const vectorNorm = layer.vectorNorm;
+    this.x = new Float64Array(vectorNorm ? 0 : this.cols);
+    this.d = new Float64Array(vectorNorm ? 0 : this.rows);
+    this.t = new Float64Array(vectorNorm ? 0 : this.cols);
+    const make = (n: number) => (job.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n));
+    this.uNew = make(vectorNorm ? 0 : this.rows);
+    this.vNew = make(vectorNorm ? 0 : this.cols);
+  }
+
+  run(): LayerOutcome {
+    const outcome: LayerOutcome = { sigma: 0, status: STATUS_NORMALIZED, iterationsRun: 0, converged: false, uNew: null, vNew: null };
+    const job = this.job;
+    let sigma: number;
+    if (this.layer.vectorNorm) {
+      sigma = norm2(this.w, this.w.length);
+      outcome.converged = true;
+    } else if (job.tolerance >= 0) {
+      sigma = this.converge(outcome);
+    } else if (job.iterations === 0) {
+      sigma = this.evaluate();
+    } else {
+      sigma = job.legacy ? this.fixedLegacy() : this.fixedDefault();
+      outcome.iterationsRun = job.iterations;
+    }
+    const rounded = job.dtype === 'float32' ? Math.fround(sigma) : sigma;
+    outcome.sigma = rounded;
+    if (!Number.isFinite(rounded)) outcome.status = STATUS_NON_FINITE;
+    else if (Math.abs(rounded) <= job.eps) outcome.status = STATUS_BELOW_EPS;
+    outcome.uNew = this.uNew;
+    outcome.vNew = this.vNew;
+    return outcome;
+  }
+
+  /** Eval mode: σ = u·(W v), one pass. */
+  private evaluate(): number {
+    this.loadX(this.layer.v);
+    this.matvec();
+    const nd = norm2(this.d, this.rows);
+    let dot = 0;
+    for (let r = 0; r < this.rows; r++) dot += this.layer.u[r] * this.d[r];
+    return Number.isFinite(nd) ? dot : NaN;
+  }
+
+  private fixedDefault(): number {
+    this.loadX(this.layer.v);
+    let nt = 0;
+    let denV = 1;
+    for (let j = 0; j < this.job.iterations; j++) {
+      this.sweep(1);
+      if (!this.updateU(norm2(this.d, this.rows))) return NaN;
+      nt = norm2(this.t, this.cols);
+      if (!Number.isFinite(nt)) return NaN;
+      denV = this.updateV(nt);
+    }
+    return nt * (nt / denV);
+  }
+
+  private fixedLegacy(): number {
+    const { job, rows } = this;
+    for (let r = 0; r < rows; r++) this.d[r] = this.layer.u[r];
+    this.t.fill(0);
+    this.accumulateRows(this.d, 1, this.t);
+    let nt = norm2(this.t, this.cols);
+    if (!Number.isFinite(nt)) return NaN;
+    this.updateV(nt);
+    let sigma = 0;
+    for (let j = 0; j < job.iterations; j++) {
+      const last = j + 1 === job.iterations;
+      if (last) this.matvec();
+      else this.sweep(1);
+      const nd = norm2(this.d, rows);
+      if (!this.updateU(nd)) return NaN;
+      sigma = nd * (nd / clampNorm(nd, job.eps));
+      if (!last) {
+        nt = norm2(this.t, this.cols);
+        if (!Number.isFinite(nt)) return NaN;
+        this.updateV(nt);
+      }
+    }
+    return sigma;
+  }
+
+  /** One-shot estimate with exact normalisation, so σ(cW) = |c|σ(W) at any scale. */
+  private converge(outcome: LayerOutcome): number {
+    const { rows, cols, x } = this;
+    this.loadX(this.layer.v);
+    let scale = 1;
+    let previous = 0;
+    let sigma = 0;
+    for (let j = 1; j <= this.job.iterations; j++) {
+      this.sweep(scale);
+      const nd = norm2(this.d, rows);
+      if (!Number.isFinite(nd)) return NaN;
+      outcome.iterationsRun = j;
+      if (nd === 0) {
+        outcome.converged = true;
+        return 0;
+      }
+      let nt = norm2(this.t, cols);
+      // With scale 1, t ~ σ²: float64 weights beyond 1e±150 can overflow or underflow it, so rescale by 1/‖d‖.
+      if (j === 1 && !(Number.isFinite(nt) && nt > SAFE_MIN)) {
+        scale = 1 / nd;
+        this.sweep(scale);
+        nt = norm2(this.t, cols);
+      }
+      if (!Number.isFinite(nt)) return NaN;
+      if (nt === 0) {
+        outcome.converged = true;
+        return 0;
+      }
+      sigma = nt / nd / scale;
+      for (let r = 0; r < rows; r++) this.uNew[r] = this.d[r] / nd;
+      for (let c = 0; c < cols; c++) {
+        x[c] = this.t[c] / nt;
+        this.vNew[c] = x[c];
+      }
+      if (j === 1) previous = nd;
+      const settled = Math.abs(sigma - previous) <= this.job.tolerance * sigma;
+      previous = sigma;
+      scale = 1 / nd;
+      if (settled) {
+        outcome.converged = true;
+        return sigma;
+      }
+    }
+    return sigma;
+  }
+
+  private loadX(v: FloatArray): void {
+    for (let c = 0; c < this.cols; c++) this.x[c] = v[c];
+  }
+
+  /** uNew = d / max(‖d‖, eps); t becomes Wᵀu. */
+  private updateU(nd: number): boolean {
+    if (!Number.isFinite(nd)) return false;
+    const den = clampNorm(nd, this.job.eps);
+    for (let r = 0; r < this.rows; r++) this.uNew[r] = this.d[r] / den;
+    for (let c = 0; c < this.cols; c++) this.t[c] /= den;
+    return true;
+  }
+
+  /** vNew = t / max(‖t‖, eps), and x = vNew as stored (rounded to dtype). */
+  private updateV(nt: number): number {
+    const den = clampNorm(nt, this.job.eps);
+    for (let c = 0; c < this.cols; c++) {
+      this.vNew[c] = this.t[c] / den;
+      this.x[c] = this.vNew[c];
+    }
+    return den;
+  }
+
+  /** d = W x. */
+  private matvec(): void {
+    const { w, rows, x, d } = this;
+    const { outer, inner } = this.layer;
+    d.fill(0);
+    if (inner === 1) {
+      for (let o = 0; o < outer; o++) {
+        const xo = x[o];
+        const base = o * rows;
+        for (let r = 0; r < rows; r++) d[r] += w[base + r] * xo;
+      }
+      return;
+    }
+    for (let o = 0; o < outer; o++) {
+      for (let r = 0; r < rows; r++) {
+        const base = (o * rows + r) * inner;
+        const xb = o * inner;
+        let s = 0;
+        for (let i = 0; i < inner; i++) s += w[base + i] * x[xb + i];
+        d[r] += s;
+      }
+    }
+  }
+
+  /** t += scale · Wᵀc. */
+  private accumulateRows(c: Float64Array, scale: number, t: Float64Array): void {
+    const { w, rows } = this;
+    const { outer, inner } = this.layer;
+    for (let o = 0; o < outer; o++) {
+      for (let r = 0; r < rows; r++) {
+        const a = scale * c[r];
+        const base = (o * rows + r) * inner;
+        const tb = o * inner;
+        for (let i = 0; i < inner; i++) t[tb + i] += a * w[base + i];
+      }
+    }
+  }
+
+  /** d = W x and t = scale · Wᵀd. Fused row by row when a row is contiguous (dim 0). */
+  private sweep(scale: number): void {
+    const { w, rows, cols, x, d, t } = this;
+    t.fill(0);
+    if (this.layer.outer !== 1) {
+      this.matvec();
+      this.accumulateRows(d, scale, t);
+      return;
+    }
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += w[base + c] * x[c];
+      d[r] = s;
+      const a = scale * s;
+      for (let c = 0; c < cols; c++) t[c] += a * w[base + c];
+    }
+  }
+}
+
+function runJob(job: PowerJob): boolean {
+  const n = job.layers.length;
+  const outcomes: LayerOutcome[] = [];
+  let allFinite = true;
+  for (let i = 0; i < n; i++) {
+    const outcome = new LayerRun(job.layers[i], job).run();
+    outcomes.push(outcome);
+    job.sigma[i] = outcome.sigma;
+    job.status[i] = outcome.status;
+    job.iterationsRun[i] = outcome.iterationsRun;
+    job.converged[i] = outcome.converged ? 1 : 0;
+    if (outcome.status === STATUS_NON_FINITE) allFinite = false;
+  }
+  if (!allFinite) return false;
+  const iterated = job.tolerance >= 0 || job.iterations > 0;
+  for (let i = 0; i < n; i++) {
+    const layer = job.layers[i];
+    const outcome = outcomes[i];
+    if (outcome.status === STATUS_NORMALIZED && iterated && !layer.vectorNorm) {
+      layer.u.set(outcome.uNew!);
+      layer.v.set(outcome.vNew!);
+    }
+    const out = layer.out;
+    if (out === null) continue;
+    const w = layer.weight;
+    if (outcome.status === STATUS_NORMALIZED) {
+      const sigma = outcome.sigma;
+      for (let k = 0; k < w.length; k++) out[k] = w[k] / sigma;
+    } else if (out !== w) {
+      out.set(w);
+    }
+  }
+  return true;
+}
+
+function checkJob(job: PowerJob): void {
+  if (job === null || typeof job !== 'object' || !Array.isArray(job.layers)) throw new TypeError('job must be an object with layers');
+  const Type = job.dtype === 'float64' ? Float64Array : job.dtype === 'float32' ? Float32Array : null;
+  if (Type === null) throw new TypeError("job.dtype must be 'float32' or 'float64'");
+  job.layers.forEach((layer, i) => {
+    const size = layer.outer * layer.rows * layer.inner;
+    for (const key of ['weight', 'u', 'v'] as const) {
+      if (!(layer[key] instanceof Type)) throw new TypeError(`job.layers[${i}].${key} has the wrong array type`);
+    }
+    if (layer.weight.length !== size) throw new RangeError(`job.layers[${i}].weight has the wrong length`);
+    if (layer.out !== null && (!(layer.out instanceof Type) || layer.out.length !== size)) {
+      throw new RangeError(`job.layers[${i}].out has the wrong type or length`);
+    }
+    if (!layer.vectorNorm && (layer.u.length !== layer.rows || layer.v.length !== layer.outer * layer.inner)) {
+      throw new RangeError(`job.layers[${i}].u or .v has the wrong length`);
+    }
+  });
+}
+
+export const jsBackend: Backend = {
+  backendInfo(): NativeInfo {
+    return {
+      cpu: { compiled: false, simd: 'js', hardwareThreads: 1 },
+      cuda: { compiled: false, runtimeVersion: 0, driverVersion: 0, devices: [], reason: 'the JS backend has no CUDA' },
+    };
+  },
+  run(job: PowerJob): boolean {
+    checkJob(job);
+    return runJob(job);
+  },
+  runAsync(job: PowerJob): Promise<boolean> {
+    // JavaScript cannot leave the event loop without a worker: this runs on it, after the current task.
+    return new Promise((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(jsBackend.run(job));
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  },
+};

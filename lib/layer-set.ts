@@ -1,0 +1,183 @@
+// What SpectralNormalizer and SpectralNormBatch share: option checks, layer creation, argument checks for a step,
+// and running steps through the engine. The two classes only name their arguments differently.
+import type { FloatArray } from '../binding';
+import { type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
+import { type LayerState, OperationQueue, type RunParams, buildJob, runAsync, runSync } from './engine';
+import { matrixGeometry } from './layout';
+import { randomSeed, startVectors } from './random';
+import {
+  type DType,
+  MAX_ITERATIONS,
+  MAX_THREADS,
+  checkBoolean,
+  checkDim,
+  checkDtype,
+  checkFloatArray,
+  checkInteger,
+  checkNonNegative,
+  checkOverlaps,
+  checkSeed,
+  checkShape,
+  checkStartVector,
+  checkWeight,
+  describe,
+} from './validate';
+
+export type { BackendChoice } from './backends';
+
+/** Options shared by SpectralNormalizer and SpectralNormBatch. */
+export interface CommonOptions {
+  /** Power iterations per training step (PyTorch's n_power_iterations). Default 1. */
+  iterations?: number;
+  /** PyTorch's eps: normalize(x) = x / max(‖x‖, eps), and σ ≤ eps leaves the weight as it is. Default 1e-12. */
+  eps?: number;
+  /** Default 'float32'. Weights, out, u and v all use it. */
+  dtype?: DType;
+  /** torch.nn.utils.spectral_norm's order (v first, then u) rather than the parametrization's. Default false. */
+  legacy?: boolean;
+  /** 'auto' (default), 'cuda', 'cpu' or 'js'. */
+  backend?: 'auto' | 'cuda' | 'cpu' | 'js';
+  /** CPU threads; default: the cores this process may use. */
+  threads?: number;
+}
+
+export const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads'] as const;
+
+export interface Settings {
+  iterations: number;
+  eps: number;
+  dtype: DType;
+  legacy: boolean;
+  threads: number;
+  backend: ResolvedBackend;
+}
+
+export function checkSettings(name: string, options: Record<string, unknown>): Settings {
+  return {
+    iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
+    eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),
+    dtype: checkDtype(`${name}.dtype`, options.dtype),
+    legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
+    threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
+    backend: resolveBackend(`${name}.backend`, options.backend),
+  };
+}
+
+export interface Layer {
+  shape: number[];
+  dim: number;
+  name?: string;
+  state: LayerState;
+  /** How errors name this layer's weight, e.g. "weights[3] (layer 'block1.conv1')". */
+  label: string;
+}
+
+export interface LayerInit {
+  shape?: unknown;
+  dim?: unknown;
+  u?: unknown;
+  v?: unknown;
+  seed?: unknown;
+  name?: unknown;
+}
+
+/**
+ * Checks one layer's description and makes its state. Errors name the shape `shapeName` and the other fields
+ * `${prefix}.dim` and so on ("options.dim" for a normalizer, "layers[2].dim" for a batch).
+ */
+export function createLayer(
+  shapeName: string,
+  prefix: string,
+  init: LayerInit,
+  settings: Settings,
+  seed: number | undefined,
+  label: string,
+): Layer {
+  const at = (key: string) => `${prefix}.${key}`;
+  const shape = checkShape(shapeName, init.shape);
+  const dim = checkDim(at('dim'), init.dim, shape.length);
+  if (init.name !== undefined && typeof init.name !== 'string') {
+    throw new TypeError(`${at('name')} must be a string, got ${describe(init.name)}`);
+  }
+  const geometry = matrixGeometry(shape, dim, settings.legacy);
+  const ownSeed = checkSeed(at('seed'), init.seed);
+  const start = startVectors(ownSeed ?? seed ?? randomSeed(), geometry.uLength, geometry.vLength, settings.dtype);
+  const u = init.u === undefined ? start.u : checkStartVector(at('u'), init.u, geometry.uLength, settings.dtype);
+  const v = init.v === undefined ? start.v : checkStartVector(at('v'), init.v, geometry.vLength, settings.dtype);
+  const name = init.name as string | undefined;
+  return { shape, dim, name, state: { geometry, u, v }, label: name === undefined ? label : `${label} (layer '${name}')` };
+}
+
+/** A step's or warm-up's arrays, checked: the weights, and where each layer's W/σ goes (null: nowhere). */
+export interface Targets {
+  weights: FloatArray[];
+  outs: (FloatArray | null)[];
+}
+
+/**
+ * @param weightNames how errors name each weight ("weight", "weights[2]")
+ * @param out undefined: in place (step) or nowhere (warm-up); otherwise one array per layer
+ */
+export function checkTargets(
+  layers: readonly Layer[],
+  dtype: DType,
+  weights: readonly unknown[],
+  weightNames: (i: number) => string,
+  mode: 'in-place' | 'none' | { outs: readonly unknown[]; names: (i: number) => string },
+): Targets {
+  const checked = layers.map((layer, i) => checkWeight(weightNames(i), weights[i], layer.shape, dtype));
+  let outs: (FloatArray | null)[];
+  if (mode === 'none') outs = checked.map(() => null);
+  else if (mode === 'in-place') outs = checked;
+  else {
+    outs = layers.map((_, i) => {
+      const out = checkFloatArray(mode.names(i), mode.outs[i], dtype);
+      if (out.length !== checked[i].length) {
+        throw new RangeError(`${mode.names(i)} has ${out.length} elements but the weight has ${checked[i].length}`);
+      }
+      return out;
+    });
+  }
+  const spans = checked.map((array, i) => ({ name: weightNames(i), array, writes: mode === 'in-place', layer: i }));
+  if (typeof mode === 'object') {
+    outs.forEach((array, i) => spans.push({ name: mode.names(i), array: array!, writes: true, layer: i }));
+  }
+  checkOverlaps(spans);
+  return { weights: checked, outs };
+}
+
+/** The layers of a normalizer or batch, with their settings and the queue that orders their async calls. */
+export class LayerSet {
+  readonly queue: OperationQueue;
+
+  constructor(
+    owner: string,
+    readonly layers: Layer[],
+    readonly settings: Settings,
+  ) {
+    this.queue = new OperationQueue(owner);
+  }
+
+  private params(iterations: number): RunParams {
+    const { dtype, eps, legacy, threads } = this.settings;
+    return { dtype, iterations, tolerance: -1, eps, legacy, threads };
+  }
+
+  private label = (i: number) => this.layers[i].label;
+
+  /** Runs `iterations` power iterations (0: eval mode) and divides into targets.outs. Returns σ per layer. */
+  run(targets: Targets, iterations: number): Float64Array {
+    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations));
+    return runSync(this.settings.backend, job, this.label).sigma;
+  }
+
+  async runAsync(targets: Targets, iterations: number): Promise<Float64Array> {
+    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations));
+    return (await runAsync(this.settings.backend, job, this.label)).sigma;
+  }
+}
+
+/** Plain numbers, for JSON. */
+export function toNumbers(array: FloatArray): number[] {
+  return Array.from(array);
+}

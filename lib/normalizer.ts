@@ -1,0 +1,151 @@
+// SpectralNormalizer: PyTorch's torch.nn.utils.parametrizations.spectral_norm for one weight tensor, step by step.
+import type { FloatArray } from '../binding';
+import type { BackendName } from './backends';
+import { COMMON_KEYS, type CommonOptions, LayerSet, type Targets, checkSettings, checkTargets, createLayer, toNumbers } from './layer-set';
+import { type DType, MAX_ITERATIONS, checkBoolean, checkInteger, checkKnownKeys, checkObject } from './validate';
+
+export interface SpectralNormalizerOptions extends CommonOptions {
+  /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
+  dim?: number;
+  /** Seed for the start vectors: the same seed gives the same bits on every backend. Default: random. */
+  seed?: number;
+  /** Start vectors, for example a PyTorch model's weight_u / _u and weight_v / _v. */
+  u?: ArrayLike<number>;
+  v?: ArrayLike<number>;
+}
+
+export interface StepOptions {
+  /** true (default): PyTorch's training mode, run the power iterations and update u and v. false: eval mode. */
+  update?: boolean;
+  /** Receives W/σ; without it the weight is divided in place. */
+  out?: FloatArray;
+}
+
+export interface SpectralNormalizerState {
+  format: 'spectral-norm.normalizer';
+  version: 1;
+  shape: number[];
+  dim: number;
+  iterations: number;
+  eps: number;
+  dtype: DType;
+  legacy: boolean;
+  u: number[];
+  v: number[];
+}
+
+export class SpectralNormalizer {
+  private readonly set: LayerSet;
+
+  constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}) {
+    const opts = checkObject('options', options);
+    checkKnownKeys('options', opts, [...COMMON_KEYS, 'dim', 'seed', 'u', 'v']);
+    const settings = checkSettings('options', opts);
+    const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
+    const layer = createLayer('shape', 'options', init, settings, undefined, 'weight');
+    this.set = new LayerSet('SpectralNormalizer', [layer], settings);
+  }
+
+  get shape(): readonly number[] {
+    return this.set.layers[0].shape.slice();
+  }
+
+  get dim(): number {
+    return this.set.layers[0].dim;
+  }
+
+  get backend(): BackendName {
+    return this.set.settings.backend.name;
+  }
+
+  get dtype(): DType {
+    return this.set.settings.dtype;
+  }
+
+  /** A copy of u (empty for a 1-D weight). */
+  get u(): FloatArray {
+    return this.set.layers[0].state.u.slice();
+  }
+
+  /** A copy of v (empty for a 1-D weight). */
+  get v(): FloatArray {
+    return this.set.layers[0].state.v.slice();
+  }
+
+  /** Runs `iterations` power iterations without touching the weight, as PyTorch does at registration. Returns σ. */
+  warmup(weight: FloatArray, iterations: number): number {
+    this.set.queue.assertIdle('warmup');
+    return this.set.run(this.warmupTargets(weight), this.checkIterations(iterations))[0];
+  }
+
+  warmupAsync(weight: FloatArray, iterations: number): Promise<number> {
+    return this.set.queue.enqueue(async () => {
+      const targets = this.warmupTargets(weight);
+      return (await this.set.runAsync(targets, this.checkIterations(iterations)))[0];
+    });
+  }
+
+  /**
+   * One forward of PyTorch's spectral_norm: returns σ and writes W/σ into `out`, or into the weight. σ ≤ eps leaves
+   * the weight (and u, v) as they are; NaN or Infinity throws a RangeError and modifies nothing.
+   */
+  step(weight: FloatArray, options: StepOptions = {}): number {
+    this.set.queue.assertIdle('step');
+    const { targets, iterations } = this.stepArguments(weight, options);
+    return this.set.run(targets, iterations)[0];
+  }
+
+  stepAsync(weight: FloatArray, options: StepOptions = {}): Promise<number> {
+    return this.set.queue.enqueue(async () => {
+      const { targets, iterations } = this.stepArguments(weight, options);
+      return (await this.set.runAsync(targets, iterations))[0];
+    });
+  }
+
+  state(): SpectralNormalizerState {
+    const layer = this.set.layers[0];
+    const { iterations, eps, dtype, legacy } = this.set.settings;
+    return {
+      format: 'spectral-norm.normalizer',
+      version: 1,
+      shape: layer.shape.slice(),
+      dim: layer.dim,
+      iterations,
+      eps,
+      dtype,
+      legacy,
+      u: toNumbers(layer.state.u),
+      v: toNumbers(layer.state.v),
+    };
+  }
+
+  /** Restores a normalizer from state(), exactly. `options` may choose the backend and threads. */
+  static fromState(state: SpectralNormalizerState, options: Pick<CommonOptions, 'backend' | 'threads'> = {}): SpectralNormalizer {
+    const s = checkObject('state', state);
+    if (s.format !== 'spectral-norm.normalizer' || s.version !== 1) {
+      throw new TypeError(`state must come from SpectralNormalizer.state() (format 'spectral-norm.normalizer', version 1)`);
+    }
+    const opts = checkObject('options', options);
+    checkKnownKeys('options', opts, ['backend', 'threads']);
+    if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');
+    const { shape, dim, iterations, eps, dtype, legacy, u, v } = s as unknown as SpectralNormalizerState;
+    return new SpectralNormalizer(shape, { dim, iterations, eps, dtype, legacy, u, v, ...opts });
+  }
+
+  private checkIterations(iterations: unknown): number {
+    return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
+  }
+
+  private warmupTargets(weight: unknown): Targets {
+    return checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', 'none');
+  }
+
+  private stepArguments(weight: unknown, options: unknown): { targets: Targets; iterations: number } {
+    const opts = checkObject('options', options);
+    checkKnownKeys('options', opts, ['update', 'out']);
+    const update = checkBoolean('options.update', opts.update, true);
+    const mode = opts.out === undefined ? ('in-place' as const) : { outs: [opts.out], names: () => 'options.out' };
+    const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', mode);
+    return { targets, iterations: update ? this.set.settings.iterations : 0 };
+  }
+}

@@ -1,0 +1,144 @@
+// spectralNorm and spectralNormalize: σ of one weight to a tolerance, with no state kept between calls.
+import type { FloatArray, PowerJob } from '../binding';
+import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
+import { buildJob, runAsync, runSync } from './engine';
+import { matrixGeometry } from './layout';
+import { startVectors } from './random';
+import {
+  MAX_ITERATIONS,
+  MAX_THREADS,
+  checkDim,
+  checkInteger,
+  checkKnownKeys,
+  checkNonNegative,
+  checkObject,
+  checkOverlaps,
+  checkSeed,
+  checkShape,
+  checkWeight,
+  checkFloatArray,
+  dtypeOf,
+} from './validate';
+
+export interface SpectralNormOptions {
+  /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
+  dim?: number;
+  /** Stop once σ changes by at most tolerance·σ between iterations. Default 1e-6. */
+  tolerance?: number;
+  /** Default 1000. */
+  maxIterations?: number;
+  /** Seed for the start vector. Default 0, so results are reproducible. */
+  seed?: number;
+  /** σ ≤ eps counts as a zero matrix: spectralNormalize then leaves the weight as it is. Default 0. */
+  eps?: number;
+  backend?: 'auto' | 'cuda' | 'cpu' | 'js';
+  threads?: number;
+}
+
+export interface SpectralNormalizeOptions extends SpectralNormOptions {
+  /** Receives W/σ; without it the weight is divided in place. */
+  out?: FloatArray;
+}
+
+export interface SpectralNormResult {
+  /** The largest singular value, as estimated. In the weight's dtype's precision. */
+  sigma: number;
+  /** Left and right singular vector estimates, in the weight's dtype (empty for a 1-D weight). */
+  u: FloatArray;
+  v: FloatArray;
+  /** Power iterations run. */
+  iterations: number;
+  /** Whether σ settled to the tolerance within maxIterations. */
+  converged: boolean;
+  backend: BackendName;
+}
+
+const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'backend', 'threads'];
+
+interface Prepared {
+  job: PowerJob;
+  backend: ResolvedBackend;
+}
+
+function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide: boolean): Prepared {
+  const opts = checkObject('options', options);
+  checkKnownKeys('options', opts, divide ? [...KEYS, 'out'] : KEYS);
+  const shape = checkShape('shape', shapeValue);
+  const w = checkWeight('weight', weight, shape);
+  const dtype = dtypeOf(w);
+  const dim = checkDim('options.dim', opts.dim, shape.length);
+  const tolerance = checkNonNegative('options.tolerance', opts.tolerance, 1e-6);
+  const maxIterations = checkInteger('options.maxIterations', opts.maxIterations, 1, MAX_ITERATIONS, 1000);
+  const seed = checkSeed('options.seed', opts.seed) ?? 0;
+  const eps = checkNonNegative('options.eps', opts.eps, 0);
+  const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
+  const backend = resolveBackend('options.backend', opts.backend);
+  let out: FloatArray | null = null;
+  if (divide) {
+    out = opts.out === undefined ? w : checkFloatArray('options.out', opts.out, dtype);
+    if (out.length !== w.length) throw new RangeError(`options.out has ${out.length} elements but the weight has ${w.length}`);
+    checkOverlaps([
+      { name: 'weight', array: w, writes: out === w, layer: 0 },
+      ...(out === w ? [] : [{ name: 'options.out', array: out, writes: true, layer: 0 }]),
+    ]);
+  }
+  const geometry = matrixGeometry(shape, dim, false);
+  const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
+  const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, legacy: false, threads });
+  return { job, backend };
+}
+
+function result(prepared: Prepared, sigma: Float64Array, iterationsRun: Int32Array, converged: Uint8Array): SpectralNormResult {
+  const layer = prepared.job.layers[0];
+  return {
+    sigma: sigma[0],
+    u: layer.u,
+    v: layer.v,
+    iterations: iterationsRun[0],
+    converged: converged[0] === 1,
+    backend: prepared.backend.name,
+  };
+}
+
+const label = () => 'weight';
+
+/**
+ * The largest singular value of `weight` seen as a matrix along `dim`, by power iteration from a seeded start to a
+ * relative tolerance. Scale-invariant (σ(cW) = |c|σ(W) at any magnitude); never modifies the weight.
+ */
+export function spectralNorm(weight: FloatArray, shape: readonly number[], options: SpectralNormOptions = {}): SpectralNormResult {
+  const prepared = prepare(weight, shape, options, false);
+  const r = runSync(prepared.backend, prepared.job, label);
+  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+}
+
+export async function spectralNormAsync(
+  weight: FloatArray,
+  shape: readonly number[],
+  options: SpectralNormOptions = {},
+): Promise<SpectralNormResult> {
+  const prepared = prepare(weight, shape, options, false);
+  const r = await runAsync(prepared.backend, prepared.job, label);
+  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+}
+
+/** spectralNorm, then W/σ into `out` or in place. A zero matrix (σ ≤ eps) is left as it is. */
+export function spectralNormalize(
+  weight: FloatArray,
+  shape: readonly number[],
+  options: SpectralNormalizeOptions = {},
+): SpectralNormResult {
+  const prepared = prepare(weight, shape, options, true);
+  const r = runSync(prepared.backend, prepared.job, label);
+  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+}
+
+export async function spectralNormalizeAsync(
+  weight: FloatArray,
+  shape: readonly number[],
+  options: SpectralNormalizeOptions = {},
+): Promise<SpectralNormResult> {
+  const prepared = prepare(weight, shape, options, true);
+  const r = await runAsync(prepared.backend, prepared.job, label);
+  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+}

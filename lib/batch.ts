@@ -7,6 +7,7 @@ import {
   type Layer,
   LayerSet,
   type Targets,
+  checkRuntimeOptions,
   checkSettings,
   checkTargets,
   createLayer,
@@ -51,23 +52,34 @@ export interface SpectralNormBatchState {
 
 const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
 
+/** How constructor errors name the arguments: fromState names them after the state object. */
+interface Naming {
+  layers: string;
+  options: string;
+}
+
 export class SpectralNormBatch {
   private readonly set: LayerSet;
 
-  constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}) {
-    const opts = checkObject('options', options);
-    checkKnownKeys('options', opts, [...COMMON_KEYS, 'seed']);
-    const settings = checkSettings('options', opts);
-    const seed = checkSeed('options.seed', opts.seed);
+  constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}, naming?: Naming) {
+    const names = naming ?? { layers: 'layers', options: 'options' };
+    const opts = checkObject(names.options, options);
+    checkKnownKeys(names.options, opts, [...COMMON_KEYS, 'seed']);
+    const settings = checkSettings(names.options, opts);
+    const seed = checkSeed(`${names.options}.seed`, opts.seed);
     if (!Array.isArray(layers) || layers.length === 0) {
-      throw new TypeError(`layers must be a non-empty array of { shape, dim?, u?, v?, seed?, name? }, got ${describe(layers)}`);
+      throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name? }, got ${describe(layers)}`);
+    }
+    if (seed !== undefined && !Number.isSafeInteger(seed + layers.length)) {
+      throw new RangeError(`${names.options}.seed leaves no room for one seed per layer, got ${seed}`);
     }
     const built = layers.map((spec: unknown, i) => {
-      const init = checkObject(`layers[${i}]`, spec);
-      if (spec === undefined) throw new TypeError(`layers[${i}] must be an object, got undefined`);
-      checkKnownKeys(`layers[${i}]`, init, LAYER_KEYS);
+      const at = `${names.layers}[${i}]`;
+      if (spec === undefined) throw new TypeError(`${at} must be an object, got undefined`);
+      const init = checkObject(at, spec);
+      checkKnownKeys(at, init, LAYER_KEYS);
       const layerSeed = seed === undefined ? undefined : seed + i;
-      return createLayer(`layers[${i}].shape`, `layers[${i}]`, init, settings, layerSeed, `weights[${i}]`);
+      return createLayer(`${at}.shape`, at, init, settings, layerSeed, `weights[${i}]`);
     });
     this.set = new LayerSet('SpectralNormBatch', built, settings);
   }
@@ -155,18 +167,15 @@ export class SpectralNormBatch {
     if (s.format !== 'spectral-norm.batch' || s.version !== 1) {
       throw new TypeError(`state must come from SpectralNormBatch.state() (format 'spectral-norm.batch', version 1)`);
     }
-    const opts = checkObject('options', options);
-    checkKnownKeys('options', opts, ['backend', 'threads']);
+    const runtime = checkRuntimeOptions(options);
     if (!Array.isArray(s.layers)) throw new TypeError(`state.layers must be an array, got ${describe(s.layers)}`);
     s.layers.forEach((layer: unknown, i: number) => {
       const l = checkObject(`state.layers[${i}]`, layer);
       if (l.u === undefined || l.v === undefined) throw new TypeError(`state.layers[${i}] must have u and v`);
     });
-    const layers = s.layers as LayerSpec[];
-    return new SpectralNormBatch(
-      layers.map(({ shape, dim, name, u, v }) => ({ shape, dim, name, u, v })),
-      { iterations: s.iterations, eps: s.eps, dtype: s.dtype, legacy: s.legacy, ...opts } as SpectralNormBatchOptions,
-    );
+    const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, u, v }) => ({ shape, dim, name, u, v }));
+    const restored = { iterations: s.iterations, eps: s.eps, dtype: s.dtype, legacy: s.legacy, ...runtime } as SpectralNormBatchOptions;
+    return new SpectralNormBatch(layers, restored, { layers: 'state.layers', options: 'state' });
   }
 
   private layer(index: number): Layer {

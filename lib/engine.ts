@@ -62,7 +62,8 @@ export function buildJob(
   };
 }
 
-function finish(job: PowerJob, allFinite: boolean, label: (index: number) => string): RunResult {
+/** Throws the RangeError for a non-finite layer, or returns the job's results. */
+export function finish(job: PowerJob, allFinite: boolean, label: (index: number) => string): RunResult {
   if (!allFinite) {
     const bad = job.status.findIndex((s) => s === STATUS_NON_FINITE);
     throw new RangeError(
@@ -72,20 +73,27 @@ function finish(job: PowerJob, allFinite: boolean, label: (index: number) => str
   return { sigma: job.sigma, iterationsRun: job.iterationsRun, converged: job.converged };
 }
 
-export function runSync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): RunResult {
-  return finish(job, backend.impl.run(job), label);
+/** Runs a job; false when some layer was non-finite (and nothing was modified). */
+export function execute(backend: ResolvedBackend, job: PowerJob): boolean {
+  return backend.impl.run(job);
 }
 
-export async function runAsync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): Promise<RunResult> {
+export async function executeAsync(backend: ResolvedBackend, job: PowerJob): Promise<boolean> {
   // A native rejection carries no JS stack: give it the caller's.
   const trace = new Error();
-  let allFinite: boolean;
   try {
-    allFinite = await backend.impl.runAsync(job);
+    return await backend.impl.runAsync(job);
   } catch (error) {
     throw withStack(error, trace);
   }
-  return finish(job, allFinite, label);
+}
+
+export function runSync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): RunResult {
+  return finish(job, execute(backend, job), label);
+}
+
+export async function runAsync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): Promise<RunResult> {
+  return finish(job, await executeAsync(backend, job), label);
 }
 
 function withStack(error: unknown, trace: Error): unknown {

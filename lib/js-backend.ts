@@ -9,7 +9,8 @@ const SAFE_MIN = 2 ** -900;
 function norm2(x: ArrayLike<number>, n: number): number {
   let s = 0;
   for (let i = 0; i < n; i++) s += x[i] * x[i];
-  if (Number.isFinite(s) && (s >= SAFE_MIN || s === 0)) return Math.sqrt(s);
+  if (Number.isFinite(s) && s >= SAFE_MIN) return Math.sqrt(s);
+  // NaN or ±Inf in x, or squares that overflowed or underflowed (to 0 as well): redo it scaled.
   let m = 0;
   for (let i = 0; i < n; i++) {
     const a = Math.abs(x[i]);
@@ -109,7 +110,7 @@ class LayerRun {
     let nt = 0;
     let denV = 1;
     for (let j = 0; j < this.job.iterations; j++) {
-      this.sweep(1);
+      this.sweep();
       if (!this.updateU(norm2(this.d, this.rows))) return NaN;
       nt = norm2(this.t, this.cols);
       if (!Number.isFinite(nt)) return NaN;
@@ -122,7 +123,7 @@ class LayerRun {
     const { job, rows } = this;
     for (let r = 0; r < rows; r++) this.d[r] = this.layer.u[r];
     this.t.fill(0);
-    this.accumulateRows(this.d, 1, this.t);
+    this.accumulateRows(this.d, this.t);
     let nt = norm2(this.t, this.cols);
     if (!Number.isFinite(nt)) return NaN;
     this.updateV(nt);
@@ -130,7 +131,7 @@ class LayerRun {
     for (let j = 0; j < job.iterations; j++) {
       const last = j + 1 === job.iterations;
       if (last) this.matvec();
-      else this.sweep(1);
+      else this.sweep();
       const nd = norm2(this.d, rows);
       if (!this.updateU(nd)) return NaN;
       sigma = nd * (nd / clampNorm(nd, job.eps));
@@ -143,44 +144,47 @@ class LayerRun {
     return sigma;
   }
 
-  /** One-shot estimate with exact normalisation, so σ(cW) = |c|σ(W) at any scale. */
+  /**
+   * One-shot estimate with exact normalisation, so σ(cW) = |c|σ(W) at any scale. x is kept at v/σ rather than v, so
+   * d = W x stays near 1 and t = Wᵀd near σ: neither over- nor underflows, whatever W's scale.
+   */
   private converge(outcome: LayerOutcome): number {
     const { rows, cols, x } = this;
     this.loadX(this.layer.v);
-    let scale = 1;
     let previous = 0;
     let sigma = 0;
     for (let j = 1; j <= this.job.iterations; j++) {
-      this.sweep(scale);
-      const nd = norm2(this.d, rows);
+      this.sweep();
+      let nd = norm2(this.d, rows);
       if (!Number.isFinite(nd)) return NaN;
       outcome.iterationsRun = j;
       if (nd === 0) {
         outcome.converged = true;
         return 0;
       }
+      if (j === 1) previous = nd;
       let nt = norm2(this.t, cols);
-      // With scale 1, t ~ σ²: float64 weights beyond 1e±150 can overflow or underflow it, so rescale by 1/‖d‖.
       if (j === 1 && !(Number.isFinite(nt) && nt > SAFE_MIN)) {
-        scale = 1 / nd;
-        this.sweep(scale);
+        // The unit start vector gave t ~ σ², out of range for float64 weights beyond 1e±150: rescale and redo.
+        for (let c = 0; c < cols; c++) x[c] /= nd;
+        this.sweep();
+        nd = norm2(this.d, rows);
         nt = norm2(this.t, cols);
       }
-      if (!Number.isFinite(nt)) return NaN;
+      if (!Number.isFinite(nt) || !Number.isFinite(nd)) return NaN;
       if (nt === 0) {
         outcome.converged = true;
         return 0;
       }
-      sigma = nt / nd / scale;
+      sigma = nt / nd;
       for (let r = 0; r < rows; r++) this.uNew[r] = this.d[r] / nd;
       for (let c = 0; c < cols; c++) {
-        x[c] = this.t[c] / nt;
-        this.vNew[c] = x[c];
+        const v = this.t[c] / nt;
+        this.vNew[c] = v;
+        x[c] = v / sigma;
       }
-      if (j === 1) previous = nd;
       const settled = Math.abs(sigma - previous) <= this.job.tolerance * sigma;
       previous = sigma;
-      scale = 1 / nd;
       if (settled) {
         outcome.converged = true;
         return sigma;
@@ -236,13 +240,13 @@ class LayerRun {
     }
   }
 
-  /** t += scale · Wᵀc. */
-  private accumulateRows(c: Float64Array, scale: number, t: Float64Array): void {
+  /** t += Wᵀc. */
+  private accumulateRows(c: Float64Array, t: Float64Array): void {
     const { w, rows } = this;
     const { outer, inner } = this.layer;
     for (let o = 0; o < outer; o++) {
       for (let r = 0; r < rows; r++) {
-        const a = scale * c[r];
+        const a = c[r];
         const base = (o * rows + r) * inner;
         const tb = o * inner;
         for (let i = 0; i < inner; i++) t[tb + i] += a * w[base + i];
@@ -250,13 +254,13 @@ class LayerRun {
     }
   }
 
-  /** d = W x and t = scale · Wᵀd. Fused row by row when a row is contiguous (dim 0). */
-  private sweep(scale: number): void {
+  /** d = W x and t = Wᵀd. Fused row by row when a row is contiguous (dim 0). */
+  private sweep(): void {
     const { w, rows, cols, x, d, t } = this;
     t.fill(0);
     if (this.layer.outer !== 1) {
       this.matvec();
-      this.accumulateRows(d, scale, t);
+      this.accumulateRows(d, t);
       return;
     }
     for (let r = 0; r < rows; r++) {
@@ -264,8 +268,7 @@ class LayerRun {
       let s = 0;
       for (let c = 0; c < cols; c++) s += w[base + c] * x[c];
       d[r] = s;
-      const a = scale * s;
-      for (let c = 0; c < cols; c++) t[c] += a * w[base + c];
+      for (let c = 0; c < cols; c++) t[c] += s * w[base + c];
     }
   }
 }

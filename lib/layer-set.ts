@@ -14,7 +14,9 @@ import {
   checkDtype,
   checkFloatArray,
   checkInteger,
+  checkKnownKeys,
   checkNonNegative,
+  checkObject,
   checkOverlaps,
   checkSeed,
   checkShape,
@@ -61,6 +63,15 @@ export function checkSettings(name: string, options: Record<string, unknown>): S
     threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
     backend: resolveBackend(`${name}.backend`, options.backend),
   };
+}
+
+/** fromState's own options: where and how to run, checked under their own names before the state is. */
+export function checkRuntimeOptions(options: unknown): Pick<CommonOptions, 'backend' | 'threads'> {
+  const opts = checkObject('options', options);
+  checkKnownKeys('options', opts, ['backend', 'threads']);
+  resolveBackend('options.backend', opts.backend);
+  checkInteger('options.threads', opts.threads, 1, MAX_THREADS, 1);
+  return opts as Pick<CommonOptions, 'backend' | 'threads'>;
 }
 
 export interface Layer {

@@ -1,7 +1,17 @@
 // SpectralNormalizer: PyTorch's torch.nn.utils.parametrizations.spectral_norm for one weight tensor, step by step.
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
-import { COMMON_KEYS, type CommonOptions, LayerSet, type Targets, checkSettings, checkTargets, createLayer, toNumbers } from './layer-set';
+import {
+  COMMON_KEYS,
+  type CommonOptions,
+  LayerSet,
+  type Targets,
+  checkRuntimeOptions,
+  checkSettings,
+  checkTargets,
+  createLayer,
+  toNumbers,
+} from './layer-set';
 import { type DType, MAX_ITERATIONS, checkBoolean, checkInteger, checkKnownKeys, checkObject } from './validate';
 
 export interface SpectralNormalizerOptions extends CommonOptions {
@@ -34,15 +44,22 @@ export interface SpectralNormalizerState {
   v: number[];
 }
 
+/** How constructor errors name the arguments: fromState names them after the state object. */
+interface Naming {
+  shape: string;
+  options: string;
+}
+
 export class SpectralNormalizer {
   private readonly set: LayerSet;
 
-  constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}) {
-    const opts = checkObject('options', options);
-    checkKnownKeys('options', opts, [...COMMON_KEYS, 'dim', 'seed', 'u', 'v']);
-    const settings = checkSettings('options', opts);
+  constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
+    const names = naming ?? { shape: 'shape', options: 'options' };
+    const opts = checkObject(names.options, options);
+    checkKnownKeys(names.options, opts, [...COMMON_KEYS, 'dim', 'seed', 'u', 'v']);
+    const settings = checkSettings(names.options, opts);
     const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
-    const layer = createLayer('shape', 'options', init, settings, undefined, 'weight');
+    const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
     this.set = new LayerSet('SpectralNormalizer', [layer], settings);
   }
 
@@ -125,11 +142,11 @@ export class SpectralNormalizer {
     if (s.format !== 'spectral-norm.normalizer' || s.version !== 1) {
       throw new TypeError(`state must come from SpectralNormalizer.state() (format 'spectral-norm.normalizer', version 1)`);
     }
-    const opts = checkObject('options', options);
-    checkKnownKeys('options', opts, ['backend', 'threads']);
+    const runtime = checkRuntimeOptions(options);
     if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');
     const { shape, dim, iterations, eps, dtype, legacy, u, v } = s as unknown as SpectralNormalizerState;
-    return new SpectralNormalizer(shape, { dim, iterations, eps, dtype, legacy, u, v, ...opts });
+    const restored = { dim, iterations, eps, dtype, legacy, u, v, ...runtime };
+    return new SpectralNormalizer(shape, restored, { shape: 'state.shape', options: 'state' });
   }
 
   private checkIterations(iterations: unknown): number {

@@ -1,7 +1,7 @@
 // spectralNorm and spectralNormalize: σ of one weight to a tolerance, with no state kept between calls.
 import type { FloatArray, PowerJob } from '../binding';
 import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
-import { buildJob, runAsync, runSync } from './engine';
+import { buildJob, execute, executeAsync, finish } from './engine';
 import { matrixGeometry } from './layout';
 import { startVectors } from './random';
 import {
@@ -58,6 +58,7 @@ const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'backend', 'th
 interface Prepared {
   job: PowerJob;
   backend: ResolvedBackend;
+  seed: number;
 }
 
 function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide: boolean): Prepared {
@@ -85,41 +86,93 @@ function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide:
   const geometry = matrixGeometry(shape, dim, false);
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
   const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, legacy: false, threads });
-  return { job, backend };
+  return { job, backend, seed };
 }
 
-function result(prepared: Prepared, sigma: Float64Array, iterationsRun: Int32Array, converged: Uint8Array): SpectralNormResult {
+/**
+ * A float64 weight with only subnormal entries has σ² (or even 1/σ) outside double's range, so the iteration cannot
+ * run on it as it is. When a job failed and the weight is in fact finite, this is the same job on a copy scaled by
+ * a power of two (exact), and a function that maps the copy's results back. Null when a retry would not help.
+ */
+function rescaled(prepared: Prepared): { job: PowerJob; restore: () => void } | null {
+  const original = prepared.job;
+  const layer = original.layers[0];
+  const w = layer.weight;
+  if (original.dtype !== 'float64') return null;
+  let maxAbs = 0;
+  for (let i = 0; i < w.length; i++) {
+    const a = Math.abs(w[i]);
+    if (!(a <= Number.MAX_VALUE)) return null;
+    if (a > maxAbs) maxAbs = a;
+  }
+  const exponent = Math.floor(Math.log2(maxAbs));
+  const half = Math.trunc(exponent / 2);
+  const scaled = w.map((x) => x * 2 ** (half - exponent) * 2 ** -half);
+  const { u, v } = startVectors(prepared.seed, layer.u.length, layer.v.length, 'float64');
+  const geometry = { ...layer, cols: layer.outer * layer.inner, uLength: u.length, vLength: v.length };
+  const params = { ...original, iterations: original.iterations };
+  const out = layer.out === null ? null : new Float64Array(w.length);
+  const job = buildJob([{ geometry, u, v }], [scaled], [out], params);
+  const restore = () => {
+    original.sigma[0] = job.sigma[0] * 2 ** (exponent - half) * 2 ** half;
+    original.status.set(job.status);
+    original.iterationsRun.set(job.iterationsRun);
+    original.converged.set(job.converged);
+    layer.u.set(job.layers[0].u);
+    layer.v.set(job.layers[0].v);
+    // W/σ is the same for the copy, which was scaled exactly.
+    if (out !== null && layer.out !== null) layer.out.set(out);
+  };
+  return { job, restore };
+}
+
+function result(prepared: Prepared, allFinite: boolean): SpectralNormResult {
+  const r = finish(prepared.job, allFinite, () => 'weight');
   const layer = prepared.job.layers[0];
   return {
-    sigma: sigma[0],
+    sigma: r.sigma[0],
     u: layer.u,
     v: layer.v,
-    iterations: iterationsRun[0],
-    converged: converged[0] === 1,
+    iterations: r.iterationsRun[0],
+    converged: r.converged[0] === 1,
     backend: prepared.backend.name,
   };
 }
 
-const label = () => 'weight';
+function runOneShot(prepared: Prepared): SpectralNormResult {
+  let ok = execute(prepared.backend, prepared.job);
+  const retry = ok ? null : rescaled(prepared);
+  if (retry) {
+    ok = execute(prepared.backend, retry.job);
+    if (ok) retry.restore();
+  }
+  return result(prepared, ok);
+}
+
+async function runOneShotAsync(prepared: Prepared): Promise<SpectralNormResult> {
+  let ok = await executeAsync(prepared.backend, prepared.job);
+  const retry = ok ? null : rescaled(prepared);
+  if (retry) {
+    ok = await executeAsync(prepared.backend, retry.job);
+    if (ok) retry.restore();
+  }
+  return result(prepared, ok);
+}
 
 /**
  * The largest singular value of `weight` seen as a matrix along `dim`, by power iteration from a seeded start to a
  * relative tolerance. Scale-invariant (σ(cW) = |c|σ(W) at any magnitude); never modifies the weight.
  */
 export function spectralNorm(weight: FloatArray, shape: readonly number[], options: SpectralNormOptions = {}): SpectralNormResult {
-  const prepared = prepare(weight, shape, options, false);
-  const r = runSync(prepared.backend, prepared.job, label);
-  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+  return runOneShot(prepare(weight, shape, options, false));
 }
 
-export async function spectralNormAsync(
+export function spectralNormAsync(
   weight: FloatArray,
   shape: readonly number[],
   options: SpectralNormOptions = {},
 ): Promise<SpectralNormResult> {
-  const prepared = prepare(weight, shape, options, false);
-  const r = await runAsync(prepared.backend, prepared.job, label);
-  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+  return new Promise((resolve) => resolve(runOneShotAsync(prepare(weight, shape, options, false))));
 }
 
 /** spectralNorm, then W/σ into `out` or in place. A zero matrix (σ ≤ eps) is left as it is. */
@@ -128,17 +181,13 @@ export function spectralNormalize(
   shape: readonly number[],
   options: SpectralNormalizeOptions = {},
 ): SpectralNormResult {
-  const prepared = prepare(weight, shape, options, true);
-  const r = runSync(prepared.backend, prepared.job, label);
-  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+  return runOneShot(prepare(weight, shape, options, true));
 }
 
-export async function spectralNormalizeAsync(
+export function spectralNormalizeAsync(
   weight: FloatArray,
   shape: readonly number[],
   options: SpectralNormalizeOptions = {},
 ): Promise<SpectralNormResult> {
-  const prepared = prepare(weight, shape, options, true);
-  const r = await runAsync(prepared.backend, prepared.job, label);
-  return result(prepared, r.sigma, r.iterationsRun, r.converged);
+  return new Promise((resolve) => resolve(runOneShotAsync(prepare(weight, shape, options, true))));
 }

@@ -13,13 +13,12 @@ template <typename T>
 struct Table {
   // d[r - r0] = M_r · x for the rows r in [r0, r1).
   void (*matvec_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* x, double* d);
-  // t += scale · Σ_{r in [r0, r1)} c[r - r0] · M_r, that is scale · Mᵀc restricted to those rows.
-  void (*accumulate_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* c, double scale,
-                          double* t);
-  // The fused sweep of one power iteration: d = M x and t += scale · Mᵀd over the rows [r0, r1), reading each tile
-  // of W from memory once (the second use hits cache).
-  void (*sweep_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* x, double scale,
-                     double* d, double* t);
+  // t += Σ_{r in [r0, r1)} c[r - r0] · M_r, that is Mᵀc restricted to those rows.
+  void (*accumulate_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* c, double* t);
+  // The fused sweep of one power iteration: d = M x and t += Mᵀd over the rows [r0, r1), reading each tile of W
+  // from memory once (the second use hits cache).
+  void (*sweep_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* x, double* d,
+                     double* t);
   // out[i] = w[i] / sigma, correctly rounded in T. out may equal w.
   void (*divide)(const T* w, T* out, size_t n, T sigma);
   // Σ w[i]² in double.

@@ -86,17 +86,16 @@ void matvec_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const 
 }
 
 template <typename T>
-void accumulate_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* c, double scale,
-                     double* t) {
+void accumulate_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* c, double* t) {
   const size_t n = r1 - r0;
   if (L.inner == 1) {
-    for (size_t o = 0; o < L.outer; ++o) t[o] += scale * dot(w + o * L.rows + r0, c, n);
+    for (size_t o = 0; o < L.outer; ++o) t[o] += dot(w + o * L.rows + r0, c, n);
     return;
   }
   for (size_t o = 0; o < L.outer; ++o) {
     const T* block = w + (o * L.rows + r0) * L.inner;
     double* to = t + o * L.inner;
-    for (size_t r = 0; r < n; ++r) axpy(to, scale * c[r], block + r * L.inner, L.inner);
+    for (size_t r = 0; r < n; ++r) axpy(to, c[r], block + r * L.inner, L.inner);
   }
 }
 
@@ -113,13 +112,12 @@ size_t sweep_tile_rows(const MatrixLayout& L) {
 }
 
 template <typename T>
-void sweep_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* x, double scale, double* d,
-                double* t) {
+void sweep_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* x, double* d, double* t) {
   const size_t tile = sweep_tile_rows<T>(L);
   for (size_t rb = r0; rb < r1; rb += tile) {
     const size_t re = rb + tile < r1 ? rb + tile : r1;
     matvec_rows(w, L, rb, re, x, d + (rb - r0));
-    accumulate_rows(w, L, rb, re, d + (rb - r0), scale, t);
+    accumulate_rows(w, L, rb, re, d + (rb - r0), t);
   }
 }
 

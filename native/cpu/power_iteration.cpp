@@ -20,27 +20,37 @@ unsigned layer_threads(size_t elements, unsigned threads) {
   return static_cast<unsigned>(std::min<size_t>(wanted, std::max(1u, threads)));
 }
 
-// ‖x‖₂ of a small double vector without spurious overflow or underflow; NaN when x holds NaN or ±Inf.
-double norm2(const double* x, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; ++i) s += x[i] * x[i];
-  constexpr double kSafeMin = 0x1p-900;
-  if (std::isfinite(s) && (s >= kSafeMin || s == 0)) {
-    if (s != 0) return std::sqrt(s);
-  }
+// ‖x‖₂ by scaling with max |x_i| first: no overflow or underflow in the squares. NaN when x holds NaN or ±Inf.
+template <typename E>
+double scaled_norm2(const E* x, size_t n) {
   double m = 0;
   for (size_t i = 0; i < n; ++i) {
-    const double a = std::fabs(x[i]);
+    const double a = std::fabs(static_cast<double>(x[i]));
     if (!(a <= std::numeric_limits<double>::max())) return std::numeric_limits<double>::quiet_NaN();
     m = std::max(m, a);
   }
   if (m == 0) return 0;
-  double scaled = 0;
+  double s = 0;
   for (size_t i = 0; i < n; ++i) {
-    const double y = x[i] / m;
-    scaled += y * y;
+    const double y = static_cast<double>(x[i]) / m;
+    s += y * y;
   }
-  return m * std::sqrt(scaled);
+  return m * std::sqrt(s);
+}
+
+// sqrt(sum_squares) when that sum is safely in range, else the scaled computation. NaN for NaN or ±Inf in x.
+template <typename E>
+double norm2_from(double sum_squares, const E* x, size_t n) {
+  constexpr double kSafeMin = 0x1p-900;
+  if (std::isfinite(sum_squares) && sum_squares >= kSafeMin) return std::sqrt(sum_squares);
+  return scaled_norm2(x, n);  // NaN or ±Inf in x, or squares that overflowed or underflowed (to 0 as well)
+}
+
+// ‖x‖₂ of a small double vector.
+double norm2(const double* x, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += x[i] * x[i];
+  return norm2_from(s, x, n);
 }
 
 // PyTorch's max(‖x‖, eps), except that a zero vector with eps = 0 divides by 1 rather than giving 0/0.
@@ -54,7 +64,7 @@ template <typename T>
 struct Scratch {
   double* x = nullptr;  // cols: the right vector as double
   double* d = nullptr;  // rows: M x
-  double* t = nullptr;  // cols: Mᵀ d (scaled)
+  double* t = nullptr;  // cols: Mᵀ d
   T* u_new = nullptr;   // rows
   T* v_new = nullptr;   // cols
 };
@@ -102,25 +112,10 @@ class LayerRun {
   }
 
  private:
-  // σ = ‖W‖ for a 1-D weight.
+  // σ = ‖W‖ for a 1-D weight: one SIMD pass, rescaled only in the rare case the squares leave double's range.
   double vector_norm() {
     const size_t n = L_.size();
-    const double s = k_.sum_squares(b_.weight, n);
-    if (std::isfinite(s) && s >= 0x1p-900) return std::sqrt(s);
-    // Rare: non-finite input, overflow or underflow of the squares. Redo it scaled.
-    double m = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const double a = std::fabs(static_cast<double>(b_.weight[i]));
-      if (!(a <= std::numeric_limits<double>::max())) return std::numeric_limits<double>::quiet_NaN();
-      m = std::max(m, a);
-    }
-    if (m == 0) return 0;
-    double scaled = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const double y = static_cast<double>(b_.weight[i]) / m;
-      scaled += y * y;
-    }
-    return m * std::sqrt(scaled);
+    return norm2_from(k_.sum_squares(b_.weight, n), b_.weight, n);
   }
 
   // Eval mode: σ = u·(M v) with u and v as they are. One pass.
@@ -139,7 +134,7 @@ class LayerRun {
     load_x(b_.v);
     double nt = 0, den_v = 1;
     for (int32_t j = 0; j < opt_.iterations; ++j) {
-      sweep(1.0);
+      sweep();
       if (!update_u()) return false;
       if (!update_v(nt, den_v)) return false;
     }
@@ -158,7 +153,7 @@ class LayerRun {
       if (last) {
         matvec();
       } else {
-        sweep(1.0);
+        sweep();
       }
       const double nd = norm2(s_.d, L_.rows);
       if (!update_u(nd)) return false;
@@ -168,14 +163,15 @@ class LayerRun {
     return true;
   }
 
-  // One-shot estimate: exact normalisation, so σ(cW) = |c|σ(W) at any scale, until σ settles.
+  // One-shot estimate: exact normalisation, so σ(cW) = |c|σ(W) at any scale, until σ settles. x is kept at
+  // v/σ rather than v, so d = W x stays near 1 and t = Wᵀd near σ: neither over- nor underflows, whatever W's scale.
   bool converge(double& sigma, LayerResult& r) {
     load_x(b_.v);
-    double scale = 1, previous = 0;
+    double previous = 0;
     sigma = 0;
     for (int32_t j = 1; j <= opt_.iterations; ++j) {
-      sweep(scale);
-      const double nd = norm2(s_.d, L_.rows);
+      sweep();
+      double nd = norm2(s_.d, L_.rows);
       if (!std::isfinite(nd)) return false;
       r.iterations_run = j;
       if (nd == 0) {  // a zero matrix (or a start vector in its null space)
@@ -183,30 +179,30 @@ class LayerRun {
         r.converged = true;
         return true;
       }
+      if (j == 1) previous = nd;  // ‖W v₀‖, the estimate before the first full iteration
       double nt = norm2(s_.t, L_.cols());
-      // t = scale·Wᵀd ~ σ²·scale. With scale = 1 (first iteration) float64 weights beyond 1e±150 can overflow or
-      // underflow it; redo the sweep scaled by 1/‖d‖. Later iterations are already scaled.
       if (j == 1 && !(std::isfinite(nt) && nt > 0x1p-900)) {
-        scale = 1 / nd;
-        sweep(scale);
+        // The unit start vector gave t ~ σ², out of range for float64 weights beyond 1e±150: rescale and redo.
+        for (size_t c = 0; c < L_.cols(); ++c) s_.x[c] /= nd;
+        sweep();
+        nd = norm2(s_.d, L_.rows);
         nt = norm2(s_.t, L_.cols());
       }
-      if (!std::isfinite(nt)) return false;
+      if (!std::isfinite(nt) || !std::isfinite(nd)) return false;
       if (nt == 0) {
         sigma = 0;
         r.converged = true;
         return true;
       }
-      sigma = (nt / nd) / scale;  // ‖Wᵀu‖ with u = d/‖d‖
+      sigma = nt / nd;  // ‖Wᵀu‖ with u = d/‖d‖
       for (size_t i = 0; i < L_.rows; ++i) s_.u_new[i] = static_cast<T>(s_.d[i] / nd);
       for (size_t c = 0; c < L_.cols(); ++c) {
-        s_.x[c] = s_.t[c] / nt;  // kept in double between iterations: the estimate, not PyTorch's rounding
-        s_.v_new[c] = static_cast<T>(s_.x[c]);
+        const double v = s_.t[c] / nt;
+        s_.v_new[c] = static_cast<T>(v);
+        s_.x[c] = v / sigma;  // kept in double between iterations: the estimate, not PyTorch's rounding
       }
-      if (j == 1) previous = nd;  // ‖W v₀‖, the estimate before the first full iteration
       const bool settled = std::fabs(sigma - previous) <= opt_.tolerance * sigma;
       previous = sigma;
-      scale = 1 / nd;
       if (settled) {
         r.converged = true;
         return true;
@@ -254,16 +250,14 @@ class LayerRun {
     });
   }
 
-  // d = M x and t = scale·Mᵀd, in one pass.
-  void sweep(double scale) {
-    accumulate_t([&](size_t r0, size_t r1, double* t) {
-      k_.sweep_rows(b_.weight, L_, r0, r1, s_.x, scale, s_.d + r0, t);
-    });
+  // d = M x and t = Mᵀd, in one pass.
+  void sweep() {
+    accumulate_t([&](size_t r0, size_t r1, double* t) { k_.sweep_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0, t); });
   }
 
   // t = Mᵀd.
   void rmatvec_of_d() {
-    accumulate_t([&](size_t r0, size_t r1, double* t) { k_.accumulate_rows(b_.weight, L_, r0, r1, s_.d + r0, 1.0, t); });
+    accumulate_t([&](size_t r0, size_t r1, double* t) { k_.accumulate_rows(b_.weight, L_, r0, r1, s_.d + r0, t); });
   }
 
   // Runs body over row ranges, each summing into its own copy of t, then adds the copies in task order: the same

@@ -58,7 +58,10 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return s;
 }
 
-/** PyTorch's power iteration in float64: returns the new u, v and σ = u·(W v). */
+/**
+ * PyTorch's power iteration in float64: returns the new u, v and σ = u·(W v). With dtype 'float32', u and v are
+ * rounded to float32 after each update, as PyTorch stores them.
+ */
 export function referenceStep(
   m: ReferenceMatrix,
   u0: ArrayLike<number>,
@@ -66,17 +69,75 @@ export function referenceStep(
   iterations: number,
   eps: number,
   legacy: boolean,
+  dtype: 'float32' | 'float64' = 'float64',
 ): { u: Float64Array; v: Float64Array; sigma: number } {
+  const store = (x: Float64Array) => (dtype === 'float32' ? x.map(Math.fround) : x);
   let u: Float64Array = Float64Array.from(u0);
   let v: Float64Array = Float64Array.from(v0);
   for (let k = 0; k < iterations; k++) {
     if (legacy) {
-      v = normalize(matTVec(m, u), eps);
-      u = normalize(matVec(m, v), eps);
+      v = store(normalize(matTVec(m, u), eps));
+      u = store(normalize(matVec(m, v), eps));
     } else {
-      u = normalize(matVec(m, v), eps);
-      v = normalize(matTVec(m, u), eps);
+      u = store(normalize(matVec(m, v), eps));
+      v = store(normalize(matTVec(m, u), eps));
     }
   }
   return { u, v, sigma: dot(u, matVec(m, v)) };
+}
+
+/** W/σ in the weight's dtype, as PyTorch divides: by σ rounded to that dtype. */
+export function referenceDivide(weight: ArrayLike<number>, sigma: number, dtype: 'float32' | 'float64'): Float64Array {
+  const s = dtype === 'float32' ? Math.fround(sigma) : sigma;
+  const out = new Float64Array(weight.length);
+  for (let i = 0; i < weight.length; i++) out[i] = dtype === 'float32' ? Math.fround(weight[i] / s) : weight[i] / s;
+  return out;
+}
+
+/**
+ * All singular values, largest first, by cyclic Jacobi on the smaller Gram matrix: slow and simple, and sharing no
+ * code with the library. Accurate to ~1e-15 relative for the largest; small ones lose precision to the squaring.
+ */
+export function singularValues(m: ReferenceMatrix): number[] {
+  const k = Math.min(m.rows, m.cols);
+  const g = Array.from({ length: k }, () => new Float64Array(k));
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      if (m.rows <= m.cols) for (let c = 0; c < m.cols; c++) s += m.data[i * m.cols + c] * m.data[j * m.cols + c];
+      else for (let r = 0; r < m.rows; r++) s += m.data[r * m.cols + i] * m.data[r * m.cols + j];
+      g[i][j] = s;
+    }
+  }
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0;
+    let diag = 0;
+    for (let p = 0; p < k; p++) {
+      diag += g[p][p] * g[p][p];
+      for (let q = p + 1; q < k; q++) off += g[p][q] * g[p][q];
+    }
+    if (off <= 1e-32 * diag) break;
+    for (let p = 0; p < k; p++) {
+      for (let q = p + 1; q < k; q++) {
+        if (g[p][q] === 0) continue;
+        const theta = (g[q][q] - g[p][p]) / (2 * g[p][q]);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        for (let r = 0; r < k; r++) {
+          const gp = g[r][p];
+          const gq = g[r][q];
+          g[r][p] = c * gp - s * gq;
+          g[r][q] = s * gp + c * gq;
+        }
+        for (let r = 0; r < k; r++) {
+          const gp = g[p][r];
+          const gq = g[q][r];
+          g[p][r] = c * gp - s * gq;
+          g[q][r] = s * gp + c * gq;
+        }
+      }
+    }
+  }
+  return g.map((row, i) => Math.sqrt(Math.max(0, row[i]))).sort((a, b) => b - a);
 }

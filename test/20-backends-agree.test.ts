@@ -1,0 +1,136 @@
+// Every backend against an independent float64 reference (test/reference.ts) on awkward shapes, every dim of 3-D
+// and 4-D weights, both dtypes, both iteration orders, and large layers that take the threaded paths.
+import * as assert from 'node:assert/strict';
+
+import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../lib';
+import {
+  assertClose,
+  backendsUnderTest,
+  poisoned,
+  product,
+  randomArray,
+  randomInt,
+  toleranceFor,
+} from './helpers';
+import { permutedMatrix, referenceDivide, referenceStep } from './reference';
+
+interface Case {
+  shape: number[];
+  dim: number;
+}
+
+const SHAPES: Case[] = [
+  { shape: [1, 37], dim: 0 },
+  { shape: [37, 1], dim: 0 },
+  { shape: [17, 31], dim: 0 },
+  { shape: [1000, 3], dim: 0 },
+  { shape: [3, 1000], dim: 0 },
+  { shape: [13, 7, 5], dim: 0 },
+  { shape: [13, 7, 5], dim: 1 },
+  { shape: [13, 7, 5], dim: 2 },
+  { shape: [6, 5, 4, 3], dim: 0 },
+  { shape: [6, 5, 4, 3], dim: 1 },
+  { shape: [6, 5, 4, 3], dim: 2 },
+  { shape: [6, 5, 4, 3], dim: -1 },
+  { shape: [33, 65], dim: 1 },
+  { shape: [97], dim: 0 },
+  // Large enough for more than one thread per layer (≥ 2·2^17 elements), rows not a multiple of anything.
+  { shape: [613, 509], dim: 0 },
+  { shape: [61, 83, 67], dim: 1 },
+  { shape: [61, 83, 67], dim: 2 },
+];
+
+function check(backend: string, dtype: 'float32' | 'float64', c: Case, legacy: boolean, iterations: number): void {
+  const tol = toleranceFor(dtype);
+  const weight = randomArray(dtype, product(c.shape));
+  const sn = new SpectralNormalizer(c.shape, { dim: c.dim, dtype, legacy, iterations, backend: backend as 'cpu' });
+  const dim = c.dim < 0 ? c.dim + c.shape.length : c.dim;
+  const matrix = permutedMatrix(weight, c.shape.length === 1 && legacy ? [c.shape[0], 1] : c.shape, dim);
+  const u0 = sn.u;
+  const v0 = sn.v;
+  const out = poisoned(dtype, weight.length);
+  const sigma = sn.step(weight, { out });
+  if (c.shape.length === 1 && !legacy) {
+    const norm = Math.hypot(...weight);
+    assertClose(sigma, norm, tol, 'sigma of a 1-D weight');
+    assertClose(out, referenceDivide(weight, norm, dtype), tol, 'normalized 1-D weight');
+    return;
+  }
+  const ref = referenceStep(matrix, u0, v0, iterations, 1e-12, legacy, dtype);
+  assertClose(sigma, ref.sigma, tol, 'sigma');
+  assertClose(sn.u, ref.u, tol, 'u');
+  assertClose(sn.v, ref.v, tol, 'v');
+  assertClose(out, referenceDivide(weight, sigma, dtype), { rtol: 0, atol: 0 }, 'out = W/σ exactly, by σ in dtype');
+
+  // Eval mode reads u and v as they are: σ = u·(W v).
+  const evalOut = poisoned(dtype, weight.length);
+  const evalSigma = sn.step(weight, { update: false, out: evalOut });
+  const evalRef = referenceStep(matrix, sn.u, sn.v, 0, 1e-12, legacy, dtype);
+  assertClose(evalSigma, evalRef.sigma, tol, 'eval sigma');
+  assertClose(evalOut, referenceDivide(weight, evalSigma, dtype), { rtol: 0, atol: 0 }, 'eval out');
+}
+
+describe('backends agree with a float64 reference', () => {
+  for (const backend of backendsUnderTest()) {
+    describe(`backend ${backend}`, () => {
+      for (const dtype of ['float32', 'float64'] as const) {
+        for (const c of SHAPES) {
+          it(`${dtype} [${c.shape.join('×')}] dim ${c.dim}: step, then eval`, () => {
+            check(backend, dtype, c, false, 2);
+            check(backend, dtype, c, true, 2);
+          });
+        }
+      }
+
+      it('a batch of 200 small layers of random shapes and dims equals the reference layer by layer', () => {
+        const layers = Array.from({ length: 200 }, () => {
+          const ndim = randomInt(1, 4);
+          const shape = Array.from({ length: ndim }, () => randomInt(1, ndim > 2 ? 7 : 40));
+          return { shape, dim: randomInt(0, ndim - 1) };
+        });
+        for (const dtype of ['float32', 'float64'] as const) {
+          const batch = new SpectralNormBatch(layers, { dtype, iterations: 3, backend: backend as 'cpu', seed: 42 });
+          const weights = layers.map((l) => randomArray(dtype, product(l.shape)));
+          const outs = weights.map((w) => poisoned(dtype, w.length));
+          const before = layers.map((_, i) => ({ u: batch.u(i), v: batch.v(i) }));
+          const sigmas = batch.step(weights, { out: outs });
+          layers.forEach((l, i) => {
+            const tol = toleranceFor(dtype);
+            if (l.shape.length === 1) {
+              assertClose(sigmas[i], Math.hypot(...weights[i]), tol, `layer ${i} sigma`);
+              return;
+            }
+            const ref = referenceStep(permutedMatrix(weights[i], l.shape, l.dim), before[i].u, before[i].v, 3, 1e-12, false, dtype);
+            assertClose(sigmas[i], ref.sigma, tol, `layer ${i} [${l.shape}] dim ${l.dim} sigma`);
+            assertClose(batch.u(i), ref.u, tol, `layer ${i} u`);
+            assertClose(outs[i], referenceDivide(weights[i], sigmas[i], dtype), { rtol: 0, atol: 0 }, `layer ${i} out`);
+          });
+        }
+      });
+    });
+  }
+
+  it('the CPU and JS backends agree with each other on every shape', function () {
+    const backends = backendsUnderTest().filter((b) => b === 'cpu' || b === 'js');
+    if (backends.length < 2) this.skip();
+    for (const dtype of ['float32', 'float64'] as const) {
+      for (const c of SHAPES) {
+        const weight = randomArray(dtype, product(c.shape));
+        const results = backends.map((backend) => {
+          const sn = new SpectralNormalizer(c.shape, { dim: c.dim, dtype, iterations: 3, seed: 7, backend: backend as 'cpu' });
+          const out: FloatArray = poisoned(dtype, weight.length);
+          const sigma = sn.step(weight, { out });
+          return { sigma, out, u: sn.u, v: sn.v };
+        });
+        const tol = toleranceFor(dtype);
+        const [a, b] = results;
+        const what = `${dtype} [${c.shape}] dim ${c.dim}`;
+        assertClose(a.sigma, b.sigma, tol, `${what} sigma`);
+        assertClose(a.u, b.u, tol, `${what} u`);
+        assertClose(a.v, b.v, tol, `${what} v`);
+        assertClose(a.out, b.out, tol, `${what} out`);
+        assert.equal(a.u.length, b.u.length);
+      }
+    }
+  });
+});

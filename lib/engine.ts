@@ -78,14 +78,8 @@ export function execute(backend: ResolvedBackend, job: PowerJob): boolean {
   return backend.impl.run(job);
 }
 
-export async function executeAsync(backend: ResolvedBackend, job: PowerJob): Promise<boolean> {
-  // A native rejection carries no JS stack: give it the caller's.
-  const trace = new Error();
-  try {
-    return await backend.impl.runAsync(job);
-  } catch (error) {
-    throw withStack(error, trace);
-  }
+export function executeAsync(backend: ResolvedBackend, job: PowerJob): Promise<boolean> {
+  return backend.impl.runAsync(job);
 }
 
 export function runSync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): RunResult {
@@ -96,11 +90,19 @@ export async function runAsync(backend: ResolvedBackend, job: PowerJob, label: (
   return finish(job, await executeAsync(backend, job), label);
 }
 
-function withStack(error: unknown, trace: Error): unknown {
-  if (!(error instanceof Error) || !trace.stack) return error;
-  const frames = trace.stack.split('\n').slice(1).join('\n');
-  error.stack = `${error.name}: ${error.message}\n${frames}`;
-  return error;
+/**
+ * Runs an async operation and, if it rejects, gives the error the stack of the code that started it: a rejection
+ * from the native worker or from a queued operation otherwise shows only library frames.
+ */
+export function withCallerStack<T>(operation: () => Promise<T>): Promise<T> {
+  const trace = new Error();
+  return operation().catch((error: unknown) => {
+    if (error instanceof Error && trace.stack) {
+      const frames = trace.stack.split('\n').slice(2).join('\n');
+      error.stack = `${error.name}: ${error.message}\n${frames}`;
+    }
+    throw error;
+  });
 }
 
 /**
@@ -121,7 +123,7 @@ export class OperationQueue {
 
   enqueue<T>(operation: () => Promise<T>): Promise<T> {
     this.inFlight++;
-    const result = this.tail.then(operation);
+    const result = withCallerStack(() => this.tail.then(operation));
     const settled = result.then(
       () => this.inFlight--,
       () => this.inFlight--,

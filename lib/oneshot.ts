@@ -1,7 +1,7 @@
 // spectralNorm and spectralNormalize: σ of one weight to a tolerance, with no state kept between calls.
 import type { FloatArray, PowerJob } from '../binding';
 import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
-import { buildJob, execute, executeAsync, finish } from './engine';
+import { buildJob, execute, executeAsync, finish, withCallerStack } from './engine';
 import { matrixGeometry } from './layout';
 import { startVectors } from './random';
 import {
@@ -172,7 +172,7 @@ export function spectralNormAsync(
   shape: readonly number[],
   options: SpectralNormOptions = {},
 ): Promise<SpectralNormResult> {
-  return new Promise((resolve) => resolve(runOneShotAsync(prepare(weight, shape, options, false))));
+  return withCallerStack(async () => runOneShotAsync(prepare(weight, shape, options, false)));
 }
 
 /** spectralNorm, then W/σ into `out` or in place. A zero matrix (σ ≤ eps) is left as it is. */
@@ -189,5 +189,5 @@ export function spectralNormalizeAsync(
   shape: readonly number[],
   options: SpectralNormalizeOptions = {},
 ): Promise<SpectralNormResult> {
-  return new Promise((resolve) => resolve(runOneShotAsync(prepare(weight, shape, options, true))));
+  return withCallerStack(async () => runOneShotAsync(prepare(weight, shape, options, true)));
 }

@@ -49,7 +49,8 @@ interface NativeLoad {
 let nativeLoad: NativeLoad | undefined;
 
 /**
- * Candidates, in order: SPECTRAL_NORM_BINDING (an explicit .node path), then the local Release and Debug builds.
+ * Candidates, in order: the local Release and Debug builds; or, when SPECTRAL_NORM_BINDING names a .node file, that
+ * file alone (an explicit choice that fails should say so, not quietly load another build).
  * SPECTRAL_NORM_DISABLE_NATIVE=1 skips them all, as on a machine where the addon could not be built.
  */
 function loadNative(): NativeLoad {
@@ -58,10 +59,10 @@ function loadNative(): NativeLoad {
     nativeLoad = { binding: null, info: null, path: null, errors: ['SPECTRAL_NORM_DISABLE_NATIVE is set'] };
     return nativeLoad;
   }
-  const candidates: string[] = [];
-  if (process.env.SPECTRAL_NORM_BINDING) candidates.push(path.resolve(process.env.SPECTRAL_NORM_BINDING));
-  candidates.push(path.join(ROOT, 'build', 'Release', 'spectral_norm.node'));
-  candidates.push(path.join(ROOT, 'build', 'Debug', 'spectral_norm.node'));
+  const override = process.env.SPECTRAL_NORM_BINDING;
+  const candidates = override
+    ? [path.resolve(override)]
+    : [path.join(ROOT, 'build', 'Release', 'spectral_norm.node'), path.join(ROOT, 'build', 'Debug', 'spectral_norm.node')];
   const errors: string[] = [];
   for (const candidate of candidates) {
     try {

@@ -94,3 +94,9 @@ export interface Backend {
   /** The same off the event loop (the native backend pins the job's arrays until it settles). */
   runAsync(job: PowerJob): Promise<boolean>;
 }
+
+/** The native addon: a Backend, plus what the benchmarks measure the machine with. */
+export interface NativeAddon extends Backend {
+  /** The streaming read bandwidth (bytes/s, median of `repeats`) over a `bytes` buffer on `threads` threads. */
+  readBandwidth(bytes: number, threads: number, repeats: number): number;
+}

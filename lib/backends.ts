@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 
-import type { Backend, CudaDevice, NativeInfo } from '../binding';
+import type { Backend, CudaDevice, NativeAddon, NativeInfo } from '../binding';
 import { jsBackend } from './js-backend';
 import { describe } from './validate';
 
@@ -40,7 +40,7 @@ export interface BackendInfo {
 const ROOT = path.resolve(__dirname, '..', '..');
 
 interface NativeLoad {
-  binding: Backend | null;
+  binding: NativeAddon | null;
   info: NativeInfo | null;
   path: string | null;
   errors: string[];
@@ -67,7 +67,7 @@ function loadNative(): NativeLoad {
   for (const candidate of candidates) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const binding = require(candidate) as Backend;
+      const binding = require(candidate) as NativeAddon;
       const info = binding.backendInfo();
       nativeLoad = { binding, info, path: candidate, errors };
       return nativeLoad;
@@ -87,6 +87,11 @@ function cudaReason(native: NativeLoad): string {
   const cuda = native.info.cuda;
   if (!cuda.compiled || cuda.devices.length === 0) return cuda.reason;
   return CUDA_NOT_IMPLEMENTED;
+}
+
+/** The loaded native addon, for benchmarks; null when it did not load. Not part of the public API. */
+export function nativeAddon(): NativeAddon | null {
+  return loadNative().binding;
 }
 
 export function defaultThreads(): number {

@@ -4,6 +4,7 @@
 #include <new>
 #include <vector>
 
+#include "../cpu/bandwidth_probe.h"
 #include "../cpu/kernels.h"
 #include "../cpu/thread_pool.h"
 #include "../cuda/device_query.h"
@@ -75,7 +76,25 @@ Napi::Value RunAsync(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// Benchmarks only: readBandwidth(bytes, threads, repeats) → bytes per second (median), off no event loop.
+Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  for (size_t i = 0; i < 3; ++i) {
+    if (info.Length() <= i || !info[i].IsNumber() || info[i].As<Napi::Number>().DoubleValue() < 1) {
+      throw_range_error(env, "readBandwidth(bytes, threads, repeats) takes three positive numbers");
+    }
+  }
+  try {
+    return Napi::Number::New(env, read_bandwidth(static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()),
+                                                 info[1].As<Napi::Number>().Uint32Value(),
+                                                 info[2].As<Napi::Number>().Uint32Value()));
+  } catch (const std::bad_alloc&) {
+    throw coded_error(env, "ERR_SPECTRAL_NORM_OUT_OF_MEMORY", "spectral-norm: out of memory for the probe's buffer");
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth, "readBandwidth"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("run", Napi::Function::New(env, Run, "run"));
   exports.Set("runAsync", Napi::Function::New(env, RunAsync, "runAsync"));

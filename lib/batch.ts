@@ -9,11 +9,14 @@ import {
   type Targets,
   checkRuntimeOptions,
   checkSettings,
+  checkStateHeader,
+  checkStepOptions,
   checkTargets,
+  checkWarmupIterations,
   createLayer,
   toNumbers,
 } from './layer-set';
-import { type DType, MAX_ITERATIONS, checkBoolean, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
+import { type DType, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
 
 export interface LayerSpec {
   shape: readonly number[];
@@ -114,13 +117,13 @@ export class SpectralNormBatch {
    */
   warmup(weights: readonly FloatArray[], iterations: number): Float64Array {
     this.set.queue.assertIdle('warmup');
-    return this.set.run(this.warmupTargets(weights), this.checkIterations(iterations));
+    return this.set.run(this.warmupTargets(weights), checkWarmupIterations(iterations));
   }
 
   warmupAsync(weights: readonly FloatArray[], iterations: number): Promise<Float64Array> {
     return this.set.queue.enqueue(async () => {
       const targets = this.warmupTargets(weights);
-      return this.set.runAsync(targets, this.checkIterations(iterations));
+      return this.set.runAsync(targets, checkWarmupIterations(iterations));
     });
   }
 
@@ -163,10 +166,7 @@ export class SpectralNormBatch {
 
   /** Restores a batch from state(), exactly. `options` may choose the backend and threads. */
   static fromState(state: SpectralNormBatchState, options: Pick<CommonOptions, 'backend' | 'threads'> = {}): SpectralNormBatch {
-    const s = checkObject('state', state);
-    if (s.format !== 'spectral-norm.batch' || s.version !== 1) {
-      throw new TypeError(`state must come from SpectralNormBatch.state() (format 'spectral-norm.batch', version 1)`);
-    }
+    const s = checkStateHeader(state, 'spectral-norm.batch', 'SpectralNormBatch.state()');
     const runtime = checkRuntimeOptions(options);
     if (!Array.isArray(s.layers)) throw new TypeError(`state.layers must be an array, got ${describe(s.layers)}`);
     s.layers.forEach((layer: unknown, i: number) => {
@@ -181,10 +181,6 @@ export class SpectralNormBatch {
   private layer(index: number): Layer {
     checkInteger('index', index, 0, this.length - 1);
     return this.set.layers[index];
-  }
-
-  private checkIterations(iterations: unknown): number {
-    return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
   }
 
   private checkWeightList(weights: unknown): readonly unknown[] {
@@ -202,18 +198,16 @@ export class SpectralNormBatch {
 
   private stepArguments(weights: unknown, options: unknown): { targets: Targets; iterations: number } {
     const list = this.checkWeightList(weights);
-    const opts = checkObject('options', options);
-    checkKnownKeys('options', opts, ['update', 'out']);
-    const update = checkBoolean('options.update', opts.update, true);
+    const { update, out } = checkStepOptions(options);
     let mode: Parameters<typeof checkTargets>[4] = 'in-place';
-    if (opts.out !== undefined) {
-      if (!Array.isArray(opts.out)) throw new TypeError(`options.out must be an array of typed arrays, got ${describe(opts.out)}`);
-      if (opts.out.length !== this.length) {
-        throw new RangeError(`options.out has ${opts.out.length} entries but the batch has ${this.length} layers`);
+    if (out !== undefined) {
+      if (!Array.isArray(out)) throw new TypeError(`options.out must be an array of typed arrays, got ${describe(out)}`);
+      if (out.length !== this.length) {
+        throw new RangeError(`options.out has ${out.length} entries but the batch has ${this.length} layers`);
       }
-      mode = { outs: opts.out, names: (i) => `options.out[${i}]` };
+      mode = { outs: out, names: (i) => `options.out[${i}]` };
     }
     const targets = checkTargets(this.set.layers, this.dtype, list, (i) => `weights[${i}]`, mode);
-    return { targets, iterations: update ? this.set.settings.iterations : 0 };
+    return { targets, iterations: this.set.stepIterations(update) };
   }
 }

@@ -74,6 +74,27 @@ export function checkRuntimeOptions(options: unknown): Pick<CommonOptions, 'back
   return opts as Pick<CommonOptions, 'backend' | 'threads'>;
 }
 
+/** The common part of fromState: the state's format and version, checked before anything else. */
+export function checkStateHeader(state: unknown, format: string, origin: string): Record<string, unknown> {
+  const s = checkObject('state', state);
+  if (s.format !== format || s.version !== 1) {
+    throw new TypeError(`state must come from ${origin} (format '${format}', version 1)`);
+  }
+  return s;
+}
+
+/** step()'s options: `update` (training or eval mode) and `out`, still to be checked against the weights. */
+export function checkStepOptions(options: unknown): { update: boolean; out: unknown } {
+  const opts = checkObject('options', options);
+  checkKnownKeys('options', opts, ['update', 'out']);
+  return { update: checkBoolean('options.update', opts.update, true), out: opts.out };
+}
+
+/** warmup()'s iteration count. */
+export function checkWarmupIterations(iterations: unknown): number {
+  return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
+}
+
 export interface Layer {
   shape: number[];
   dim: number;
@@ -175,6 +196,11 @@ export class LayerSet {
   }
 
   private label = (i: number) => this.layers[i].label;
+
+  /** Power iterations for a step: the configured number in training mode, none in eval mode. */
+  stepIterations(update: boolean): number {
+    return update ? this.settings.iterations : 0;
+  }
 
   /** Runs `iterations` power iterations (0: eval mode) and divides into targets.outs. Returns σ per layer. */
   run(targets: Targets, iterations: number): Float64Array {

@@ -8,11 +8,14 @@ import {
   type Targets,
   checkRuntimeOptions,
   checkSettings,
+  checkStateHeader,
+  checkStepOptions,
   checkTargets,
+  checkWarmupIterations,
   createLayer,
   toNumbers,
 } from './layer-set';
-import { type DType, MAX_ITERATIONS, checkBoolean, checkInteger, checkKnownKeys, checkObject } from './validate';
+import { type DType, checkKnownKeys, checkObject } from './validate';
 
 export interface SpectralNormalizerOptions extends CommonOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
@@ -92,13 +95,13 @@ export class SpectralNormalizer {
   /** Runs `iterations` power iterations without touching the weight, as PyTorch does at registration. Returns σ. */
   warmup(weight: FloatArray, iterations: number): number {
     this.set.queue.assertIdle('warmup');
-    return this.set.run(this.warmupTargets(weight), this.checkIterations(iterations))[0];
+    return this.set.run(this.warmupTargets(weight), checkWarmupIterations(iterations))[0];
   }
 
   warmupAsync(weight: FloatArray, iterations: number): Promise<number> {
     return this.set.queue.enqueue(async () => {
       const targets = this.warmupTargets(weight);
-      return (await this.set.runAsync(targets, this.checkIterations(iterations)))[0];
+      return (await this.set.runAsync(targets, checkWarmupIterations(iterations)))[0];
     });
   }
 
@@ -138,10 +141,7 @@ export class SpectralNormalizer {
 
   /** Restores a normalizer from state(), exactly. `options` may choose the backend and threads. */
   static fromState(state: SpectralNormalizerState, options: Pick<CommonOptions, 'backend' | 'threads'> = {}): SpectralNormalizer {
-    const s = checkObject('state', state);
-    if (s.format !== 'spectral-norm.normalizer' || s.version !== 1) {
-      throw new TypeError(`state must come from SpectralNormalizer.state() (format 'spectral-norm.normalizer', version 1)`);
-    }
+    const s = checkStateHeader(state, 'spectral-norm.normalizer', 'SpectralNormalizer.state()');
     const runtime = checkRuntimeOptions(options);
     if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');
     const { shape, dim, iterations, eps, dtype, legacy, u, v } = s as unknown as SpectralNormalizerState;
@@ -149,20 +149,14 @@ export class SpectralNormalizer {
     return new SpectralNormalizer(shape, restored, { shape: 'state.shape', options: 'state' });
   }
 
-  private checkIterations(iterations: unknown): number {
-    return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
-  }
-
   private warmupTargets(weight: unknown): Targets {
     return checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', 'none');
   }
 
   private stepArguments(weight: unknown, options: unknown): { targets: Targets; iterations: number } {
-    const opts = checkObject('options', options);
-    checkKnownKeys('options', opts, ['update', 'out']);
-    const update = checkBoolean('options.update', opts.update, true);
-    const mode = opts.out === undefined ? ('in-place' as const) : { outs: [opts.out], names: () => 'options.out' };
+    const { update, out } = checkStepOptions(options);
+    const mode = out === undefined ? ('in-place' as const) : { outs: [out], names: () => 'options.out' };
     const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', mode);
-    return { targets, iterations: update ? this.set.settings.iterations : 0 };
+    return { targets, iterations: this.set.stepIterations(update) };
   }
 }

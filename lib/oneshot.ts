@@ -2,7 +2,7 @@
 import type { FloatArray, PowerJob } from '../binding';
 import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
 import { buildJob, execute, executeAsync, finish, withCallerStack } from './engine';
-import { matrixGeometry } from './layout';
+import { type MatrixGeometry, matrixGeometry } from './layout';
 import { startVectors } from './random';
 import {
   MAX_ITERATIONS,
@@ -59,6 +59,7 @@ interface Prepared {
   job: PowerJob;
   backend: ResolvedBackend;
   seed: number;
+  geometry: MatrixGeometry;
 }
 
 function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide: boolean): Prepared {
@@ -86,7 +87,7 @@ function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide:
   const geometry = matrixGeometry(shape, dim, false);
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
   const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, legacy: false, threads });
-  return { job, backend, seed };
+  return { job, backend, seed, geometry };
 }
 
 /**
@@ -108,11 +109,10 @@ function rescaled(prepared: Prepared): { job: PowerJob; restore: () => void } | 
   const exponent = Math.floor(Math.log2(maxAbs));
   const half = Math.trunc(exponent / 2);
   const scaled = w.map((x) => x * 2 ** (half - exponent) * 2 ** -half);
-  const { u, v } = startVectors(prepared.seed, layer.u.length, layer.v.length, 'float64');
-  const geometry = { ...layer, cols: layer.outer * layer.inner, uLength: u.length, vLength: v.length };
-  const params = { ...original, iterations: original.iterations };
+  const { geometry } = prepared;
+  const { u, v } = startVectors(prepared.seed, geometry.uLength, geometry.vLength, 'float64');
   const out = layer.out === null ? null : new Float64Array(w.length);
-  const job = buildJob([{ geometry, u, v }], [scaled], [out], params);
+  const job = buildJob([{ geometry, u, v }], [scaled], [out], original);
   const restore = () => {
     original.sigma[0] = job.sigma[0] * 2 ** (exponent - half) * 2 ** half;
     original.status.set(job.status);

@@ -17,6 +17,8 @@ export interface BackendInfo {
   auto: BackendName;
   cpu: {
     available: boolean;
+    /** The native addon (and with it the CPU backend) was built and loaded. */
+    compiled: boolean;
     /** The kernel variant the running CPU selected ('avx512', 'avx2', 'sse2'), or null without the addon. */
     simd: string | null;
     /** Threads a call uses by default (the `threads` option overrides it). */
@@ -109,6 +111,7 @@ export function backendInfo(): BackendInfo {
     auto: available[0],
     cpu: {
       available: cpuAvailable,
+      compiled: native.info?.cpu.compiled ?? false,
       simd: native.info ? native.info.cpu.simd : null,
       threads: defaultThreads(),
       path: native.path,

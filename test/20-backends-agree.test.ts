@@ -110,6 +110,31 @@ describe('backends agree with a float64 reference', () => {
     });
   }
 
+  it('views at odd offsets into a larger buffer give the same bits as aligned copies (no alignment assumed)', () => {
+    for (const backend of backendsUnderTest()) {
+      for (const dtype of ['float32', 'float64'] as const) {
+        for (const offset of [1, 3, 5]) {
+          const shape = [37, 41];
+          const n = 37 * 41;
+          const big = randomArray(dtype, n + 2 * offset + 1);
+          const view = big.subarray(offset, offset + n);
+          const aligned = view.slice();
+          const outBig = poisoned(dtype, n + offset + 2);
+          const outView = outBig.subarray(offset + 1, offset + 1 + n);
+          const outAligned = poisoned(dtype, n);
+          const a = new SpectralNormalizer(shape, { dtype, seed: 3, iterations: 2, backend: backend as 'cpu' });
+          const b = new SpectralNormalizer(shape, { dtype, seed: 3, iterations: 2, backend: backend as 'cpu' });
+          assert.equal(a.step(view, { out: outView }), b.step(aligned, { out: outAligned }));
+          assert.deepEqual(Array.from(outView), Array.from(outAligned), `${backend} ${dtype} offset ${offset}`);
+          assert.ok(Number.isNaN(outBig[offset]) && Number.isNaN(outBig[offset + 1 + n]), 'nothing written outside the view');
+          const edges = [big[offset - 1], big[offset + n]];
+          a.step(view); // in place, through the view: the elements around it stay as they were
+          assert.deepEqual([big[offset - 1], big[offset + n]], edges);
+        }
+      }
+    }
+  });
+
   it('the CPU and JS backends agree with each other on every shape', function () {
     const backends = backendsUnderTest().filter((b) => b === 'cpu' || b === 'js');
     if (backends.length < 2) this.skip();

@@ -6,6 +6,7 @@
 import type { FloatArray } from '../binding';
 import { matrixGeometry } from './layout';
 import { startVectors } from './random';
+import { maxAbs, powerOfTwoScaling } from './scaling';
 import { checkDim, checkKnownKeys, checkObject, checkShape, checkWeight } from './validate';
 
 export interface ExactSpectralNormOptions {
@@ -27,19 +28,11 @@ export function exactSpectralNorm(weight: FloatArray, shape: readonly number[], 
   const w = checkWeight('weight', weight, s);
   const dim = checkDim('options.dim', opts.dim, s.length);
 
-  let maxAbs = 0;
-  for (let i = 0; i < w.length; i++) {
-    const a = Math.abs(w[i]);
-    if (!(a <= Number.MAX_VALUE)) throw new RangeError(`weight contains NaN or Infinity (at index ${i})`);
-    if (a > maxAbs) maxAbs = a;
-  }
-  if (maxAbs === 0) return 0;
+  const largest = maxAbs(w);
+  if (largest.nonFinite >= 0) throw new RangeError(`weight contains NaN or Infinity (at index ${largest.nonFinite})`);
+  if (largest.value === 0) return 0;
   // Scale by a power of two (exact) so the largest entry is near 1: no overflow or underflow at any magnitude.
-  // Two factors, since 2^1074 (for a subnormal maximum) is itself out of range.
-  const exponent = Math.floor(Math.log2(maxAbs));
-  const half = Math.trunc(exponent / 2);
-  const scaleBy = (x: number) => x * 2 ** (half - exponent) * 2 ** -half;
-  const unscale = (x: number) => x * 2 ** (exponent - half) * 2 ** half;
+  const { down: scaleBy, up: unscale } = powerOfTwoScaling(largest.value);
 
   const g = matrixGeometry(s, dim, false);
   if (g.vectorNorm) {

@@ -4,6 +4,7 @@ import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend 
 import { buildJob, execute, executeAsync, finish, withCallerStack } from './engine';
 import { type MatrixGeometry, matrixGeometry } from './layout';
 import { startVectors } from './random';
+import { maxAbs, powerOfTwoScaling } from './scaling';
 import {
   MAX_ITERATIONS,
   MAX_THREADS,
@@ -100,21 +101,16 @@ function rescaled(prepared: Prepared): { job: PowerJob; restore: () => void } | 
   const layer = original.layers[0];
   const w = layer.weight;
   if (original.dtype !== 'float64') return null;
-  let maxAbs = 0;
-  for (let i = 0; i < w.length; i++) {
-    const a = Math.abs(w[i]);
-    if (!(a <= Number.MAX_VALUE)) return null;
-    if (a > maxAbs) maxAbs = a;
-  }
-  const exponent = Math.floor(Math.log2(maxAbs));
-  const half = Math.trunc(exponent / 2);
-  const scaled = w.map((x) => x * 2 ** (half - exponent) * 2 ** -half);
+  const largest = maxAbs(w);
+  if (largest.nonFinite >= 0) return null;
+  const { down, up } = powerOfTwoScaling(largest.value);
+  const scaled = Float64Array.from(w, down);
   const { geometry } = prepared;
   const { u, v } = startVectors(prepared.seed, geometry.uLength, geometry.vLength, 'float64');
   const out = layer.out === null ? null : new Float64Array(w.length);
   const job = buildJob([{ geometry, u, v }], [scaled], [out], original);
   const restore = () => {
-    original.sigma[0] = job.sigma[0] * 2 ** (exponent - half) * 2 ** half;
+    original.sigma[0] = up(job.sigma[0]);
     original.status.set(job.status);
     original.iterationsRun.set(job.iterationsRun);
     original.converged.set(job.converged);

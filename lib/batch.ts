@@ -6,17 +6,15 @@ import {
   type CommonOptions,
   type Layer,
   LayerSet,
-  type Targets,
   checkRuntimeOptions,
   checkSettings,
   checkStateHeader,
   checkStepOptions,
-  checkTargets,
   checkWarmupIterations,
   createLayer,
   toNumbers,
 } from './layer-set';
-import { type DType, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
+import { type DType, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
 
 export interface LayerSpec {
   shape: readonly number[];

@@ -7,21 +7,19 @@ import { matrixGeometry } from './layout';
 import { randomSeed, startVectors } from './random';
 import {
   type DType,
+  type Targets,
   MAX_ITERATIONS,
   MAX_THREADS,
   checkBoolean,
   checkDim,
   checkDtype,
-  checkFloatArray,
   checkInteger,
   checkKnownKeys,
   checkNonNegative,
   checkObject,
-  checkOverlaps,
   checkSeed,
   checkShape,
   checkStartVector,
-  checkWeight,
   describe,
 } from './validate';
 
@@ -138,44 +136,6 @@ export function createLayer(
   const v = init.v === undefined ? start.v : checkStartVector(at('v'), init.v, geometry.vLength, settings.dtype);
   const name = init.name as string | undefined;
   return { shape, dim, name, state: { geometry, u, v }, label: name === undefined ? label : `${label} (layer '${name}')` };
-}
-
-/** A step's or warm-up's arrays, checked: the weights, and where each layer's W/σ goes (null: nowhere). */
-export interface Targets {
-  weights: FloatArray[];
-  outs: (FloatArray | null)[];
-}
-
-/**
- * @param weightNames how errors name each weight ("weight", "weights[2]")
- * @param out undefined: in place (step) or nowhere (warm-up); otherwise one array per layer
- */
-export function checkTargets(
-  layers: readonly Layer[],
-  dtype: DType,
-  weights: readonly unknown[],
-  weightNames: (i: number) => string,
-  mode: 'in-place' | 'none' | { outs: readonly unknown[]; names: (i: number) => string },
-): Targets {
-  const checked = layers.map((layer, i) => checkWeight(weightNames(i), weights[i], layer.shape, dtype));
-  let outs: (FloatArray | null)[];
-  if (mode === 'none') outs = checked.map(() => null);
-  else if (mode === 'in-place') outs = checked;
-  else {
-    outs = layers.map((_, i) => {
-      const out = checkFloatArray(mode.names(i), mode.outs[i], dtype);
-      if (out.length !== checked[i].length) {
-        throw new RangeError(`${mode.names(i)} has ${out.length} elements but the weight has ${checked[i].length}`);
-      }
-      return out;
-    });
-  }
-  const spans = checked.map((array, i) => ({ name: weightNames(i), array, writes: mode === 'in-place', layer: i }));
-  if (typeof mode === 'object') {
-    outs.forEach((array, i) => spans.push({ name: mode.names(i), array: array!, writes: true, layer: i }));
-  }
-  checkOverlaps(spans);
-  return { weights: checked, outs };
 }
 
 /** The layers of a normalizer or batch, with their settings and the queue that orders their async calls. */

@@ -5,17 +5,15 @@ import {
   COMMON_KEYS,
   type CommonOptions,
   LayerSet,
-  type Targets,
   checkRuntimeOptions,
   checkSettings,
   checkStateHeader,
   checkStepOptions,
-  checkTargets,
   checkWarmupIterations,
   createLayer,
   toNumbers,
 } from './layer-set';
-import { type DType, checkKnownKeys, checkObject } from './validate';
+import { type DType, type Targets, checkTargets, checkKnownKeys, checkObject } from './validate';
 
 export interface SpectralNormalizerOptions extends CommonOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */

@@ -13,11 +13,9 @@ import {
   checkKnownKeys,
   checkNonNegative,
   checkObject,
-  checkOverlaps,
   checkSeed,
   checkShape,
-  checkWeight,
-  checkFloatArray,
+  checkTargets,
   dtypeOf,
 } from './validate';
 
@@ -67,7 +65,10 @@ function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide:
   const opts = checkObject('options', options);
   checkKnownKeys('options', opts, divide ? [...KEYS, 'out'] : KEYS);
   const shape = checkShape('shape', shapeValue);
-  const w = checkWeight('weight', weight, shape);
+  const outMode = opts.out === undefined ? ('in-place' as const) : { outs: [opts.out], names: () => 'options.out' };
+  const targets = checkTargets([{ shape }], undefined, [weight], () => 'weight', divide ? outMode : 'none');
+  const w = targets.weights[0];
+  const out = targets.outs[0];
   const dtype = dtypeOf(w);
   const dim = checkDim('options.dim', opts.dim, shape.length);
   const tolerance = checkNonNegative('options.tolerance', opts.tolerance, 1e-6);
@@ -76,15 +77,6 @@ function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide:
   const eps = checkNonNegative('options.eps', opts.eps, 0);
   const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
   const backend = resolveBackend('options.backend', opts.backend);
-  let out: FloatArray | null = null;
-  if (divide) {
-    out = opts.out === undefined ? w : checkFloatArray('options.out', opts.out, dtype);
-    if (out.length !== w.length) throw new RangeError(`options.out has ${out.length} elements but the weight has ${w.length}`);
-    checkOverlaps([
-      { name: 'weight', array: w, writes: out === w, layer: 0 },
-      ...(out === w ? [] : [{ name: 'options.out', array: out, writes: true, layer: 0 }]),
-    ]);
-  }
   const geometry = matrixGeometry(shape, dim, false);
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
   const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, legacy: false, threads });

@@ -195,3 +195,42 @@ export function checkOverlaps(spans: readonly Span[]): void {
     }
   }
 }
+
+/** A step's or warm-up's arrays, checked: the weights, and where each layer's W/σ goes (null: nowhere). */
+export interface Targets {
+  weights: FloatArray[];
+  outs: (FloatArray | null)[];
+}
+
+/**
+ * @param dtype what every weight must be; undefined accepts either, and then each out must match its weight
+ * @param weightNames how errors name each weight ("weight", "weights[2]")
+ * @param out undefined: in place (step) or nowhere (warm-up); otherwise one array per layer
+ */
+export function checkTargets(
+  layers: readonly { shape: readonly number[] }[],
+  dtype: DType | undefined,
+  weights: readonly unknown[],
+  weightNames: (i: number) => string,
+  mode: 'in-place' | 'none' | { outs: readonly unknown[]; names: (i: number) => string },
+): Targets {
+  const checked = layers.map((layer, i) => checkWeight(weightNames(i), weights[i], layer.shape, dtype));
+  let outs: (FloatArray | null)[];
+  if (mode === 'none') outs = checked.map(() => null);
+  else if (mode === 'in-place') outs = checked;
+  else {
+    outs = layers.map((_, i) => {
+      const out = checkFloatArray(mode.names(i), mode.outs[i], dtypeOf(checked[i]));
+      if (out.length !== checked[i].length) {
+        throw new RangeError(`${mode.names(i)} has ${out.length} elements but the weight has ${checked[i].length}`);
+      }
+      return out;
+    });
+  }
+  const spans = checked.map((array, i) => ({ name: weightNames(i), array, writes: mode === 'in-place', layer: i }));
+  if (typeof mode === 'object') {
+    outs.forEach((array, i) => spans.push({ name: mode.names(i), array: array!, writes: true, layer: i }));
+  }
+  checkOverlaps(spans);
+  return { weights: checked, outs };
+}

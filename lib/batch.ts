@@ -2,12 +2,11 @@
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
 import {
-  COMMON_KEYS,
   type CommonOptions,
   type Layer,
   LayerSet,
   checkRuntimeOptions,
-  checkSettings,
+  checkConstructorOptions,
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
@@ -64,9 +63,7 @@ export class SpectralNormBatch {
 
   constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}, naming?: Naming) {
     const names = naming ?? { layers: 'layers', options: 'options' };
-    const opts = checkObject(names.options, options);
-    checkKnownKeys(names.options, opts, [...COMMON_KEYS, 'seed']);
-    const settings = checkSettings(names.options, opts);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed']);
     const seed = checkSeed(`${names.options}.seed`, opts.seed);
     if (!Array.isArray(layers) || layers.length === 0) {
       throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name? }, got ${describe(layers)}`);

@@ -41,7 +41,7 @@ export interface CommonOptions {
   threads?: number;
 }
 
-export const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads'] as const;
+const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads'] as const;
 
 export interface Settings {
   iterations: number;
@@ -52,7 +52,21 @@ export interface Settings {
   backend: ResolvedBackend;
 }
 
-export function checkSettings(name: string, options: Record<string, unknown>): Settings {
+/**
+ * A constructor's options object: checked to be an object with no unknown keys (the common ones plus `ownKeys`),
+ * and its common settings. Returns the settings and the object, for the caller's own keys.
+ */
+export function checkConstructorOptions(
+  name: string,
+  options: unknown,
+  ownKeys: readonly string[],
+): { settings: Settings; opts: Record<string, unknown> } {
+  const opts = checkObject(name, options);
+  checkKnownKeys(name, opts, [...COMMON_KEYS, ...ownKeys]);
+  return { settings: checkSettings(name, opts), opts };
+}
+
+function checkSettings(name: string, options: Record<string, unknown>): Settings {
   return {
     iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
     eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),

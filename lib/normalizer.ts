@@ -2,18 +2,17 @@
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
 import {
-  COMMON_KEYS,
   type CommonOptions,
   LayerSet,
   checkRuntimeOptions,
-  checkSettings,
+  checkConstructorOptions,
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
   createLayer,
   toNumbers,
 } from './layer-set';
-import { type DType, type Targets, checkTargets, checkKnownKeys, checkObject } from './validate';
+import { type DType, type Targets, checkTargets } from './validate';
 
 export interface SpectralNormalizerOptions extends CommonOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
@@ -56,9 +55,7 @@ export class SpectralNormalizer {
 
   constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
     const names = naming ?? { shape: 'shape', options: 'options' };
-    const opts = checkObject(names.options, options);
-    checkKnownKeys(names.options, opts, [...COMMON_KEYS, 'dim', 'seed', 'u', 'v']);
-    const settings = checkSettings(names.options, opts);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v']);
     const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
     const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
     this.set = new LayerSet('SpectralNormalizer', [layer], settings);

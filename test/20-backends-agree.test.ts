@@ -12,14 +12,10 @@ import {
   randomInt,
   toleranceFor,
 } from './helpers';
+import { type ReferenceCase, checkAgainstReference } from './agreement';
 import { permutedMatrix, referenceDivide, referenceStep } from './reference';
 
-interface Case {
-  shape: number[];
-  dim: number;
-}
-
-const SHAPES: Case[] = [
+const SHAPES: ReferenceCase[] = [
   { shape: [1, 37], dim: 0 },
   { shape: [37, 1], dim: 0 },
   { shape: [17, 31], dim: 0 },
@@ -40,44 +36,14 @@ const SHAPES: Case[] = [
   { shape: [61, 83, 67], dim: 2 },
 ];
 
-function check(backend: string, dtype: 'float32' | 'float64', c: Case, legacy: boolean, iterations: number): void {
-  const tol = toleranceFor(dtype);
-  const weight = randomArray(dtype, product(c.shape));
-  const sn = new SpectralNormalizer(c.shape, { dim: c.dim, dtype, legacy, iterations, backend: backend as 'cpu' });
-  const dim = c.dim < 0 ? c.dim + c.shape.length : c.dim;
-  const matrix = permutedMatrix(weight, c.shape.length === 1 && legacy ? [c.shape[0], 1] : c.shape, dim);
-  const u0 = sn.u;
-  const v0 = sn.v;
-  const out = poisoned(dtype, weight.length);
-  const sigma = sn.step(weight, { out });
-  if (c.shape.length === 1 && !legacy) {
-    const norm = Math.hypot(...weight);
-    assertClose(sigma, norm, tol, 'sigma of a 1-D weight');
-    assertClose(out, referenceDivide(weight, norm, dtype), tol, 'normalized 1-D weight');
-    return;
-  }
-  const ref = referenceStep(matrix, u0, v0, iterations, 1e-12, legacy, dtype);
-  assertClose(sigma, ref.sigma, tol, 'sigma');
-  assertClose(sn.u, ref.u, tol, 'u');
-  assertClose(sn.v, ref.v, tol, 'v');
-  assertClose(out, referenceDivide(weight, sigma, dtype), { rtol: 0, atol: 0 }, 'out = W/σ exactly, by σ in dtype');
-
-  // Eval mode reads u and v as they are: σ = u·(W v).
-  const evalOut = poisoned(dtype, weight.length);
-  const evalSigma = sn.step(weight, { update: false, out: evalOut });
-  const evalRef = referenceStep(matrix, sn.u, sn.v, 0, 1e-12, legacy, dtype);
-  assertClose(evalSigma, evalRef.sigma, tol, 'eval sigma');
-  assertClose(evalOut, referenceDivide(weight, evalSigma, dtype), { rtol: 0, atol: 0 }, 'eval out');
-}
-
 describe('backends agree with a float64 reference', () => {
   for (const backend of backendsUnderTest()) {
     describe(`backend ${backend}`, () => {
       for (const dtype of ['float32', 'float64'] as const) {
         for (const c of SHAPES) {
           it(`${dtype} [${c.shape.join('×')}] dim ${c.dim}: step, then eval`, () => {
-            check(backend, dtype, c, false, 2);
-            check(backend, dtype, c, true, 2);
+            checkAgainstReference(backend, dtype, c, false, 2);
+            checkAgainstReference(backend, dtype, c, true, 2);
           });
         }
       }

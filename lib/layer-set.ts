@@ -1,7 +1,7 @@
 // What SpectralNormalizer and SpectralNormBatch share: option checks, layer creation, argument checks for a step,
 // and running steps through the engine. The two classes only name their arguments differently.
 import type { FloatArray } from '../binding';
-import { type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
+import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
 import { type LayerState, OperationQueue, type RunParams, buildJob, runAsync, runSync } from './engine';
 import { matrixGeometry } from './layout';
 import { randomSeed, startVectors } from './random';
@@ -23,8 +23,6 @@ import {
   describe,
 } from './validate';
 
-export type { BackendChoice } from './backends';
-
 /** Options shared by SpectralNormalizer and SpectralNormBatch. */
 export interface CommonOptions {
   /** Power iterations per training step (PyTorch's n_power_iterations). Default 1. */
@@ -36,7 +34,7 @@ export interface CommonOptions {
   /** torch.nn.utils.spectral_norm's order (v first, then u) rather than the parametrization's. Default false. */
   legacy?: boolean;
   /** 'auto' (default), 'cuda', 'cpu' or 'js'. */
-  backend?: 'auto' | 'cuda' | 'cpu' | 'js';
+  backend?: BackendChoice;
   /** CPU threads; default: the cores this process may use. */
   threads?: number;
 }

@@ -73,7 +73,7 @@ export function checkShape(name: string, value: unknown): number[] {
   return value.slice();
 }
 
-export function elementCount(shape: readonly number[]): number {
+function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 

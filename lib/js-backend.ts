@@ -108,15 +108,12 @@ class LayerRun {
   private fixedDefault(): number {
     this.loadX(this.layer.v);
     let nt = 0;
-    let denV = 1;
     for (let j = 0; j < this.job.iterations; j++) {
       this.sweep();
-      if (!this.updateU(norm2(this.d, this.rows))) return NaN;
-      nt = norm2(this.t, this.cols);
+      nt = this.updateV(this.updateU(norm2(this.d, this.rows)));
       if (!Number.isFinite(nt)) return NaN;
-      denV = this.updateV(nt);
     }
-    return nt * (nt / denV);
+    return nt * (nt / clampNorm(nt, this.job.eps)); // u·(W v) = (Wᵀu)·v
   }
 
   private fixedLegacy(): number {
@@ -124,22 +121,17 @@ class LayerRun {
     for (let r = 0; r < rows; r++) this.d[r] = this.layer.u[r];
     this.t.fill(0);
     this.accumulateRows(this.d, this.t);
-    let nt = norm2(this.t, this.cols);
-    if (!Number.isFinite(nt)) return NaN;
-    this.updateV(nt);
+    if (!Number.isFinite(this.updateV(1))) return NaN;
     let sigma = 0;
     for (let j = 0; j < job.iterations; j++) {
       const last = j + 1 === job.iterations;
       if (last) this.matvec();
       else this.sweep();
       const nd = norm2(this.d, rows);
-      if (!this.updateU(nd)) return NaN;
-      sigma = nd * (nd / clampNorm(nd, job.eps));
-      if (!last) {
-        nt = norm2(this.t, this.cols);
-        if (!Number.isFinite(nt)) return NaN;
-        this.updateV(nt);
-      }
+      const denU = this.updateU(nd);
+      if (!Number.isFinite(denU)) return NaN;
+      sigma = nd * (nd / denU);
+      if (!last && !Number.isFinite(this.updateV(denU))) return NaN;
     }
     return sigma;
   }
@@ -197,23 +189,29 @@ class LayerRun {
     for (let c = 0; c < this.cols; c++) this.x[c] = v[c];
   }
 
-  /** uNew = d / max(‖d‖, eps); t becomes Wᵀu. */
-  private updateU(nd: number): boolean {
-    if (!Number.isFinite(nd)) return false;
+  /** uNew = d / den with den = max(‖d‖, eps), where nd = ‖d‖. Returns den, or NaN when nd is not finite. */
+  private updateU(nd: number): number {
+    if (!Number.isFinite(nd)) return NaN;
     const den = clampNorm(nd, this.job.eps);
     for (let r = 0; r < this.rows; r++) this.uNew[r] = this.d[r] / den;
-    for (let c = 0; c < this.cols; c++) this.t[c] /= den;
-    return true;
+    return den;
   }
 
-  /** vNew = t / max(‖t‖, eps), and x = vNew as stored (rounded to dtype). */
-  private updateV(nt: number): number {
+  /**
+   * t ← t / denU, which makes it Wᵀu when t held Wᵀd; then vNew = t / max(‖t‖, eps) and x = vNew as stored (rounded
+   * to dtype). Returns ‖t‖, or NaN when it (or denU) is not finite.
+   */
+  private updateV(denU: number): number {
+    if (!Number.isFinite(denU)) return NaN;
+    for (let c = 0; c < this.cols; c++) this.t[c] /= denU;
+    const nt = norm2(this.t, this.cols);
+    if (!Number.isFinite(nt)) return NaN;
     const den = clampNorm(nt, this.job.eps);
     for (let c = 0; c < this.cols; c++) {
       this.vNew[c] = this.t[c] / den;
       this.x[c] = this.vNew[c];
     }
-    return den;
+    return nt;
   }
 
   /** d = W x. */

@@ -135,8 +135,9 @@ class LayerRun {
     double nt = 0, den_v = 1;
     for (int32_t j = 0; j < opt_.iterations; ++j) {
       sweep();
-      if (!update_u()) return false;
-      if (!update_v(nt, den_v)) return false;
+      double den_u;
+      if (!update_u(norm2(s_.d, L_.rows), den_u)) return false;
+      if (!update_v(den_u, nt, den_v)) return false;
     }
     sigma = nt * (nt / den_v);  // u·(W v) = (Wᵀu)·v
     return true;
@@ -147,7 +148,7 @@ class LayerRun {
     for (size_t r = 0; r < L_.rows; ++r) s_.d[r] = static_cast<double>(b_.u[r]);
     rmatvec_of_d();
     double nt, den_v;
-    if (!update_v(nt, den_v)) return false;
+    if (!update_v(1.0, nt, den_v)) return false;
     for (int32_t j = 0; j < opt_.iterations; ++j) {
       const bool last = j + 1 == opt_.iterations;
       if (last) {
@@ -156,9 +157,10 @@ class LayerRun {
         sweep();
       }
       const double nd = norm2(s_.d, L_.rows);
-      if (!update_u(nd)) return false;
-      sigma = nd * (nd / clamp_norm(nd, opt_.eps));
-      if (!last && !update_v(nt, den_v)) return false;
+      double den_u;
+      if (!update_u(nd, den_u)) return false;
+      sigma = nd * (nd / den_u);
+      if (!last && !update_v(den_u, nt, den_v)) return false;
     }
     return true;
   }
@@ -215,21 +217,18 @@ class LayerRun {
     for (size_t c = 0; c < L_.cols(); ++c) s_.x[c] = static_cast<double>(v[c]);
   }
 
-  // u_new = d / max(‖d‖, eps); t becomes Wᵀu.
-  bool update_u() {
-    const double nd = norm2(s_.d, L_.rows);
-    return update_u(nd);
-  }
-  bool update_u(double nd) {
+  // u_new = d / den with den = max(‖d‖, eps), where nd = ‖d‖.
+  bool update_u(double nd, double& den) {
     if (!std::isfinite(nd)) return false;
-    const double den = clamp_norm(nd, opt_.eps);
+    den = clamp_norm(nd, opt_.eps);
     for (size_t r = 0; r < L_.rows; ++r) s_.u_new[r] = static_cast<T>(s_.d[r] / den);
-    for (size_t c = 0; c < L_.cols(); ++c) s_.t[c] /= den;
     return true;
   }
 
-  // v_new = t / max(‖t‖, eps), and x = v_new (rounded, as PyTorch stores v).
-  bool update_v(double& nt, double& den) {
+  // t ← t / den_u, which makes it Wᵀu when t held Wᵀd; then v_new = t / max(‖t‖, eps) and x = v_new (rounded, as
+  // PyTorch stores v).
+  bool update_v(double den_u, double& nt, double& den) {
+    for (size_t c = 0; c < L_.cols(); ++c) s_.t[c] /= den_u;
     nt = norm2(s_.t, L_.cols());
     if (!std::isfinite(nt)) return false;
     den = clamp_norm(nt, opt_.eps);

@@ -69,6 +69,48 @@ inline void axpy(double* y, double alpha, const T* a, size_t n) {
   for (; i < n; ++i) y[i] += alpha * double(a[i]);
 }
 
+// out[k] = a_k · x for four rows at once: each x element is loaded once per four rows, which is what keeps a wide
+// layer's x (a double per column) from costing more cache traffic than the row itself.
+template <typename T>
+inline void dot4(const T* a0, const T* a1, const T* a2, const T* a3, const double* x, size_t n, double* out) {
+  f64x8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const f64x8 xv = load8(x + i);
+    s0 += load8(a0 + i) * xv;
+    s1 += load8(a1 + i) * xv;
+    s2 += load8(a2 + i) * xv;
+    s3 += load8(a3 + i) * xv;
+  }
+  double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+  for (; i < n; ++i) {
+    t0 += double(a0[i]) * x[i];
+    t1 += double(a1[i]) * x[i];
+    t2 += double(a2[i]) * x[i];
+    t3 += double(a3[i]) * x[i];
+  }
+  out[0] = horizontal_sum(s0) + t0;
+  out[1] = horizontal_sum(s1) + t1;
+  out[2] = horizontal_sum(s2) + t2;
+  out[3] = horizontal_sum(s3) + t3;
+}
+
+// y += c[0]·a0 + c[1]·a1 + c[2]·a2 + c[3]·a3: y is loaded and stored once per four rows.
+template <typename T>
+inline void axpy4(double* y, const double* c, const T* a0, const T* a1, const T* a2, const T* a3, size_t n) {
+  const f64x8 c0 = {c[0], c[0], c[0], c[0], c[0], c[0], c[0], c[0]};
+  const f64x8 c1 = {c[1], c[1], c[1], c[1], c[1], c[1], c[1], c[1]};
+  const f64x8 c2 = {c[2], c[2], c[2], c[2], c[2], c[2], c[2], c[2]};
+  const f64x8 c3 = {c[3], c[3], c[3], c[3], c[3], c[3], c[3], c[3]};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    store8(y + i, load8(y + i) + ((c0 * load8(a0 + i) + c1 * load8(a1 + i)) + (c2 * load8(a2 + i) + c3 * load8(a3 + i))));
+  }
+  for (; i < n; ++i) {
+    y[i] += (c[0] * double(a0[i]) + c[1] * double(a1[i])) + (c[2] * double(a2[i]) + c[3] * double(a3[i]));
+  }
+}
+
 template <typename T>
 void matvec_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const double* x, double* d) {
   const size_t n = r1 - r0;
@@ -78,10 +120,18 @@ void matvec_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const 
     for (size_t o = 0; o < L.outer; ++o) axpy(d, x[o], w + o * L.rows + r0, n);
     return;
   }
+  const size_t m = L.inner;
   for (size_t o = 0; o < L.outer; ++o) {
-    const T* block = w + (o * L.rows + r0) * L.inner;
-    const double* xo = x + o * L.inner;
-    for (size_t r = 0; r < n; ++r) d[r] += dot(block + r * L.inner, xo, L.inner);
+    const T* block = w + (o * L.rows + r0) * m;
+    const double* xo = x + o * m;
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4) {
+      double p[4];
+      const T* a = block + r * m;
+      dot4(a, a + m, a + 2 * m, a + 3 * m, xo, m, p);
+      for (size_t k = 0; k < 4; ++k) d[r + k] += p[k];
+    }
+    for (; r < n; ++r) d[r] += dot(block + r * m, xo, m);
   }
 }
 
@@ -92,21 +142,35 @@ void accumulate_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, co
     for (size_t o = 0; o < L.outer; ++o) t[o] += dot(w + o * L.rows + r0, c, n);
     return;
   }
+  const size_t m = L.inner;
   for (size_t o = 0; o < L.outer; ++o) {
-    const T* block = w + (o * L.rows + r0) * L.inner;
-    double* to = t + o * L.inner;
-    for (size_t r = 0; r < n; ++r) axpy(to, c[r], block + r * L.inner, L.inner);
+    const T* block = w + (o * L.rows + r0) * m;
+    double* to = t + o * m;
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4) {
+      const T* a = block + r * m;
+      axpy4(to, c + r, a, a + m, a + 2 * m, a + 3 * m, m);
+    }
+    for (; r < n; ++r) axpy(to, c[r], block + r * m, m);
   }
 }
 
-// Rows per tile of the fused sweep: enough that the tile's second read comes from L2, and, when dim is the last
-// axis, at least a cache line of contiguous elements per stored row.
+// Rows per tile of the fused sweep: enough that the tile's second read comes from L2, a multiple of four so the
+// four-row kernels do the work (wide rows still get four when those fit in twice the budget), and, when dim is the
+// last axis, at least a cache line of contiguous elements per stored row.
 template <typename T>
 size_t sweep_tile_rows(const MatrixLayout& L) {
-  constexpr size_t kTileBytes = 128 * 1024;
+  constexpr size_t kTileBytes = 192 * 1024;
   constexpr size_t kLineElements = 64 / sizeof(T);
   const size_t row_bytes = L.cols() * sizeof(T);
-  const size_t rows = row_bytes >= kTileBytes ? 1 : kTileBytes / row_bytes;
+  size_t rows = kTileBytes / row_bytes;
+  if (rows >= 4) {
+    rows -= rows % 4;
+  } else if (4 * row_bytes <= 2 * kTileBytes) {
+    rows = 4;
+  } else if (rows == 0) {
+    rows = 1;
+  }
   const size_t min_rows = L.inner >= kLineElements ? 1 : (kLineElements + L.inner - 1) / L.inner;
   return rows > min_rows ? rows : min_rows;
 }

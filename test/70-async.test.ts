@@ -104,11 +104,11 @@ describe('async', () => {
 
   it('the event loop keeps ticking during a large native async step', async function () {
     if (!backendInfo().cpu.available) this.skip();
-    // A 1024×9216 float32 layer and 40 iterations: long enough to measure, on one thread so that libuv's pool does
-    // the waiting and not this thread.
+    // A 1024×9216 float32 layer and 150 iterations (a few hundred ms): long enough to measure, on one thread so
+    // that libuv's pool does the waiting and not this thread.
     const shape = [1024, 9216];
     const weight = randomArray('float32', 1024 * 9216, 0.01);
-    const sn = new SpectralNormalizer(shape, { backend: 'cpu', iterations: 40, threads: 1 });
+    const sn = new SpectralNormalizer(shape, { backend: 'cpu', iterations: 150, threads: 1 });
     let maxGap = 0;
     let ticks = 0;
     let last = performance.now();

@@ -19,8 +19,9 @@ struct Table {
   // from memory once (the second use hits cache).
   void (*sweep_rows)(const T* w, const MatrixLayout& layout, size_t r0, size_t r1, const double* x, double* d,
                      double* t);
-  // out[i] = w[i] / sigma, correctly rounded in T. out may equal w.
-  void (*divide)(const T* w, T* out, size_t n, T sigma);
+  // out[i] = w[i] / sigma, correctly rounded in T. out may equal w. stream: write with non-temporal stores, for
+  // an out that is not w and too large to stay in cache.
+  void (*divide)(const T* w, T* out, size_t n, T sigma, bool stream);
   // Σ w[i]² in double.
   double (*sum_squares)(const T* w, size_t n);
 };

@@ -288,12 +288,17 @@ class LayerRun {
   double* partials_;
 };
 
+// Out buffers (other than W itself) that add up to this many bytes in one job get non-temporal stores: they would
+// not stay in cache anyway, and skipping the read-for-ownership saves a third of the division's memory traffic.
+constexpr size_t kStreamingOutBytes = size_t(16) << 20;
+
 // Writes one layer's result into the caller's buffers; [begin, end) is the part of W to divide.
 template <typename T>
-void commit_division(const LayerBuffers<T>& b, const LayerResult& r, size_t begin, size_t end) {
+void commit_division(const LayerBuffers<T>& b, const LayerResult& r, size_t begin, size_t end, bool stream) {
   if (b.out == nullptr) return;
   if (r.status == LayerStatus::kNormalized) {
-    kernels::table<T>().divide(b.weight + begin, b.out + begin, end - begin, static_cast<T>(r.sigma));
+    kernels::table<T>().divide(b.weight + begin, b.out + begin, end - begin, static_cast<T>(r.sigma),
+                               stream && b.out != b.weight);
   } else if (b.out != b.weight) {
     std::memcpy(b.out + begin, b.weight + begin, (end - begin) * sizeof(T));
   }
@@ -370,15 +375,18 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
     size_t layer, begin, end;
   };
   std::vector<Piece> pieces;  // built before the first write, so a failed allocation still modifies nothing
+  size_t separate_out_bytes = 0;
   for (size_t i = 0; i < n; ++i) {
     if (layers[i].out == nullptr) continue;
     const size_t size = layers[i].layout.size();
+    if (layers[i].out != layers[i].weight) separate_out_bytes += size * sizeof(T);
     for (size_t begin = 0; begin < size; begin += kChunk) pieces.push_back({i, begin, std::min(size, begin + kChunk)});
   }
   for (size_t i = 0; i < n; ++i) commit_vectors(layers[i], results[i], scratch(i), options);
+  const bool stream = separate_out_bytes >= kStreamingOutBytes;
   parallel_for(pieces.size(), threads, [&](size_t k) {
     const Piece& p = pieces[k];
-    commit_division(layers[p.layer], results[p.layer], p.begin, p.end);
+    commit_division(layers[p.layer], results[p.layer], p.begin, p.end, stream);
   });
   return true;
 }

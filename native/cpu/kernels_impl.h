@@ -33,9 +33,19 @@ __attribute__((always_inline)) inline f64x8 load8(const double* p) {
   return r;
 }
 __attribute__((always_inline)) inline f64x8 load8(const float* p) {
+#if defined(__AVX512F__)
+  // GCC lowers __builtin_convertvector to two 256-bit halves plus an insert here: one vcvtps2pd instead.
+  return reinterpret_cast<f64x8>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
+#elif defined(__AVX__)
+  const __m256d halves[2] = {_mm256_cvtps_pd(_mm_loadu_ps(p)), _mm256_cvtps_pd(_mm_loadu_ps(p + 4))};
+  f64x8 r;
+  std::memcpy(&r, halves, sizeof r);
+  return r;
+#else
   f32x8 r;
   std::memcpy(&r, p, sizeof r);
   return __builtin_convertvector(r, f64x8);
+#endif
 }
 __attribute__((always_inline)) inline void store8(double* p, f64x8 x) { std::memcpy(p, &x, sizeof x); }
 

@@ -376,7 +376,8 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
   };
   std::vector<Piece> pieces;  // built before the first write, so a failed allocation still modifies nothing
   size_t separate_out_bytes = 0;
-  for (size_t i = 0; i < n; ++i) {
+  // Last layer first: phase 1 ran the layers in index order, so the last ones are the likeliest still in cache.
+  for (size_t i = n; i-- > 0;) {
     if (layers[i].out == nullptr) continue;
     const size_t size = layers[i].layout.size();
     if (layers[i].out != layers[i].weight) separate_out_bytes += size * sizeof(T);

@@ -132,20 +132,22 @@ async function main(): Promise<void> {
     };
   }
 
-  const median = (w: string, c: string) => rows.find((r) => r.workload === w && r.contender === c)?.stats.medianMs;
+  const find = (w: string, c: string) => rows.find((r) => r.workload === w && r.contender === c);
+  const median = (w: string, c: string) => find(w, c)?.stats.medianMs;
   const contenderNames = [...new Set(rows.map((r) => r.contender))];
 
   // Table 1: median time per step; table 2: the primary backend's speed-up over each contender, and its bandwidth.
-  const ms = (x: number | undefined) => (x === undefined ? '-' : x < 10 ? x.toFixed(3) : x.toFixed(1));
+  const ms = (x: number) => (x < 10 ? x.toFixed(3) : x.toFixed(1));
+  const spread = (r: Row | undefined) => (r ? `${ms(r.stats.medianMs)} [${ms(r.stats.minMs)}–${ms(r.stats.maxMs)}]` : '-');
   console.log(`\nspectral-norm benchmark${quick ? ' (--quick)' : ''}: one SN step, float32, W/σ into a separate output; ` +
-    `median ms of ${plan.minSamples}–${plan.maxSamples} samples after warm-up (min and max in the JSON)`);
-  console.table(Object.fromEntries(workloads.map((w) => [w.name, Object.fromEntries(contenderNames.map((c) => [c, ms(median(w.name, c))]))])));
+    `median [min–max] ms of ${plan.minSamples}–${plan.maxSamples} samples after warm-up`);
+  console.table(Object.fromEntries(workloads.map((w) => [w.name, Object.fromEntries(contenderNames.map((c) => [c, spread(find(w.name, c))]))])));
   const percent = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-');
   console.log(`${PRIMARY}: effective bandwidth ((k+2)·|W| bytes per step) and speed-up over each contender (× = its time / ours)`);
   console.table(
     Object.fromEntries(
       workloads.map((w) => {
-        const ours = rows.find((r) => r.workload === w.name && r.contender === PRIMARY);
+        const ours = find(w.name, PRIMARY);
         const entries: [string, string][] = [
           ['MiB', (w.elements * 4 / 2 ** 20).toFixed(1)],
           ['GB/s', ours ? ours.gbPerS.toFixed(1) : '-'],

@@ -33,8 +33,8 @@ const { values: args } = parseArgs({
 });
 const quick = args.quick ?? false;
 const plan: SamplingPlan = quick
-  ? { budgetMs: 300, minSamples: 3, maxSamples: 9, rounds: 3 }
-  : { budgetMs: 1500, minSamples: 3, maxSamples: 31, rounds: 3 };
+  ? { budgetMs: 300, slowMs: 1000, minSamples: 3, maxSamples: 9, rounds: 3 }
+  : { budgetMs: 1500, slowMs: 2000, minSamples: 3, maxSamples: 31, rounds: 3 };
 const PRIMARY = 'spectral-norm cpu';
 
 interface Row {
@@ -95,7 +95,11 @@ async function main(): Promise<void> {
         prepared.push({ contender, runner });
       }
     }
-    const stats = await measure(prepared.map((p) => p.runner), plan, () => bar.increment());
+    const stats = await measure(prepared.map((p) => p.runner), plan, (i, blockDone) => {
+      const detail = { workload: `${workload.name}: ${prepared[i].contender.name}` };
+      if (blockDone) bar.increment(detail);
+      else bar.update(detail);
+    });
     prepared.forEach(({ contender, runner }, i) => {
       runner.dispose?.();
       rows.push(row(workload, contender.name, contender.threads, stats[i]));
@@ -103,7 +107,7 @@ async function main(): Promise<void> {
   }
 
   // The Python peers, in child processes of this run, with the same sampling settings.
-  const sampling: Sampling = { budgetMs: plan.budgetMs, minSamples: plan.minSamples, maxSamples: plan.maxSamples };
+  const sampling: Sampling = { budgetMs: plan.budgetMs, slowMs: plan.slowMs, minSamples: plan.minSamples, maxSamples: plan.maxSamples };
   const peers: PythonPeerReport[] = [];
   for (const name of ['numpy', 'torch'] as const) {
     bar.update({ workload: `${name} (python)` });

@@ -17,6 +17,7 @@ export interface PythonPeerReport {
 
 export interface Sampling {
   budgetMs: number;
+  slowMs: number;
   minSamples: number;
   maxSamples: number;
 }
@@ -47,6 +48,7 @@ export function runPythonPeer(name: keyof typeof MODULE, workloads: Workload[], 
     contender: name,
     workloads: workloads.map((w) => ({ name: w.name, matrices: w.matrices, shapes: w.shapes, iterations: w.iterations })),
     budget_ms: sampling.budgetMs,
+    slow_ms: sampling.slowMs,
     min_samples: sampling.minSamples,
     max_samples: sampling.maxSamples,
   };

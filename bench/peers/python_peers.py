@@ -4,7 +4,7 @@ numpy: the power iteration a numpy user would write, with BLAS gemv (OpenBLAS) a
 (2k + 2)·|W| bytes per step. torch: torch.nn.utils.parametrizations.spectral_norm itself, timing reads of the
 parametrized weight in training mode, the way a training step pays for it: (2k + 3)·|W| bytes.
 
-Reads a JSON job on stdin ({"contender", "workloads", "budget_ms", "min_samples", "max_samples"}) and writes one JSON
+Reads a JSON job on stdin ({"contender", "workloads", "budget_ms", "slow_ms", "min_samples", "max_samples"}) and writes one JSON
 object on stdout. A peer that cannot be imported is reported with the reason, not raised.
 """
 import json
@@ -21,17 +21,22 @@ def median(xs):
     return s[len(s) // 2]
 
 
-def measure(step, budget_ms, min_samples, max_samples):
-    step()  # warm-up: first-touch allocation, thread pools, lazy initialisation
+def elapsed_ms(step):
     t = time.perf_counter()
     step()
-    first = (time.perf_counter() - t) * 1e3
-    n = int(max(min_samples, min(max_samples, budget_ms // max(first, 1e-3))))
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t) * 1e3)
+    return (time.perf_counter() - t) * 1e3
+
+
+def measure(step, job):
+    # The same plan as the Node side (bench/timing.ts): a warm-up (first-touch allocation, thread pools, lazy
+    # initialisation), then as many samples as the budget allows, or the first timing alone when a step takes seconds.
+    step()
+    first = elapsed_ms(step)
+    if first > job["slow_ms"]:
+        times = [first]
+    else:
+        n = int(max(job["min_samples"], min(job["max_samples"], job["budget_ms"] // max(first, 1e-3))))
+        times = [elapsed_ms(step) for _ in range(n)]
     return {"medianMs": median(times), "minMs": min(times), "maxMs": max(times), "samples": n}
 
 
@@ -68,7 +73,7 @@ def numpy_peer(job):
                 layer["v"] = v
                 np.divide(m, np.float32(n), out=layer["out"])  # sigma = u·(W v) = ‖Wᵀu‖
 
-        results[w["name"]] = measure(step, job["budget_ms"], job["min_samples"], job["max_samples"])
+        results[w["name"]] = measure(step, job)
     return info, results
 
 
@@ -93,7 +98,7 @@ def torch_peer(job):
             for module in modules:
                 module.weight  # one power-iteration update and W/σ, as in a training forward pass
 
-        results[w["name"]] = measure(step, job["budget_ms"], job["min_samples"], job["max_samples"])
+        results[w["name"]] = measure(step, job)
     return info, results
 
 

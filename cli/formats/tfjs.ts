@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
-import { StagedOutput, openForReading, readExactly, sameFile, writeAll } from '../file-io';
+import { StagedOutput, readExactly, sameFile, writeAll } from '../file-io';
 import { type ModelFile, type ModelTensor, type RewriteResult, type Transform, elementCount } from '../model';
 import { decodeFloat16 } from './half';
 
@@ -144,7 +144,12 @@ async function openGroups(file: string, manifest: Manifest, tensors: readonly Tf
       groups.push({ shards, starts, byteLength });
       for (const relative of manifest[g].paths) {
         const shardFile = path.join(directory, relative);
-        const handle = await openForReading(shardFile, `missing or unreadable shard '${relative}' listed in ${file}`);
+        let handle: fs.FileHandle;
+        try {
+          handle = await fs.open(shardFile, 'r');
+        } catch (error) {
+          throw new ModelFileError(file, `missing or unreadable shard '${relative}': ${firstLine(error)}`);
+        }
         const size = (await handle.stat()).size;
         shards.push({ relative, file: shardFile, size, handle });
         starts.push(byteLength);

@@ -2,7 +2,7 @@
 // The spectral-norm command: report σ of a model file's weights, write a spectrally normalized copy, or show the
 // backends. Results go to stdout (JSON alone with --json); progress, notes and errors to stderr. Exit 0 on success,
 // 1 on any error, with a one-line message naming the file and, where known, the tensor.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { info } from './commands/info';
 import { normalize } from './commands/normalize';
@@ -62,11 +62,21 @@ function common(flags: CommonFlags) {
   return { include, exclude, dims, backend, threads, tolerance, maxIterations, json };
 }
 
-const print = (text: string) => process.stdout.write(`${text}\n`);
-const warn = (text: string) => process.stderr.write(`${text}\n`);
+/** Where the command writes: results to `out` (stdout), everything else to `err` (stderr). */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
 
-export function program(): Command {
+const STDIO: Io = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
+
+function program(io: Io): Command {
+  const print = (text: string) => io.out(`${text}\n`);
+  const warn = (text: string) => io.err(`${text}\n`);
+  // Set before the subcommands are added, which inherit both: errors come back to main() instead of exiting.
   const cli = new Command('spectral-norm')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
     .description('Spectral normalization (W/σ_max, Miyato et al. 2018) of model files: safetensors and TensorFlow.js weights.')
     .version(version)
     .showHelpAfterError('(run with --help for usage)');
@@ -104,11 +114,21 @@ export function program(): Command {
   return cli;
 }
 
+/** Runs the command line `argv` (arguments only, without node and the script) and returns the exit code. */
+export async function main(argv: readonly string[], io: Io = STDIO): Promise<number> {
+  try {
+    await program(io).parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    // Commander has already printed its own usage errors; help and --version come here with exit code 0.
+    if (error instanceof CommanderError) return error.exitCode;
+    io.err(`spectral-norm: ${firstLine(error)}\n`);
+    return 1;
+  }
+}
+
 if (require.main === module) {
-  program()
-    .parseAsync(process.argv)
-    .catch((error: unknown) => {
-      process.stderr.write(`spectral-norm: ${firstLine(error)}\n`);
-      process.exitCode = 1;
-    });
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

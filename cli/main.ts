@@ -4,6 +4,7 @@
 // 1 on any error, with a one-line message naming the file and, where known, the tensor.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
+import { backendInfo } from '../lib';
 import { info } from './commands/info';
 import { normalize } from './commands/normalize';
 import { report } from './commands/report';
@@ -59,6 +60,11 @@ interface CommonFlags {
 
 function common(flags: CommonFlags) {
   const { include, exclude, dim: dims, backend, threads, tolerance, maxIterations, json } = flags;
+  const info = backendInfo();
+  if (backend !== 'auto' && !info.available.includes(backend)) {
+    const reason = backend === 'cuda' ? info.cuda.reason : info.cpu.reason;
+    throw new RangeError(`--backend ${backend} is unavailable on this machine: ${reason}`);
+  }
   return { include, exclude, dims, backend, threads, tolerance, maxIterations, json };
 }
 

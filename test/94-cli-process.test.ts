@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { normalize } from '../cli/commands/normalize';
 import { report } from '../cli/commands/report';
 import { main } from '../cli/main';
-import { type FloatArray, exactSpectralNorm } from '../lib';
+import { type FloatArray, backendInfo, exactSpectralNorm } from '../lib';
 import { temporaryFolder, tensorOf, writeSafetensors } from './cli-fixtures';
 import { assertClose } from './helpers';
 
@@ -119,6 +119,9 @@ describe('CLI: the command', () => {
       [['report'], /missing required argument 'model'/],
       [['frobnicate'], /unknown command 'frobnicate'/],
     ];
+    for (const backend of ['cpu', 'cuda'] as const) {
+      if (!backendInfo().available.includes(backend)) cases.push([['report', bad, '--backend', backend], new RegExp(`^spectral-norm: --backend ${backend} is unavailable on this machine: `)]);
+    }
     for (const [args, message] of cases) {
       const r = await runHere(...args);
       assert.equal(r.status, 1, `${args.join(' ')}: exit code`);

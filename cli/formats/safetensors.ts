@@ -200,7 +200,11 @@ function safetensorsModel(file: string, handle: fs.FileHandle, header: Safetenso
       for (const t of [...header.tensors].sort((a, b) => a.begin - b.begin)) {
         const values = selected.has(t) ? await transform(t, await read(t)) : null;
         if (values === null) await copyRange(handle, header.dataStart + t.begin, t.byteLength, out, file, t.name);
-        else await writeAll(out, encodeSafetensors(t.dtype, values));
+        else {
+          const expected = t.dtype === 'F64' ? Float64Array : Float32Array;
+          if (!(values instanceof expected) || values.length !== elementCount(t.shape)) throw new Error(`internal: replacement for ${t.name} has the wrong type or length`);
+          await writeAll(out, encodeSafetensors(t.dtype, values));
+        }
       }
       await staged.commit();
     } catch (error) {

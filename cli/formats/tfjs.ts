@@ -260,6 +260,7 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
           if (values === null) {
             await writer.write(await readBytes(t));
           } else {
+            if (!(values instanceof Float32Array) || values.length !== elementCount(t.shape)) throw new Error(`internal: replacement for ${t.name} has the wrong type or length`);
             // A changed weight is written as plain float32: re-quantizing would undo the normalization's precision.
             await writer.write(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
             if (t.quantization) widened.push(t.name);

@@ -121,6 +121,7 @@ export function dcganDiscriminatorTfjs(seed = 2015): TfjsExample {
 }
 
 export function writeExampleModels(directory = HERE): { safetensors: string; tfjs: string } {
+  fs.mkdirSync(directory, { recursive: true });
   const safetensors = path.join(directory, 'sngan-d.safetensors');
   fs.writeFileSync(safetensors, snganDiscriminator());
   const tfjsDir = path.join(directory, 'dcgan-d-tfjs');

@@ -1,7 +1,7 @@
 // spectral-norm normalize <model> -o <out>: a new model of the same format with each selected tensor W·target/σ
 // (with --clip, only where σ > target); everything else copied byte for byte.
 import type { FloatArray } from '../../lib';
-import { ModelFileError } from '../errors';
+import { ModelFileError, firstLine } from '../errors';
 import type { ModelTensor } from '../model';
 import { openModel } from '../open-model';
 import { progressBar } from '../progress';
@@ -73,7 +73,7 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
     for (const row of rows) if (written.widened.includes(row.name)) row.writtenAs = 'float32';
   } catch (error) {
     if (error instanceof ModelFileError) throw error;
-    throw new ModelFileError(file, (error as Error).message);
+    throw new ModelFileError(file, firstLine(error));
   } finally {
     progress.stop();
     await model.close();

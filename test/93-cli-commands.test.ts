@@ -13,7 +13,7 @@ import { openModel } from '../cli/open-model';
 import { parseDimRule } from '../cli/selection';
 import { type FloatArray, exactSpectralNorm } from '../lib';
 import { writeExampleModels } from '../examples/make-example-models';
-import { listing, mixedTensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from './cli-fixtures';
+import { listing, mixedTensors, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from './cli-fixtures';
 import { assertClose, backendsUnderTest } from './helpers';
 
 const quiet = () => undefined;
@@ -291,6 +291,29 @@ describe('CLI: report and normalize', () => {
     } finally {
       fs.rmSync(outFolder, { recursive: true, force: true });
     }
+  });
+
+  it('reads tensors by offset: a tensor 3 GiB into a (sparse) file is reported without loading the file', async () => {
+    const big = 3 * 2 ** 30;
+    const small = tensorOf('late.weight', 'F32', [17, 5]);
+    const header = {
+      __metadata__: { note: 'sparse' },
+      'huge.int8': { dtype: 'I8', shape: [big], data_offsets: [0, big] },
+      'late.weight': { dtype: 'F32', shape: [17, 5], data_offsets: [big, big + small.data.length] },
+    };
+    const file = rawSafetensors(folder, 'sparse.safetensors', header, new Uint8Array(0));
+    const dataStart = fs.statSync(file).size;
+    const fd = fs.openSync(file, 'r+');
+    try {
+      fs.writeSync(fd, small.data, 0, small.data.length, dataStart + big);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const rssBefore = process.memoryUsage().rss;
+    const r = await report(file, reportOptions({ exact: true }), quiet);
+    assert.ok(process.memoryUsage().rss - rssBefore < 256 * 2 ** 20, 'memory stays far below the file size');
+    assert.deepEqual(r.tensors.map((t) => t.name), ['late.weight']);
+    assert.equal(r.tensors[0].sigma, exactSpectralNorm(small.values as FloatArray, [17, 5]));
   });
 
   it('the generated example models keep their metadata and are reproducible', async () => {

@@ -1,0 +1,58 @@
+// Which tensors a command works on, and along which dim. By default every floating-point tensor with two or more
+// dimensions; --include keeps only names matching one of its patterns, --exclude drops names matching one of its
+// (as Haiku's SNParamsTree ignore_regex does), and --dim sets the dim globally or per pattern.
+import { ModelFileError } from './errors';
+import type { ModelFile, ModelTensor } from './model';
+
+export interface DimRule {
+  /** null: every tensor. */
+  pattern: RegExp | null;
+  dim: number;
+}
+
+export interface SelectionOptions {
+  include: RegExp[];
+  exclude: RegExp[];
+  /** The first rule whose pattern matches wins; a rule without a pattern applies to the rest. */
+  dims: DimRule[];
+}
+
+export interface Selected {
+  tensor: ModelTensor;
+  /** Normalized to 0 ≤ dim < rank. */
+  dim: number;
+}
+
+/** Parses one --dim value: `N`, or `REGEX=N` (split at the last '=', so the pattern may contain '='). */
+export function parseDimRule(spec: string): DimRule {
+  const at = spec.lastIndexOf('=');
+  const pattern = at < 0 ? null : spec.slice(0, at);
+  const number = at < 0 ? spec : spec.slice(at + 1);
+  if (!/^-?\d+$/.test(number.trim())) throw new RangeError(`--dim must be N or REGEX=N with N an integer, got '${spec}'`);
+  return { pattern: pattern === null ? null : parsePattern('--dim', pattern), dim: Number(number) };
+}
+
+export function parsePattern(option: string, source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (error) {
+    throw new RangeError(`${option} '${source}' is not a valid regular expression: ${(error as Error).message}`);
+  }
+}
+
+export function selectTensors(model: ModelFile, options: SelectionOptions): Selected[] {
+  const selected: Selected[] = [];
+  for (const tensor of model.tensors) {
+    if (!tensor.numeric || tensor.shape.length < 2) continue;
+    if (options.include.length > 0 && !options.include.some((re) => re.test(tensor.name))) continue;
+    if (options.exclude.some((re) => re.test(tensor.name))) continue;
+    const rule = options.dims.find((r) => r.pattern === null || r.pattern.test(tensor.name));
+    const dim = rule ? rule.dim : model.defaultDim;
+    const rank = tensor.shape.length;
+    if (dim < -rank || dim >= rank) {
+      throw new ModelFileError(model.path, `--dim ${dim} is out of range for shape [${tensor.shape.join(', ')}]`, tensor.name);
+    }
+    selected.push({ tensor, dim: dim < 0 ? dim + rank : dim });
+  }
+  return selected;
+}

@@ -1,0 +1,48 @@
+// Run by 72-concurrency.test.ts in a child process, so the parent can choose UV_THREADPOOL_SIZE and a crash cannot
+// take mocha down. Prints one line of JSON.
+//   order:     a long async step on one normalizer, then a tiny one on another; prints which settled first.
+//   terminate: worker threads terminated in the middle of an async and of a sync native call; then a step here.
+import { Worker } from 'node:worker_threads';
+import * as path from 'node:path';
+
+import { SpectralNormalizer } from '../lib';
+
+const LIB = path.resolve(__dirname, '..', 'lib');
+
+async function order(): Promise<void> {
+  const big = new SpectralNormalizer([1024, 9216], { backend: 'cpu', iterations: 30, threads: 1, seed: 1 });
+  const small = new SpectralNormalizer([8, 8], { backend: 'cpu', seed: 2 });
+  const weight = new Float32Array(1024 * 9216).map((_, i) => Math.sin(i));
+  const settled: string[] = [];
+  const long = big.stepAsync(weight).then(() => settled.push('big'));
+  const short = small.stepAsync(new Float32Array(64).map((_, i) => Math.cos(i))).then(() => settled.push('small'));
+  await Promise.all([long, short]);
+  console.log(JSON.stringify({ settled }));
+}
+
+// A worker that starts a long native call and tells the parent when it has.
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { SpectralNormalizer } = require(${JSON.stringify(LIB)});
+const sn = new SpectralNormalizer([1024, 9216], { backend: 'cpu', iterations: 200, threads: 1 });
+const weight = new Float32Array(1024 * 9216).fill(0.5);
+parentPort.postMessage('started');
+if (workerData.sync) sn.step(weight);
+else sn.stepAsync(weight).then(() => parentPort.postMessage('finished'));
+`;
+
+async function terminate(): Promise<void> {
+  const workers = [false, true, false].map((sync) => new Worker(WORKER, { eval: true, workerData: { sync } }));
+  await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const codes = await Promise.all(workers.map((w) => w.terminate()));
+  const sn = new SpectralNormalizer([64, 48], { backend: 'cpu', seed: 1 });
+  const sigma = await sn.stepAsync(new Float32Array(64 * 48).map((_, i) => Math.sin(i)));
+  console.log(JSON.stringify({ codes, sigma }));
+}
+
+const mode = process.argv[2];
+(mode === 'order' ? order() : terminate()).catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -27,16 +27,19 @@ export interface ServerOptions {
 }
 
 /** A client's mistake: always a 400 with this message. */
-class BadRequest extends Error {}
+export class BadRequest extends Error {}
 
 const QUERY_KEYS = new Set(['shape', 'dim', 'tolerance', 'maxIterations', 'eps']);
 
-interface Request {
+export interface NormalizeRequest {
   shape: number[];
   options: { dim?: number; tolerance?: number; maxIterations?: number; eps?: number };
 }
 
-function parseQuery(query: Record<string, unknown>, limits: Required<Pick<ServerOptions, 'maxElements' | 'maxDims' | 'maxIterations'>>): Request {
+export type Limits = Required<Pick<ServerOptions, 'maxElements' | 'maxDims' | 'maxIterations'>>;
+
+/** The shape and options of POST /normalize, from its query. */
+export function parseQuery(query: Record<string, unknown>, limits: Limits): NormalizeRequest {
   for (const key of Object.keys(query)) {
     if (!QUERY_KEYS.has(key)) throw new BadRequest(`unknown query parameter '${key}'; expected ${[...QUERY_KEYS].join(', ')}`);
   }
@@ -73,7 +76,7 @@ function parseQuery(query: Record<string, unknown>, limits: Required<Pick<Server
 }
 
 /** The body as a Float32Array of its own (the Buffer may sit at any offset of a shared pool). */
-function parseBody(body: unknown, shape: readonly number[]): Float32Array {
+export function parseBody(body: unknown, shape: readonly number[]): Float32Array {
   if (!Buffer.isBuffer(body)) throw new BadRequest('the body must be the weight as float32 bytes (content-type: application/octet-stream)');
   const elements = shape.reduce((a, b) => a * b, 1);
   if (body.length !== elements * 4) {
@@ -85,7 +88,7 @@ function parseBody(body: unknown, shape: readonly number[]): Float32Array {
 }
 
 export function buildServer(options: ServerOptions = {}): FastifyInstance {
-  const limits = {
+  const limits: Limits = {
     maxElements: options.maxElements ?? 4 * 1024 * 1024,
     maxDims: options.maxDims ?? 8,
     maxIterations: options.maxIterations ?? 10_000,

@@ -20,22 +20,35 @@ async function order(): Promise<void> {
   console.log(JSON.stringify({ settled }));
 }
 
-// A worker that starts a long native call and tells the parent when it has.
+// A worker that keeps native calls going: a long one, then short ones back to back (sync, or async with several in
+// flight), so that a termination lands inside a call, or between unmarshalling and running one.
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { SpectralNormalizer } = require(${JSON.stringify(LIB)});
-const sn = new SpectralNormalizer([1024, 9216], { backend: 'cpu', iterations: 200, threads: 1 });
-const weight = new Float32Array(1024 * 9216).fill(0.5);
+const big = new SpectralNormalizer([1024, 9216], { backend: 'cpu', iterations: 50, threads: 1 });
+const bigWeight = new Float32Array(1024 * 9216).fill(0.5);
+const shape = [64, 300];
+const weight = new Float32Array(64 * 300).map((_, i) => Math.sin(i));
 parentPort.postMessage('started');
-if (workerData.sync) sn.step(weight);
-else sn.stepAsync(weight).then(() => parentPort.postMessage('finished'));
+if (workerData.sync) {
+  big.step(bigWeight);
+  const sn = new SpectralNormalizer(shape, { backend: 'cpu' });
+  for (;;) sn.step(weight);
+} else {
+  big.stepAsync(bigWeight);
+  const loop = (sn) => sn.stepAsync(weight).then(() => loop(sn));
+  for (let i = 0; i < 4; i++) loop(new SpectralNormalizer(shape, { backend: 'cpu' }));
+}
 `;
 
 async function terminate(): Promise<void> {
-  const workers = [false, true, false].map((sync) => new Worker(WORKER, { eval: true, workerData: { sync } }));
-  await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const codes = await Promise.all(workers.map((w) => w.terminate()));
+  const delays = [0, 1, 5, 20, 50, 200];
+  const workers = delays.flatMap(() => [false, true]).map((sync) => new Worker(WORKER, { eval: true, workerData: { sync } }));
+  const codes = await Promise.all(workers.map(async (w, i) => {
+    await new Promise((resolve) => w.once('message', resolve));
+    await new Promise((resolve) => setTimeout(resolve, delays[i >> 1]));
+    return w.terminate();
+  }));
   const sn = new SpectralNormalizer([64, 48], { backend: 'cpu', seed: 1 });
   const sigma = await sn.stepAsync(new Float32Array(64 * 48).map((_, i) => Math.sin(i)));
   console.log(JSON.stringify({ codes, sigma }));

@@ -113,13 +113,26 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   }
 }
 
+// Throws a callback's JS exception with the C API rather than leaving it to node-addon-api, which ends the process
+// when that throw fails, as it does in a worker thread being terminated (no JS can run there any more; the thread is
+// going away, so the exception has no one to reach and is dropped).
+template <Napi::Value (*Callback)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return Callback(info);
+  } catch (const Napi::Error& error) {
+    napi_throw(info.Env(), error.Value());
+    return Napi::Value();
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth, "readBandwidth"));
-  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
-  exports.Set("run", Napi::Function::New(env, Run, "run"));
-  exports.Set("runAsync", Napi::Function::New(env, RunAsync, "runAsync"));
-  exports.Set("testFailScratchAllocation", Napi::Function::New(env, TestFailScratchAllocation, "testFailScratchAllocation"));
-  exports.Set("testScratchAllocationCount", Napi::Function::New(env, TestScratchAllocationCount, "testScratchAllocationCount"));
+  exports.Set("readBandwidth", Napi::Function::New(env, Guarded<ReadBandwidth>, "readBandwidth"));
+  exports.Set("backendInfo", Napi::Function::New(env, Guarded<BackendInfo>, "backendInfo"));
+  exports.Set("run", Napi::Function::New(env, Guarded<Run>, "run"));
+  exports.Set("runAsync", Napi::Function::New(env, Guarded<RunAsync>, "runAsync"));
+  exports.Set("testFailScratchAllocation", Napi::Function::New(env, Guarded<TestFailScratchAllocation>, "testFailScratchAllocation"));
+  exports.Set("testScratchAllocationCount", Napi::Function::New(env, Guarded<TestScratchAllocationCount>, "testScratchAllocationCount"));
   return exports;
 }
 

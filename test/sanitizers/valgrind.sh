@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `npm run test:valgrind`: the CPU-path suites under valgrind memcheck (apt-get install valgrind). Fails on any invalid
+# read or write, use of uninitialised memory, or definite leak outside Node's own allocations; node.supp suppresses
+# only leaks whose allocating caller is node itself (V8, libuv, Node's startup). JIT-free V8 (--jitless), so that
+# valgrind does not chase generated code, and SN_TEST_BACKENDS=cpu: the JS backend has no native memory.
+# Extra arguments go to mocha, e.g. `npm run test:valgrind -- --grep golden`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v valgrind > /dev/null || { echo "test:valgrind: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+npm run build:ts
+suites=(10-golden 20-backends-agree 50-bad-input 60-nonfinite-and-zero 70-async 75-coalescer 80-determinism-and-state 85-allocation-failure)
+SN_TEST_BACKENDS=cpu valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+  --errors-for-leak-kinds=definite --track-origins=yes --suppressions=test/sanitizers/node.supp \
+  node --jitless node_modules/mocha/bin/mocha.js --no-config --timeout 0 --reporter dot \
+  $(printf "dist/test/%s.test.js " "${suites[@]}") "$@"

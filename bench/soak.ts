@@ -2,8 +2,8 @@
 // calls, new objects and old, good inputs and bad (NaN weights, wrong lengths), on the native backend. Prints the
 // resident set size after a warm-up and at the end, and its growth. The warm-up lasts until V8's heap has grown to its
 // working size (on the development machine it goes from about 14 to 22 MiB between operations 20,000 and 30,000,
-// then stays); every sample is printed and recorded, so the whole curve can be checked. Also printed: RSS less V8's
-// heap and the ArrayBuffers V8 knows of, which is where a native leak would show. Writes bench/results/soak-<date>.json.
+// then stays); every sample is printed and recorded, so the whole curve can be checked. Each sample also shows V8's
+// heap and the ArrayBuffers V8 counts. Writes bench/results/soak-<date>.json.
 //
 //   npm run bench:soak -- [--steps 100000] [--warmup 10000] [--seed 1]
 import * as path from 'node:path';
@@ -152,8 +152,6 @@ async function main(): Promise<void> {
   });
   console.log(`${steps} operations in ${seconds.toFixed(1)} s (${failed} rejected bad inputs, as intended)`);
   console.log(`RSS after ${warmup} warm-up operations: ${start0.rssMiB.toFixed(1)} MiB; at the end: ${end.rssMiB.toFixed(1)} MiB`);
-  const native = (m: Memory) => m.rssMiB - m.heapTotalMiB - m.externalMiB;
-  console.log(`RSS less V8's heap and ArrayBuffers: ${native(start0).toFixed(1)} MiB after warm-up, ${native(end).toFixed(1)} MiB at the end`);
   console.log(`RSS growth after warm-up: ${growth.toFixed(1)} MiB (target < 10 MB)`);
 }
 

@@ -99,4 +99,8 @@ export interface Backend {
 export interface NativeAddon extends Backend {
   /** The streaming read bandwidth (bytes/s, median of `repeats`) over a `bytes` buffer on `threads` threads. */
   readBandwidth(bytes: number, threads: number, repeats: number): number;
+  /** Test-only: the nth native scratch allocation from now (1 = the next) throws out-of-memory, once; 0 disarms. */
+  testFailScratchAllocation(n: number): void;
+  /** Test-only: native scratch allocations made so far by this process. */
+  testScratchAllocationCount(): number;
 }

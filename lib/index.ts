@@ -19,6 +19,13 @@ export {
   type SpectralNormalizeOptions,
   type SpectralNormResult,
 } from './oneshot';
+export {
+  SpectralNormCoalescer,
+  type SpectralNormCoalescerOptions,
+  type SpectralNormCoalescerStats,
+  type CoalescedNormOptions,
+  type CoalescedNormalizeOptions,
+} from './coalescer';
 export { exactSpectralNorm, type ExactSpectralNormOptions } from './exact';
 export type { CommonOptions } from './layer-set';
 export type { DType } from './validate';

@@ -54,14 +54,15 @@ export interface SpectralNormResult {
 
 const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'backend', 'threads'];
 
-interface Prepared {
+/** One validated one-shot call, ready to run: its job (one layer), backend and start seed. */
+export interface Prepared {
   job: PowerJob;
   backend: ResolvedBackend;
   seed: number;
   geometry: MatrixGeometry;
 }
 
-function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide: boolean): Prepared {
+export function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide: boolean): Prepared {
   const opts = checkObject('options', options);
   checkKnownKeys('options', opts, divide ? [...KEYS, 'out'] : KEYS);
   const shape = checkShape('shape', shapeValue);
@@ -114,7 +115,7 @@ function rescaled(prepared: Prepared): { job: PowerJob; restore: () => void } | 
   return { job, restore };
 }
 
-function result(prepared: Prepared, allFinite: boolean): SpectralNormResult {
+export function result(prepared: Prepared, allFinite: boolean): SpectralNormResult {
   const r = finish(prepared.job, allFinite, () => 'weight');
   const layer = prepared.job.layers[0];
   return {
@@ -137,7 +138,7 @@ function runOneShot(prepared: Prepared): SpectralNormResult {
   return result(prepared, ok);
 }
 
-async function runOneShotAsync(prepared: Prepared): Promise<SpectralNormResult> {
+export async function runOneShotAsync(prepared: Prepared): Promise<SpectralNormResult> {
   let ok = await executeAsync(prepared.backend, prepared.job);
   const retry = ok ? null : rescaled(prepared);
   if (retry) {

@@ -6,6 +6,7 @@
 
 #include "../cpu/bandwidth_probe.h"
 #include "../cpu/kernels.h"
+#include "../cpu/scratch_allocator.h"
 #include "../cpu/thread_pool.h"
 #include "../cuda/device_query.h"
 #include "errors.h"
@@ -54,24 +55,43 @@ Napi::Object JobArgument(const Napi::CallbackInfo& info) {
 // Sync: returns true when every layer was finite (and committed), false when nothing was modified.
 Napi::Value Run(const Napi::CallbackInfo& info) {
   std::vector<Napi::Object> arrays;
-  PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
   try {
+    PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
     job.Execute();
+    return Napi::Boolean::New(info.Env(), job.all_finite());
   } catch (const std::bad_alloc&) {
     throw coded_error(info.Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY",
                       "spectral-norm: out of memory for the job's scratch space; nothing was modified");
   }
-  return Napi::Boolean::New(info.Env(), job.all_finite());
 }
 
 // Async: the same, off the event loop; a promise of the same boolean.
 Napi::Value RunAsync(const Napi::CallbackInfo& info) {
   std::vector<Napi::Object> arrays;
-  PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
-  auto* worker = new PowerWorker(info.Env(), std::move(job), arrays);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // the worker deletes itself when done
-  return promise;
+  try {
+    PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
+    auto* worker = new PowerWorker(info.Env(), std::move(job), arrays);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();  // the worker deletes itself when done
+    return promise;
+  } catch (const std::bad_alloc&) {
+    throw coded_error(info.Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY",
+                      "spectral-norm: out of memory for the job; nothing was modified");
+  }
+}
+
+// Test-only (see native/cpu/scratch_allocator.h): makes the nth scratch allocation from now fail; 0 disarms.
+Napi::Value TestFailScratchAllocation(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0) {
+    throw_range_error(info.Env(), "testFailScratchAllocation(n) takes a number >= 0");
+  }
+  fail_scratch_allocation(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
+  return info.Env().Undefined();
+}
+
+// Test-only: scratch allocations made so far, to size a sweep over each allocation of a call.
+Napi::Value TestScratchAllocationCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(scratch_allocation_count()));
 }
 
 }  // namespace
@@ -93,11 +113,26 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   }
 }
 
+// Throws a callback's JS exception with the C API rather than leaving it to node-addon-api, which ends the process
+// when that throw fails, as it does in a worker thread being terminated (no JS can run there any more; the thread is
+// going away, so the exception has no one to reach and is dropped).
+template <Napi::Value (*Callback)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return Callback(info);
+  } catch (const Napi::Error& error) {
+    napi_throw(info.Env(), error.Value());
+    return Napi::Value();
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth, "readBandwidth"));
-  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
-  exports.Set("run", Napi::Function::New(env, Run, "run"));
-  exports.Set("runAsync", Napi::Function::New(env, RunAsync, "runAsync"));
+  exports.Set("readBandwidth", Napi::Function::New(env, Guarded<ReadBandwidth>, "readBandwidth"));
+  exports.Set("backendInfo", Napi::Function::New(env, Guarded<BackendInfo>, "backendInfo"));
+  exports.Set("run", Napi::Function::New(env, Guarded<Run>, "run"));
+  exports.Set("runAsync", Napi::Function::New(env, Guarded<RunAsync>, "runAsync"));
+  exports.Set("testFailScratchAllocation", Napi::Function::New(env, Guarded<TestFailScratchAllocation>, "testFailScratchAllocation"));
+  exports.Set("testScratchAllocationCount", Napi::Function::New(env, Guarded<TestScratchAllocationCount>, "testScratchAllocationCount"));
   return exports;
 }
 

@@ -23,12 +23,22 @@ void PowerWorker::Execute() {
   }
 }
 
-void PowerWorker::OnOK() { deferred_.Resolve(Napi::Boolean::New(Env(), job_.all_finite())); }
+// In a worker thread that is being terminated, JS can no longer run: settling the promise fails, and so would
+// throwing that failure to JS, which would end the process. Nobody can await the promise any more, so drop it.
+void PowerWorker::OnOK() {
+  try {
+    deferred_.Resolve(Napi::Boolean::New(Env(), job_.all_finite()));
+  } catch (const Napi::Error&) {
+  }
+}
 
 void PowerWorker::OnError(const Napi::Error& error) {
-  Napi::Error rejection = error;
-  if (out_of_memory_) rejection = coded_error(Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY", error.Message());
-  deferred_.Reject(rejection.Value());
+  try {
+    Napi::Error rejection = error;
+    if (out_of_memory_) rejection = coded_error(Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY", error.Message());
+    deferred_.Reject(rejection.Value());
+  } catch (const Napi::Error&) {
+  }
 }
 
 }  // namespace sn::binding

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "kernels.h"
+#include "scratch_allocator.h"
 #include "thread_pool.h"
 
 namespace sn {
@@ -318,13 +320,14 @@ template <typename T>
 bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOptions& options,
                      std::vector<LayerResult>& results) {
   const size_t n = layers.size();
+  scratch_allocation_point();
   results.assign(n, LayerResult{});
   const unsigned threads = std::max(1u, options.threads);
 
   // One arena for the whole batch, allocated before anything is touched.
-  std::vector<size_t> double_offset(n), t_offset(n);
+  ScratchVector<size_t> double_offset(n), t_offset(n);
   size_t doubles = 0, ts = 0, partial_doubles = 0;
-  std::vector<unsigned> per_layer_threads(n);
+  ScratchVector<unsigned> per_layer_threads(n);
   for (size_t i = 0; i < n; ++i) {
     const MatrixLayout& L = layers[i].layout;
     per_layer_threads[i] = layer_threads(L.size(), threads);
@@ -335,8 +338,8 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
     ts += L.rows + L.cols();
     if (per_layer_threads[i] > 1) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
   }
-  std::vector<double> arena_d(doubles + partial_doubles);
-  std::vector<T> arena_t(ts);
+  ScratchVector<double> arena_d(doubles + partial_doubles);
+  ScratchVector<T> arena_t(ts);
   double* partials = arena_d.data() + doubles;
   auto scratch = [&](size_t i) {
     Scratch<T> s;
@@ -352,7 +355,7 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
 
   // Phase 1: every σ, into scratch. Large layers one after another, each over its threads; small layers side by
   // side, one thread each.
-  std::vector<size_t> small;
+  ScratchVector<size_t> small;
   for (size_t i = 0; i < n; ++i) {
     if (per_layer_threads[i] > 1) {
       results[i] = LayerRun<T>(layers[i], options, per_layer_threads[i], scratch(i), partials).run();
@@ -374,7 +377,7 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
   struct Piece {
     size_t layer, begin, end;
   };
-  std::vector<Piece> pieces;  // built before the first write, so a failed allocation still modifies nothing
+  ScratchVector<Piece> pieces;  // built before the first write, so a failed allocation still modifies nothing
   size_t separate_out_bytes = 0;
   // Last layer first: phase 1 ran the layers in index order, so the last ones are the likeliest still in cache.
   for (size_t i = n; i-- > 0;) {
@@ -383,12 +386,14 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
     if (layers[i].out != layers[i].weight) separate_out_bytes += size * sizeof(T);
     for (size_t begin = 0; begin < size; begin += kChunk) pieces.push_back({i, begin, std::min(size, begin + kChunk)});
   }
-  for (size_t i = 0; i < n; ++i) commit_vectors(layers[i], results[i], scratch(i), options);
   const bool stream = separate_out_bytes >= kStreamingOutBytes;
-  parallel_for(pieces.size(), threads, [&](size_t k) {
+  // Made before the first write too: a std::function may allocate.
+  const std::function<void(size_t)> divide = [&](size_t k) {
     const Piece& p = pieces[k];
     commit_division(layers[p.layer], results[p.layer], p.begin, p.end, stream);
-  });
+  };
+  for (size_t i = 0; i < n; ++i) commit_vectors(layers[i], results[i], scratch(i), options);
+  parallel_for(pieces.size(), threads, divide);
   return true;
 }
 

@@ -7,12 +7,15 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
 #if defined(__linux__)
 #include <sched.h>
 #endif
+
+#include "scratch_allocator.h"
 
 namespace sn {
 namespace {
@@ -47,7 +50,15 @@ struct Batch {
 class Pool {
  public:
   void run(size_t count, unsigned threads, const std::function<void(size_t)>& task) {
-    auto batch = std::make_shared<Batch>();
+    std::shared_ptr<Batch> batch;
+    try {
+      scratch_allocation_point();
+      batch = std::make_shared<Batch>();
+    } catch (const std::bad_alloc&) {
+      // No memory to share the work: the caller runs it all, so a job never fails half-way through its commit.
+      for (size_t i = 0; i < count; ++i) task(i);
+      return;
+    }
     batch->task = &task;
     batch->count = count;
     size_t helpers = std::min<size_t>(count, threads) - 1;

@@ -1,0 +1,270 @@
+// SpectralNormCoalescer: gathers independent one-shot requests (spectralNormalize / spectralNorm) that arrive close
+// together and runs them as one batched backend call through the engine. Each layer of a batched job gets the same
+// bits as a job of its own for the same thread count, so every caller gets exactly what its own call would give.
+import type { FloatArray } from '../binding';
+import { type BackendChoice, type BackendName, defaultThreads, resolveBackend } from './backends';
+import { buildJob, executeAsync, withCallerStack } from './engine';
+import { type Prepared, type SpectralNormOptions, type SpectralNormResult, prepare, result, runOneShotAsync } from './oneshot';
+import { MAX_THREADS, checkInteger, checkKnownKeys, checkObject } from './validate';
+
+export interface SpectralNormCoalescerOptions {
+  /** Dispatch as soon as this many requests wait. Default 64. */
+  maxBatchSize?: number;
+  /** Dispatch this many milliseconds after the first waiting request arrived, batch full or not. Default 1. */
+  maxDelayMs?: number;
+  /** Requests that may wait at once; beyond it a request is rejected with code ERR_SPECTRAL_NORM_QUEUE_FULL. Default 4096. */
+  maxQueue?: number;
+  /** Batches running at once. Default 1: the CPU backend spreads one batch over every thread it is given. */
+  maxInFlight?: number;
+  /** 'auto' (default), 'cuda', 'cpu' or 'js', for every request. */
+  backend?: BackendChoice;
+  /** CPU threads for each batch (and so for each request); default: the cores this process may use. */
+  threads?: number;
+}
+
+/** A request's own options: those of spectralNorm, less backend and threads, which the coalescer sets. */
+export type CoalescedNormOptions = Omit<SpectralNormOptions, 'backend' | 'threads'>;
+export interface CoalescedNormalizeOptions extends CoalescedNormOptions {
+  /** Receives W/σ; without it the weight is divided in place. */
+  out?: FloatArray;
+}
+
+export interface SpectralNormCoalescerStats {
+  /** Requests accepted (validated and queued). */
+  requests: number;
+  /** Requests rejected because the queue was full. */
+  rejected: number;
+  /** Backend calls made for batches. */
+  batches: number;
+  largestBatch: number;
+}
+
+interface Span {
+  buffer: ArrayBufferLike;
+  begin: number;
+  end: number;
+  writes: boolean;
+}
+
+interface Request {
+  prepared: Prepared;
+  /** Requests with the same key can share one job: same dtype, tolerance, iteration limit and eps. */
+  key: string;
+  spans: Span[];
+  resolve: (value: SpectralNormResult) => void;
+  reject: (error: unknown) => void;
+}
+
+function codedError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+function spansOf(prepared: Prepared): Span[] {
+  const layer = prepared.job.layers[0];
+  const span = (array: FloatArray, writes: boolean): Span => ({
+    buffer: array.buffer,
+    begin: array.byteOffset,
+    end: array.byteOffset + array.byteLength,
+    writes,
+  });
+  const spans = [span(layer.weight, layer.out === layer.weight)];
+  if (layer.out !== null && layer.out !== layer.weight) spans.push(span(layer.out, true));
+  return spans;
+}
+
+function conflicts(a: readonly Span[], b: readonly Span[]): boolean {
+  return a.some((x) => b.some((y) => x.buffer === y.buffer && (x.writes || y.writes) && x.begin < y.end && y.begin < x.end));
+}
+
+const OWN_KEYS = ['maxBatchSize', 'maxDelayMs', 'maxQueue', 'maxInFlight', 'backend', 'threads'];
+
+export class SpectralNormCoalescer {
+  private readonly maxBatchSize: number;
+  private readonly maxDelayMs: number;
+  private readonly maxQueue: number;
+  private readonly maxInFlight: number;
+  private readonly backendChoice: BackendChoice;
+  private readonly threads: number;
+  private readonly backendName: BackendName;
+  private waiting: Request[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private running = 0;
+  private closed = false;
+  private idle: (() => void)[] = [];
+  private readonly counts: SpectralNormCoalescerStats = { requests: 0, rejected: 0, batches: 0, largestBatch: 0 };
+
+  constructor(options: SpectralNormCoalescerOptions = {}) {
+    const opts = checkObject('options', options);
+    checkKnownKeys('options', opts, OWN_KEYS);
+    this.maxBatchSize = checkInteger('options.maxBatchSize', opts.maxBatchSize, 1, 1 << 20, 64);
+    const delay = opts.maxDelayMs ?? 1;
+    if (typeof delay !== 'number' || !(delay >= 0 && delay <= 60_000)) {
+      throw new RangeError(`options.maxDelayMs must be a number from 0 to 60000, got ${String(delay)}`);
+    }
+    this.maxDelayMs = delay;
+    this.maxQueue = checkInteger('options.maxQueue', opts.maxQueue, 1, 2 ** 31 - 1, 4096);
+    this.maxInFlight = checkInteger('options.maxInFlight', opts.maxInFlight, 1, 1024, 1);
+    this.threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
+    this.backendChoice = (opts.backend ?? 'auto') as BackendChoice;
+    this.backendName = resolveBackend('options.backend', opts.backend).name;
+  }
+
+  /** The backend every request runs on. */
+  get backend(): BackendName {
+    return this.backendName;
+  }
+
+  /** Requests waiting to be dispatched. */
+  get pending(): number {
+    return this.waiting.length;
+  }
+
+  stats(): SpectralNormCoalescerStats {
+    return { ...this.counts };
+  }
+
+  /**
+   * spectralNormalizeAsync, coalesced: σ to a tolerance, then W/σ into `out` or in place. Resolves with exactly what
+   * spectralNormalizeAsync(weight, shape, { ...options, backend, threads }) gives.
+   */
+  normalize(weight: FloatArray, shape: readonly number[], options: CoalescedNormalizeOptions = {}): Promise<SpectralNormResult> {
+    return this.submit(weight, shape, options, true);
+  }
+
+  /** spectralNormAsync, coalesced: σ only, the weight untouched. */
+  norm(weight: FloatArray, shape: readonly number[], options: CoalescedNormOptions = {}): Promise<SpectralNormResult> {
+    return this.submit(weight, shape, options, false);
+  }
+
+  /** Dispatches the waiting requests now, without waiting for the window to close. */
+  flush(): void {
+    this.dispatch();
+  }
+
+  /** Refuses new requests, dispatches those waiting, and resolves when every request has settled. */
+  close(): Promise<void> {
+    this.closed = true;
+    this.dispatch();
+    if (this.running === 0 && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private submit(weight: unknown, shape: unknown, options: unknown, divide: boolean): Promise<SpectralNormResult> {
+    return withCallerStack(async () => {
+      if (this.closed) throw codedError('ERR_SPECTRAL_NORM_CLOSED', 'SpectralNormCoalescer is closed');
+      const opts = checkObject('options', options);
+      for (const key of ['backend', 'threads']) {
+        if (opts[key] !== undefined) {
+          throw new TypeError(`options.${key} is set on the SpectralNormCoalescer, not per request`);
+        }
+      }
+      if (this.waiting.length >= this.maxQueue) {
+        this.counts.rejected++;
+        throw codedError(
+          'ERR_SPECTRAL_NORM_QUEUE_FULL',
+          `SpectralNormCoalescer queue is full (${this.maxQueue} requests waiting); retry later`,
+        );
+      }
+      const prepared = prepare(weight, shape, { ...opts, backend: this.backendChoice, threads: this.threads }, divide);
+      const { dtype, tolerance, iterations, eps } = prepared.job;
+      this.counts.requests++;
+      return new Promise<SpectralNormResult>((resolve, reject) => {
+        this.waiting.push({ prepared, key: `${dtype}:${tolerance}:${iterations}:${eps}`, spans: spansOf(prepared), resolve, reject });
+        if (this.waiting.length >= this.maxBatchSize) this.dispatch();
+        else if (this.timer === null) this.timer = setTimeout(() => this.dispatch(), this.maxDelayMs);
+      });
+    });
+  }
+
+  private dispatch(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.running < this.maxInFlight && this.waiting.length > 0) {
+      const batch = this.take();
+      this.running++;
+      this.counts.batches++;
+      this.counts.largestBatch = Math.max(this.counts.largestBatch, batch.length);
+      void this.runBatch(batch).finally(() => {
+        this.running--;
+        // Those that arrived meanwhile have waited for a whole batch already: no further window.
+        if (this.waiting.length > 0) this.dispatch();
+        else if (this.running === 0) this.idle.splice(0).forEach((resolve) => resolve());
+      });
+    }
+  }
+
+  /**
+   * The next batch, in arrival order: requests with the first one's key, up to maxBatchSize. A request whose arrays
+   * overlap a write of an earlier waiting request (or whose writes overlap its arrays) waits for a later batch, so
+   * requests on shared memory give the results of running them one by one.
+   */
+  private take(): Request[] {
+    const key = this.waiting[0].key;
+    const taken: Request[] = [];
+    const left: Request[] = [];
+    const seen: Span[] = [];
+    for (const request of this.waiting) {
+      if (taken.length < this.maxBatchSize && request.key === key && !conflicts(request.spans, seen)) taken.push(request);
+      else left.push(request);
+      seen.push(...request.spans);
+    }
+    this.waiting = left;
+    return taken;
+  }
+
+  /** One job for the batch; every request settles on its own outcome. */
+  private async runBatch(batch: Request[]): Promise<void> {
+    if (batch.length <= 1) {
+      if (batch.length === 1) await this.runAlone(batch[0]);
+      return;
+    }
+    const first = batch[0].prepared;
+    const { dtype, iterations, tolerance, eps, threads } = first.job;
+    const layers = batch.map(({ prepared }) => ({ geometry: prepared.geometry, u: prepared.job.layers[0].u, v: prepared.job.layers[0].v }));
+    const job = buildJob(
+      layers,
+      batch.map(({ prepared }) => prepared.job.layers[0].weight),
+      batch.map(({ prepared }) => prepared.job.layers[0].out),
+      { dtype, iterations, tolerance, eps, legacy: false, threads },
+    );
+    let allFinite: boolean;
+    try {
+      allFinite = await executeAsync(first.backend, job);
+    } catch {
+      // Out of memory for the batch's scratch, or an array detached since it was queued: nothing was modified, so
+      // each request runs alone and meets its own outcome.
+      await Promise.all(batch.map((request) => this.runAlone(request)));
+      return;
+    }
+    if (!allFinite) {
+      // Nothing was modified. The non-finite layers run alone (a finite float64 weight of subnormals gets the
+      // one-shot's rescaled retry; the others reject with their RangeError); the rest run again as a batch.
+      const bad = batch.filter((_, i) => job.status[i] === 2);
+      const good = batch.filter((_, i) => job.status[i] !== 2);
+      if (bad.length === 0) {
+        await Promise.all(batch.map((request) => this.runAlone(request)));
+        return;
+      }
+      await Promise.all([...bad.map((request) => this.runAlone(request)), this.runBatch(good)]);
+      return;
+    }
+    batch.forEach(({ prepared, resolve }, i) => {
+      const own = prepared.job;
+      own.sigma[0] = job.sigma[i];
+      own.status[0] = job.status[i];
+      own.iterationsRun[0] = job.iterationsRun[i];
+      own.converged[0] = job.converged[i];
+      resolve(result(prepared, true));
+    });
+  }
+
+  private async runAlone(request: Request): Promise<void> {
+    try {
+      request.resolve(await runOneShotAsync(request.prepared));
+    } catch (error) {
+      request.reject(error);
+    }
+  }
+}

@@ -20,5 +20,6 @@ export {
   type SpectralNormResult,
 } from './oneshot';
 export { exactSpectralNorm, type ExactSpectralNormOptions } from './exact';
+export { DeviceWeights } from './device';
 export type { CommonOptions } from './layer-set';
 export type { DType } from './validate';

@@ -145,7 +145,6 @@ export interface NativeAddon extends Backend {
     layers: { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean }[],
     elementBytes: number,
     iterated: boolean,
-    multiprocessors: number,
   ): CudaBatchPlan;
 }
 

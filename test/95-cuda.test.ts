@@ -128,8 +128,8 @@ describe('cuda backend', () => {
 
     type Shape = { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean };
 
-    function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean, sms: number): CudaBatchPlan {
-      const plan = addon!.planCudaBatch(layers, elementBytes, iterated, sms);
+    function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean): CudaBatchPlan {
+      const plan = addon!.planCudaBatch(layers, elementBytes, iterated);
       assert.equal(plan.layers.length, layers.length);
       const doubleRanges: [number, number][] = [];
       const elementRanges: [number, number][] = [];
@@ -192,6 +192,12 @@ describe('cuda backend', () => {
           if (k > 0) assert.ok(b >= sorted[k - 1][1], 'scratch ranges of layers do not overlap');
         });
       }
+      // A layer's blocks depend on its own shape alone, so it gets the same bits alone or in any batch.
+      layers.forEach((L, i) => {
+        const alone = addon!.planCudaBatch([L], elementBytes, iterated);
+        assert.equal(alone.layers[0].sweepItems, plan.layers[i].sweepItems, `layer ${i}: same split alone`);
+        assert.equal(alone.layers[0].finishChunks, plan.layers[i].finishChunks);
+      });
       // Work lists are in layer order, so each layer's blocks are contiguous.
       for (const list of [plan.sweep, plan.finish, plan.commit]) {
         for (let k = 1; k < list.length; k++) assert.ok(list[k].layer >= list[k - 1].layer);
@@ -212,7 +218,7 @@ describe('cuda backend', () => {
         { outer: 90, rows: 3, inner: 1, vectorNorm: false, hasOut: true },
         { outer: 1, rows: 17, inner: 1, vectorNorm: true, hasOut: true },
       ];
-      for (const bytes of [4, 8]) for (const iterated of [true, false]) checkPlan(shapes, bytes, iterated, 132);
+      for (const bytes of [4, 8]) for (const iterated of [true, false]) checkPlan(shapes, bytes, iterated);
     });
 
     it('random batches of many small and a few large layers', () => {
@@ -227,12 +233,12 @@ describe('cuda backend', () => {
             hasOut: randomInt(0, 4) !== 0,
           };
         });
-        checkPlan(layers, randomInt(0, 1) ? 4 : 8, randomInt(0, 3) !== 0, randomInt(1, 200));
+        checkPlan(layers, randomInt(0, 1) ? 4 : 8, randomInt(0, 3) !== 0);
       }
     });
 
     it('a single 8192×8192 layer is spread over every multiprocessor', () => {
-      const plan = checkPlan([{ outer: 1, rows: 8192, inner: 8192, vectorNorm: false, hasOut: true }], 4, true, 132);
+      const plan = checkPlan([{ outer: 1, rows: 8192, inner: 8192, vectorNorm: false, hasOut: true }], 4, true);
       assert.ok(plan.sweep.length >= 132, `only ${plan.sweep.length} sweep blocks for 132 SMs`);
       assert.ok(plan.finish.length >= 4);
     });

@@ -80,11 +80,11 @@ Napi::Value RunAsync(const Napi::CallbackInfo& info) {
 }
 
 // Tests only: the CUDA backend's work lists for a batch, planned as a run would plan them (see batch_plan.h).
-// planCudaBatch(layers: {outer, rows, inner, vectorNorm, hasOut}[], elementBytes, iterated, multiprocessors).
+// planCudaBatch(layers: {outer, rows, inner, vectorNorm, hasOut}[], elementBytes, iterated).
 Napi::Value PlanCudaBatch(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsArray() || !info[1].IsNumber() || !info[3].IsNumber()) {
-    throw_type_error(env, "planCudaBatch(layers, elementBytes, iterated, multiprocessors)");
+  if (info.Length() < 3 || !info[0].IsArray() || !info[1].IsNumber()) {
+    throw_type_error(env, "planCudaBatch(layers, elementBytes, iterated)");
   }
   const Napi::Array list = info[0].As<Napi::Array>();
   std::vector<cuda::PlanInput> inputs;
@@ -98,9 +98,7 @@ Napi::Value PlanCudaBatch(const Napi::CallbackInfo& info) {
     p.has_out = l.Get("hasOut").ToBoolean();
     inputs.push_back(p);
   }
-  cuda::PlanTuning tuning;
-  tuning.multiprocessors = std::max(1u, info[3].As<Napi::Number>().Uint32Value());
-  const cuda::BatchPlan plan = cuda::plan_batch(inputs, info[1].As<Napi::Number>().Uint32Value(), info[2].ToBoolean(), tuning);
+  const cuda::BatchPlan plan = cuda::plan_batch(inputs, info[1].As<Napi::Number>().Uint32Value(), info[2].ToBoolean());
   auto number = [&](double x) { return Napi::Number::New(env, x); };
   Napi::Array layers = Napi::Array::New(env, plan.layers.size());
   for (size_t i = 0; i < plan.layers.size(); ++i) {

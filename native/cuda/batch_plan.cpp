@@ -20,11 +20,9 @@ BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes,
                      const PlanTuning& tuning) {
   BatchPlan plan;
   plan.layers.resize(layers.size());
-  size_t total = 0;
-  for (const PlanInput& layer : layers) total += layer.layout.size();
-  // Enough blocks for a few waves over the whole GPU, each big enough to be worth a launch slot.
-  const size_t target_blocks = size_t(tuning.multiprocessors) * tuning.blocks_per_multiprocessor;
-  const size_t per_block = std::max(tuning.min_sweep_elements, ceil_div(total, target_blocks));
+  // A layer's blocks depend on its own shape only, never on the rest of the batch: its sums then run in the same
+  // order alone or in any batch, so a batch gives each layer the same bits as a normalizer of its own.
+  const size_t per_block = tuning.sweep_elements;
 
   for (size_t i = 0; i < layers.size(); ++i) {
     const MatrixLayout& L = layers[i].layout;

@@ -62,9 +62,7 @@ struct BatchPlan {
 };
 
 struct PlanTuning {
-  unsigned multiprocessors = 132;  // an H100 SXM; the caller passes the device's count
-  unsigned blocks_per_multiprocessor = 4;
-  size_t min_sweep_elements = size_t(1) << 15;  // below this a block's launch costs more than its work
+  size_t sweep_elements = size_t(1) << 15;  // elements of W per sweep block: 8192² gets 256 blocks, ~2 per SM
   size_t finish_columns = 2048;                 // columns per finish block
   size_t commit_elements = size_t(1) << 16;     // elements per division block
 };

@@ -29,7 +29,6 @@ struct DeviceContext {
   cudaStream_t stream = nullptr;
   void* arena = nullptr;
   size_t arena_bytes = 0;
-  unsigned multiprocessors = 0;
   std::string sticky;  // set after a sticky error: the device is unusable from then on
 };
 
@@ -73,9 +72,6 @@ class Session {
     run([&] {
       SN_CUDA_CHECK(cudaSetDevice(device));
       if (context_.stream == nullptr) {
-        int sms = 0;
-        SN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-        context_.multiprocessors = static_cast<unsigned>(sms);
         SN_CUDA_CHECK(cudaStreamCreateWithFlags(&context_.stream, cudaStreamNonBlocking));
       }
     });
@@ -109,7 +105,6 @@ class Session {
   }
 
   cudaStream_t stream() const { return context_.stream; }
-  unsigned multiprocessors() const { return context_.multiprocessors; }
 
  private:
   DeviceContext& context_;
@@ -132,9 +127,7 @@ bool run_batch(Session& session, const std::vector<CudaLayerBuffers<T>>& layers,
   const bool iterated = converge || options.iterations > 0;
   std::vector<PlanInput> inputs(n);
   for (size_t i = 0; i < n; ++i) inputs[i] = {layers[i].layout, layers[i].vector_norm, layers[i].out != nullptr};
-  PlanTuning tuning;
-  tuning.multiprocessors = std::max(1u, session.multiprocessors());
-  const BatchPlan plan = plan_batch(inputs, sizeof(T), iterated, tuning);
+  const BatchPlan plan = plan_batch(inputs, sizeof(T), iterated);
 
   // Host layers are staged in the arena: their weight (divided there in place), u and v.
   std::vector<size_t> staged(n, 0);

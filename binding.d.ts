@@ -140,6 +140,10 @@ export interface NativeAddon extends Backend {
   readBandwidth(bytes: number, threads: number, repeats: number): number;
   /** Allocates `length` elements on a CUDA device; throws an Error (code ERR_SPECTRAL_NORM_CUDA or _OUT_OF_MEMORY). */
   DeviceArray: new (dtype: 'float32' | 'float64', length: number, device: number) => DeviceArray;
+  /** Benchmarks: device-to-device copy bandwidth in bytes/s (read + write), median of `repeats`, CUDA events. */
+  cudaCopyBandwidth(device: number, bytes: number, repeats: number): number;
+  /** Benchmarks: milliseconds between CUDA events on the device's stream recorded around fn(). */
+  cudaTime(device: number, fn: () => void): number;
   /** Tests only: the CUDA backend's work lists for a batch (native/cuda/batch_plan.h), computed without a GPU. */
   planCudaBatch(
     layers: { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean }[],

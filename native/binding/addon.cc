@@ -167,6 +167,37 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   }
 }
 
+// Benchmarks only: cudaCopyBandwidth(device, bytes, repeats) → device-to-device bytes/s (read + write), median.
+Napi::Value CudaCopyBandwidth(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  for (size_t i = 0; i < 3; ++i) {
+    if (info.Length() <= i || !info[i].IsNumber() || info[i].As<Napi::Number>().DoubleValue() < (i == 0 ? 0 : 1)) {
+      throw_range_error(env, "cudaCopyBandwidth(device, bytes, repeats) takes three non-negative numbers");
+    }
+  }
+  try {
+    return Napi::Number::New(env, cuda::copy_bandwidth(info[0].As<Napi::Number>().Int32Value(),
+                                                       static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()),
+                                                       info[2].As<Napi::Number>().Int32Value()));
+  } catch (const cuda::BackendError& e) {
+    throw backend_error(env, e);
+  }
+}
+
+// Benchmarks only: cudaTime(device, fn) → milliseconds between CUDA events recorded on the device's stream before
+// and after fn() (which runs synchronous steps), so the time is what the GPU saw.
+Napi::Value CudaTime(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) throw_type_error(env, "cudaTime(device, fn)");
+  try {
+    cuda::StreamTimer timer(info[0].As<Napi::Number>().Int32Value());
+    info[1].As<Napi::Function>().Call({});
+    return Napi::Number::New(env, timer.stop_ms());
+  } catch (const cuda::BackendError& e) {
+    throw backend_error(env, e);
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth, "readBandwidth"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
@@ -174,6 +205,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runAsync", Napi::Function::New(env, RunAsync, "runAsync"));
   exports.Set("planCudaBatch", Napi::Function::New(env, PlanCudaBatch, "planCudaBatch"));
   exports.Set("DeviceArray", DeviceArray::Define(env));
+  exports.Set("cudaCopyBandwidth", Napi::Function::New(env, CudaCopyBandwidth, "cudaCopyBandwidth"));
+  exports.Set("cudaTime", Napi::Function::New(env, CudaTime, "cudaTime"));
   return exports;
 }
 

@@ -359,4 +359,71 @@ void copy_from_device(int device, void* destination, const void* source, size_t 
   });
 }
 
+double copy_bandwidth(int device, size_t bytes, int repeats) {
+  Session session(device);
+  return session.run([&] {
+    void* a = nullptr;
+    void* b = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    std::vector<float> ms;
+    auto release = [&] {
+      if (a) cudaFree(a);
+      if (b) cudaFree(b);
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+    };
+    try {
+      SN_CUDA_CHECK(cudaMalloc(&a, bytes));
+      SN_CUDA_CHECK(cudaMalloc(&b, bytes));
+      SN_CUDA_CHECK(cudaMemsetAsync(a, 0, bytes, session.stream()));
+      SN_CUDA_CHECK(cudaEventCreate(&start));
+      SN_CUDA_CHECK(cudaEventCreate(&stop));
+      SN_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, session.stream()));  // warm-up
+      for (int r = 0; r < std::max(1, repeats); ++r) {
+        SN_CUDA_CHECK(cudaEventRecord(start, session.stream()));
+        SN_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, session.stream()));
+        SN_CUDA_CHECK(cudaEventRecord(stop, session.stream()));
+        SN_CUDA_CHECK(cudaEventSynchronize(stop));
+        float t = 0;
+        SN_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+        ms.push_back(t);
+      }
+    } catch (...) {
+      release();
+      throw;
+    }
+    release();
+    std::sort(ms.begin(), ms.end());
+    return 2.0 * static_cast<double>(bytes) / (ms[ms.size() / 2] * 1e-3);
+  });
+}
+
+StreamTimer::StreamTimer(int device) : device_(device) {
+  Session session(device);
+  session.run([&] {
+    cudaEvent_t start, stop;
+    SN_CUDA_CHECK(cudaEventCreate(&start));
+    SN_CUDA_CHECK(cudaEventCreate(&stop));
+    start_ = start;
+    stop_ = stop;
+    SN_CUDA_CHECK(cudaEventRecord(start, session.stream()));
+  });
+}
+
+StreamTimer::~StreamTimer() {
+  if (start_) cudaEventDestroy(static_cast<cudaEvent_t>(start_));
+  if (stop_) cudaEventDestroy(static_cast<cudaEvent_t>(stop_));
+}
+
+double StreamTimer::stop_ms() {
+  Session session(device_);
+  return session.run([&] {
+    SN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(stop_), session.stream()));
+    SN_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop_)));
+    float ms = 0;
+    SN_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start_), static_cast<cudaEvent_t>(stop_)));
+    return static_cast<double>(ms);
+  });
+}
+
 }  // namespace sn::cuda

@@ -59,3 +59,24 @@ void copy_to_device(int device, void* destination, const void* source, size_t by
 void copy_from_device(int device, void* destination, const void* source, size_t bytes);
 
 }  // namespace sn::cuda
+
+namespace sn::cuda {
+
+// Benchmarks: the device-to-device copy bandwidth in bytes/s (read + write), median of `repeats` copies of `bytes`,
+// timed with CUDA events on the device's stream.
+double copy_bandwidth(int device, size_t bytes, int repeats);
+
+// Benchmarks: CUDA events on the device's stream, so a run of steps is timed as the GPU saw it.
+class StreamTimer {
+ public:
+  explicit StreamTimer(int device);  // records the start event
+  ~StreamTimer();
+  double stop_ms();  // records the stop event, waits for it, and returns the elapsed milliseconds
+
+ private:
+  int device_;
+  void* start_ = nullptr;
+  void* stop_ = nullptr;
+};
+
+}  // namespace sn::cuda

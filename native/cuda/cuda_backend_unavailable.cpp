@@ -23,4 +23,9 @@ void device_free(int, void*) noexcept {}
 void copy_to_device(int, void*, const void*, size_t) { throw BackendError(kNoCuda, false); }
 void copy_from_device(int, void*, const void*, size_t) { throw BackendError(kNoCuda, false); }
 
+double copy_bandwidth(int, size_t, int) { throw BackendError(kNoCuda, false); }
+StreamTimer::StreamTimer(int device) : device_(device) { throw BackendError(kNoCuda, false); }
+StreamTimer::~StreamTimer() = default;
+double StreamTimer::stop_ms() { throw BackendError(kNoCuda, false); }
+
 }  // namespace sn::cuda

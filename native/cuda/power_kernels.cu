@@ -4,6 +4,11 @@
 #include "cuda_check.h"
 #include "power_kernels.cuh"
 
+// kernel<<<blocks, threads, 0, stream>>>(args...); the CPU emulation (SN_CUDA=EMULATE) defines its own.
+#ifndef SN_LAUNCH
+#define SN_LAUNCH(kernel, blocks, threads, stream, ...) kernel<<<(blocks), (threads), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
 namespace sn::cuda {
 namespace {
 
@@ -394,8 +399,8 @@ void launch_sweep(const DeviceLayer<T>* layers, DeviceLayerState* states, Device
                   const SweepItem* items, size_t item_count, SweepMode mode, const KernelParams& params,
                   cudaStream_t stream) {
   if (item_count == 0) return;
-  sweep_kernel<T><<<static_cast<unsigned>(item_count), kThreads, 0, stream>>>(layers, states, flags, items,
-                                                                             static_cast<int>(mode), params);
+  SN_LAUNCH(sweep_kernel<T>, static_cast<unsigned>(item_count), kThreads, stream, layers, states, flags, items,
+            static_cast<int>(mode), params);
   SN_CUDA_CHECK_LAUNCH("sweep_kernel");
 }
 
@@ -404,8 +409,8 @@ void launch_finish(const DeviceLayer<T>* layers, DeviceLayerState* states, Devic
                    uint32_t* counters, const FinishItem* items, size_t item_count, FinishMode mode,
                    const KernelParams& params, cudaStream_t stream) {
   if (item_count == 0) return;
-  finish_kernel<T><<<static_cast<unsigned>(item_count), kThreads, 0, stream>>>(layers, states, flags, counters, items,
-                                                                              static_cast<int>(mode), params);
+  SN_LAUNCH(finish_kernel<T>, static_cast<unsigned>(item_count), kThreads, stream, layers, states, flags, counters,
+            items, static_cast<int>(mode), params);
   SN_CUDA_CHECK_LAUNCH("finish_kernel");
 }
 
@@ -413,7 +418,8 @@ template <typename T>
 void launch_commit(const DeviceLayer<T>* layers, const DeviceLayerState* states, const DeviceBatchFlags* flags,
                    const CommitItem* items, size_t item_count, int iterated, cudaStream_t stream) {
   if (item_count == 0) return;
-  commit_kernel<T><<<static_cast<unsigned>(item_count), kThreads, 0, stream>>>(layers, states, flags, items, iterated);
+  SN_LAUNCH(commit_kernel<T>, static_cast<unsigned>(item_count), kThreads, stream, layers, states, flags, items,
+            iterated);
   SN_CUDA_CHECK_LAUNCH("commit_kernel");
 }
 

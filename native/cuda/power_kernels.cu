@@ -12,7 +12,11 @@
 namespace sn::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+// Threads per block; the CPU emulation builds with fewer, to keep its barriers cheap (every loop strides by it).
+#ifndef SN_CUDA_BLOCK_THREADS
+#define SN_CUDA_BLOCK_THREADS 256
+#endif
+constexpr int kThreads = SN_CUDA_BLOCK_THREADS;
 constexpr int kWarps = kThreads / 32;
 // Rows whose d the sweep computes before one pass over their columns accumulates Mᵀd: the pass re-reads these rows
 // while they are still in L1/L2, and the partial vector is read and written once per group.

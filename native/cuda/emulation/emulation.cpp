@@ -16,29 +16,17 @@ dim3 block_index;
 
 namespace {
 
-// A launch runs each block on its own set of host threads, one block after another, with real barriers.
+// Persistent host threads, one per CUDA thread of a block; a launch runs its blocks one after another on them.
 class Grid {
  public:
   void run(unsigned blocks, unsigned threads, const std::function<void()>& body) {
     std::lock_guard<std::mutex> launch_lock(launch_mutex_);
-    block_barrier_ = std::make_unique<std::barrier<>>(threads);
-    warp_barriers_.clear();
-    for (unsigned w = 0; w < (threads + kWarpSize - 1) / kWarpSize; ++w) {
-      warp_barriers_.push_back(std::make_unique<std::barrier<>>(std::min(kWarpSize, threads - w * kWarpSize)));
-    }
-    exchange_.assign(threads, 0.0);
-    or_flags_.assign(threads, 0);
+    if (threads != workers_.size()) resize(threads);
+    body_ = &body;
     for (unsigned b = 0; b < blocks; ++b) {
       block_index.x = b;
-      std::vector<std::thread> workers;
-      workers.reserve(threads);
-      for (unsigned t = 0; t < threads; ++t) {
-        workers.emplace_back([&, t] {
-          thread_index.x = t;
-          body();
-        });
-      }
-      for (std::thread& w : workers) w.join();
+      start_->arrive_and_wait();  // the workers run body() for this block
+      done_->arrive_and_wait();
     }
   }
 
@@ -47,10 +35,46 @@ class Grid {
   std::vector<double> exchange_;
   std::vector<int> or_flags_;
 
+  ~Grid() { stop(); }
+
  private:
+  void stop() {
+    if (workers_.empty()) return;
+    body_ = nullptr;
+    start_->arrive_and_wait();
+    for (std::thread& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  void resize(unsigned threads) {
+    stop();
+    start_ = std::make_unique<std::barrier<>>(threads + 1);
+    done_ = std::make_unique<std::barrier<>>(threads + 1);
+    block_barrier_ = std::make_unique<std::barrier<>>(threads);
+    warp_barriers_.clear();
+    for (unsigned w = 0; w < (threads + kWarpSize - 1) / kWarpSize; ++w) {
+      warp_barriers_.push_back(std::make_unique<std::barrier<>>(std::min(kWarpSize, threads - w * kWarpSize)));
+    }
+    exchange_.assign(threads, 0.0);
+    or_flags_.assign(threads, 0);
+    for (unsigned t = 0; t < threads; ++t) {
+      workers_.emplace_back([this, t] {
+        thread_index.x = t;
+        for (;;) {
+          start_->arrive_and_wait();
+          if (body_ == nullptr) return;
+          (*body_)();
+          done_->arrive_and_wait();
+        }
+      });
+    }
+  }
+
   std::mutex launch_mutex_;
-  std::unique_ptr<std::barrier<>> block_barrier_;
+  const std::function<void()>* body_ = nullptr;
+  std::unique_ptr<std::barrier<>> start_, done_, block_barrier_;
   std::vector<std::unique_ptr<std::barrier<>>> warp_barriers_;
+  std::vector<std::thread> workers_;
 };
 
 Grid grid;

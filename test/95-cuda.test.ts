@@ -268,9 +268,10 @@ describe('cuda backend', () => {
           assertClose(gpu.u(i), cpu.u(i), tol, `u(${i})`);
           assertClose(gpu.v(i), cpu.v(i), tol, `v(${i})`);
         });
-        // A host step after device steps continues from the device's u and v.
-        const more = weights.map(snapshot);
+        // A host step after device steps continues from the device's u and v (and its divided weights).
+        const more = handle.download();
         assertClose(gpu.step(more), cpu.step(host), tol, 'a host step after device steps');
+        more.forEach((w, i) => assertClose(w, host[i], tol, `weights[${i}] after the host step`));
         handle.dispose();
       });
     }

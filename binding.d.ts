@@ -9,6 +9,27 @@ export type FloatArray = Float32Array | Float64Array;
  * outer = prod(shape[:dim]), rows = shape[dim] and inner = prod(shape[dim+1:]), matrix element (r, o·inner + i)
  * is weight[(o·rows + r)·inner + i].
  */
+/** Float memory on a CUDA device (the native addon's DeviceArray). */
+export interface DeviceArray {
+  readonly dtype: 'float32' | 'float64';
+  readonly length: number;
+  readonly device: number;
+  readonly disposed: boolean;
+  /** Copies `source` into elements [offset, offset + source.length). */
+  upload(source: FloatArray, offset: number): void;
+  /** Copies elements [offset, offset + target.length) into `target`. */
+  download(target: FloatArray, offset: number): void;
+  /** Frees the memory; idempotent, and the finalizer does the same. Every other method throws afterwards. */
+  dispose(): void;
+}
+
+/** Elements [offset, offset + length) of a DeviceArray: a layer field of a job for a CUDA device. */
+export interface DeviceSlice {
+  array: DeviceArray;
+  offset: number;
+  length: number;
+}
+
 export interface PowerLayer {
   weight: FloatArray;
   /** Where W/σ goes: null for none (warm-up, estimate only); may be `weight` itself (in place). */
@@ -48,6 +69,8 @@ export interface PowerJob {
   legacy: boolean;
   /** Threads the CPU backend may use. */
   threads: number;
+  /** The native addon runs the job on this CUDA device when set; else on the CPU. */
+  device?: number;
   /** Results, one entry per layer: σ rounded to dtype, LayerStatus, iterations run, and 1 when converged. */
   sigma: Float64Array;
   status: Int32Array;
@@ -95,12 +118,59 @@ export interface Backend {
   runAsync(job: PowerJob): Promise<boolean>;
 }
 
+/** A layer of a job for a CUDA device: typed arrays (copied in and out) or device slices, all four fields alike. */
+export interface DevicePowerLayer extends Omit<PowerLayer, 'weight' | 'out' | 'u' | 'v'> {
+  weight: FloatArray | DeviceSlice;
+  out: FloatArray | DeviceSlice | null;
+  u: FloatArray | DeviceSlice;
+  v: FloatArray | DeviceSlice;
+}
+
+export interface DevicePowerJob extends Omit<PowerJob, 'layers' | 'device'> {
+  layers: DevicePowerLayer[];
+  device: number;
+}
+
 /** The native addon: a Backend, plus what the benchmarks measure the machine with. */
 export interface NativeAddon extends Backend {
+  /** A job with `device` set runs on that CUDA device (the cuda backend); its layers may use device slices. */
+  run(job: PowerJob | DevicePowerJob): boolean;
+  runAsync(job: PowerJob | DevicePowerJob): Promise<boolean>;
   /** The streaming read bandwidth (bytes/s, median of `repeats`) over a `bytes` buffer on `threads` threads. */
   readBandwidth(bytes: number, threads: number, repeats: number): number;
   /** Test-only: the nth native scratch allocation from now (1 = the next) throws out-of-memory, once; 0 disarms. */
   testFailScratchAllocation(n: number): void;
   /** Test-only: native scratch allocations made so far by this process. */
   testScratchAllocationCount(): number;
+  /** Allocates `length` elements on a CUDA device; throws an Error (code ERR_SPECTRAL_NORM_CUDA or _OUT_OF_MEMORY). */
+  DeviceArray: new (dtype: 'float32' | 'float64', length: number, device: number) => DeviceArray;
+  /** Benchmarks: device-to-device copy bandwidth in bytes/s (read + write), median of `repeats`, CUDA events. */
+  cudaCopyBandwidth(device: number, bytes: number, repeats: number): number;
+  /** Benchmarks: milliseconds between CUDA events on the device's stream recorded around fn(). */
+  cudaTime(device: number, fn: () => void): number;
+  /** Tests only: the CUDA backend's work lists for a batch (native/cuda/batch_plan.h), computed without a GPU. */
+  planCudaBatch(
+    layers: { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean }[],
+    elementBytes: number,
+    iterated: boolean,
+  ): CudaBatchPlan;
+}
+
+export interface CudaBatchPlan {
+  layers: {
+    sweepItems: number;
+    finishChunks: number;
+    xOffset: number;
+    dOffset: number;
+    tOffset: number;
+    partialOffset: number;
+    uNewOffset: number;
+    vNewOffset: number;
+  }[];
+  sweep: { layer: number; slot: number; begin: number; end: number }[];
+  finish: { layer: number; chunk: number; begin: number; end: number }[];
+  /** kind 0: divide elements [begin, end); kind 1: commit u and v. */
+  commit: { layer: number; kind: number; begin: number; end: number }[];
+  doubles: number;
+  elements: number;
 }

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 
-import type { Backend, CudaDevice, NativeAddon, NativeInfo } from '../binding';
+import type { Backend, CudaDevice, CudaInfo, NativeAddon, NativeInfo } from '../binding';
 import { jsBackend } from './js-backend';
 import { describe } from './validate';
 
@@ -82,13 +82,25 @@ function loadNative(): NativeLoad {
   return nativeLoad;
 }
 
-const CUDA_NOT_IMPLEMENTED = 'the CUDA kernels are not part of this version of spectral-norm';
+/** The CUDA part of the addon's report, asked afresh: a sticky device error since load makes the backend unusable. */
+function cudaInfo(native: NativeLoad): CudaInfo | null {
+  return native.binding ? native.binding.backendInfo().cuda : null;
+}
 
-function cudaReason(native: NativeLoad): string {
-  if (!native.info) return `the native addon did not load (${native.errors.join('; ')})`;
-  const cuda = native.info.cuda;
-  if (!cuda.compiled || cuda.devices.length === 0) return cuda.reason;
-  return CUDA_NOT_IMPLEMENTED;
+/** Why the cuda backend cannot run, or null when it can. */
+function cudaReason(native: NativeLoad, cuda: CudaInfo | null): string | null {
+  if (!cuda) return `the native addon did not load (${native.errors.join('; ')})`;
+  if (!cuda.compiled || cuda.devices.length === 0 || cuda.reason) return cuda.reason || 'no CUDA device was found';
+  return null;
+}
+
+/** The cuda backend: the addon's own run and runAsync, with the job sent to one device. */
+function cudaBackend(binding: NativeAddon, device: number): Backend {
+  return {
+    backendInfo: () => binding.backendInfo(),
+    run: (job) => binding.run({ ...job, device }),
+    runAsync: (job) => binding.runAsync({ ...job, device }),
+  };
 }
 
 /** The loaded native addon, for benchmarks; null when it did not load. Not part of the public API. */
@@ -104,8 +116,9 @@ export function defaultThreads(): number {
 export function backendInfo(): BackendInfo {
   const native = loadNative();
   const cpuAvailable = native.binding !== null;
-  const cuda = native.info?.cuda;
-  const available: BackendName[] = cpuAvailable ? ['cpu', 'js'] : ['js'];
+  const cuda = cudaInfo(native);
+  const cudaUnusable = cudaReason(native, cuda);
+  const available: BackendName[] = [...(cudaUnusable === null ? ['cuda' as const] : []), ...(cpuAvailable ? ['cpu' as const] : []), 'js'];
   return {
     available,
     auto: available[0],
@@ -118,12 +131,12 @@ export function backendInfo(): BackendInfo {
       reason: cpuAvailable ? null : `the native addon did not load: ${native.errors.join('; ')}`,
     },
     cuda: {
-      available: false,
+      available: cudaUnusable === null,
       compiled: cuda?.compiled ?? false,
       devices: cuda?.devices ?? [],
       runtimeVersion: cuda?.runtimeVersion ?? 0,
       driverVersion: cuda?.driverVersion ?? 0,
-      reason: cudaReason(native),
+      reason: cudaUnusable,
     },
     js: { available: true },
   };
@@ -132,17 +145,39 @@ export function backendInfo(): BackendInfo {
 export interface ResolvedBackend {
   name: BackendName;
   impl: Backend;
+  /** The CUDA device, for the cuda backend. */
+  device?: number;
+  /** The addon, for the cuda backend's device memory. */
+  native?: NativeAddon;
 }
 
-/** The backend a call runs on. Throws a RangeError naming the option when it is unknown or unavailable. */
-export function resolveBackend(name: string, value: unknown): ResolvedBackend {
+/**
+ * The backend a call runs on. Throws a RangeError naming the option when it is unknown or unavailable. `device`
+ * (named `deviceName` in errors) picks the GPU of the cuda backend, and only applies to it.
+ */
+export function resolveBackend(name: string, value: unknown, deviceName?: string, device?: unknown): ResolvedBackend {
   const choice = value === undefined ? 'auto' : value;
   if (choice !== 'auto' && choice !== 'cpu' && choice !== 'cuda' && choice !== 'js') {
     throw new RangeError(`${name} must be 'auto', 'cuda', 'cpu' or 'js', got ${describe(choice)}`);
   }
+  if (device !== undefined && (typeof device !== 'number' || !Number.isInteger(device) || device < 0)) {
+    throw new RangeError(`${deviceName} must be a non-negative integer, got ${describe(device)}`);
+  }
+  if (device !== undefined && choice !== 'cuda' && choice !== 'auto') {
+    throw new RangeError(`${deviceName} applies only to the cuda backend, but ${name} is '${choice}'`);
+  }
   const native = loadNative();
   if (choice === 'js') return { name: 'js', impl: jsBackend };
-  if (choice === 'cuda') throw new RangeError(`${name} 'cuda' is unavailable: ${cudaReason(native)}`);
+  if (choice === 'cuda' || choice === 'auto') {
+    const cuda = cudaInfo(native);
+    const reason = cudaReason(native, cuda);
+    const index = (device as number | undefined) ?? 0;
+    if (reason === null && index >= cuda!.devices.length) {
+      throw new RangeError(`${deviceName} is ${index}, but there are ${cuda!.devices.length} CUDA devices`);
+    }
+    if (reason === null) return { name: 'cuda', impl: cudaBackend(native.binding!, index), device: index, native: native.binding! };
+    if (choice === 'cuda') throw new RangeError(`${name} 'cuda' is unavailable: ${reason}`);
+  }
   if (native.binding) return { name: 'cpu', impl: native.binding };
   if (choice === 'cpu') {
     throw new RangeError(`${name} 'cpu' is unavailable: the native addon did not load (${native.errors.join('; ')})`);

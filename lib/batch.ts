@@ -1,6 +1,7 @@
 // SpectralNormBatch: many layers of any shapes, stepped together in one backend call.
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
+import { DeviceWeights } from './device';
 import {
   type CommonOptions,
   type Layer,
@@ -96,14 +97,31 @@ export class SpectralNormBatch {
     return this.set.settings.dtype;
   }
 
-  /** A copy of layer i's u. */
+  /** A copy of layer i's u (brought back from the device first, after a device step). */
   u(index: number): FloatArray {
-    return this.layer(index).state.u.slice();
+    const layer = this.layer(index);
+    this.set.syncVectorsToHost();
+    return layer.state.u.slice();
   }
 
-  /** A copy of layer i's v. */
+  /** A copy of layer i's v (brought back from the device first, after a device step). */
   v(index: number): FloatArray {
-    return this.layer(index).state.v.slice();
+    const layer = this.layer(index);
+    this.set.syncVectorsToHost();
+    return layer.state.v.slice();
+  }
+
+  /**
+   * Uploads the weights to the CUDA device of this batch (backend 'cuda'), for `step(handle)` and
+   * `stepAsync(handle)`: they then stay there, divided in place, with u and v, and no host copy per step.
+   */
+  toDevice(weights: readonly FloatArray[]): DeviceWeights {
+    this.set.queue.assertIdle('toDevice');
+    if (this.backend !== 'cuda') {
+      throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${this.backend}'`);
+    }
+    const targets = this.warmupTargets(weights);
+    return new DeviceWeights(this.set, this.set.settings.backend, this.dtype, targets.weights);
   }
 
   /**
@@ -127,20 +145,34 @@ export class SpectralNormBatch {
    * the weights. A layer with σ ≤ eps is left as it is. NaN or Infinity in any weight throws a RangeError and
    * modifies nothing.
    */
-  step(weights: readonly FloatArray[], options: BatchStepOptions = {}): Float64Array {
+  step(weights: readonly FloatArray[] | DeviceWeights, options: BatchStepOptions = {}): Float64Array {
     this.set.queue.assertIdle('step');
+    if (weights instanceof DeviceWeights) return this.set.runDevice(weights, this.deviceStepIterations(weights, options));
     const { targets, iterations } = this.stepArguments(weights, options);
     return this.set.run(targets, iterations);
   }
 
-  stepAsync(weights: readonly FloatArray[], options: BatchStepOptions = {}): Promise<Float64Array> {
+  stepAsync(weights: readonly FloatArray[] | DeviceWeights, options: BatchStepOptions = {}): Promise<Float64Array> {
     return this.set.queue.enqueue(async () => {
+      if (weights instanceof DeviceWeights) {
+        return this.set.runDeviceAsync(weights, this.deviceStepIterations(weights, options));
+      }
       const { targets, iterations } = this.stepArguments(weights, options);
       return this.set.runAsync(targets, iterations);
     });
   }
 
+  /** A device step's checks: the handle is this batch's and alive, and W/σ goes back into it (no `out`). */
+  private deviceStepIterations(weights: DeviceWeights, options: unknown): number {
+    if (weights.owner !== this.set) throw new TypeError('weights is a DeviceWeights of another SpectralNormBatch');
+    weights.array('step');
+    const { update, out } = checkStepOptions(options);
+    if (out !== undefined) throw new TypeError('options.out is not supported with DeviceWeights: they are divided in place');
+    return this.set.stepIterations(update);
+  }
+
   state(): SpectralNormBatchState {
+    this.set.syncVectorsToHost();
     const { iterations, eps, dtype, legacy } = this.set.settings;
     return {
       format: 'spectral-norm.batch',
@@ -160,7 +192,7 @@ export class SpectralNormBatch {
   }
 
   /** Restores a batch from state(), exactly. `options` may choose the backend and threads. */
-  static fromState(state: SpectralNormBatchState, options: Pick<CommonOptions, 'backend' | 'threads'> = {}): SpectralNormBatch {
+  static fromState(state: SpectralNormBatchState, options: Pick<CommonOptions, 'backend' | 'threads' | 'device'> = {}): SpectralNormBatch {
     const s = checkStateHeader(state, 'spectral-norm.batch', 'SpectralNormBatch.state()');
     const runtime = checkRuntimeOptions(options);
     if (!Array.isArray(s.layers)) throw new TypeError(`state.layers must be an array, got ${describe(s.layers)}`);

@@ -27,5 +27,6 @@ export {
   type CoalescedNormalizeOptions,
 } from './coalescer';
 export { exactSpectralNorm, type ExactSpectralNormOptions } from './exact';
+export { DeviceWeights } from './device';
 export type { CommonOptions } from './layer-set';
 export type { DType } from './validate';

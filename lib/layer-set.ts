@@ -1,8 +1,9 @@
 // What SpectralNormalizer and SpectralNormBatch share: option checks, layer creation, argument checks for a step,
 // and running steps through the engine. The two classes only name their arguments differently.
-import type { FloatArray } from '../binding';
+import type { FloatArray, PowerJob } from '../binding';
 import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
-import { type LayerState, OperationQueue, type RunParams, buildJob, runAsync, runSync } from './engine';
+import { DeviceVectors, type DeviceWeights, buildDeviceJob } from './device';
+import { type LayerState, OperationQueue, type RunParams, buildJob, finish, runAsync, runSync } from './engine';
 import { matrixGeometry } from './layout';
 import { randomSeed, startVectors } from './random';
 import {
@@ -37,9 +38,11 @@ export interface CommonOptions {
   backend?: BackendChoice;
   /** CPU threads; default: the cores this process may use. */
   threads?: number;
+  /** The CUDA device of the cuda backend (default 0); only with backend 'cuda' or 'auto'. */
+  device?: number;
 }
 
-const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads'] as const;
+const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads', 'device'] as const;
 
 export interface Settings {
   iterations: number;
@@ -71,17 +74,17 @@ function checkSettings(name: string, options: Record<string, unknown>): Settings
     dtype: checkDtype(`${name}.dtype`, options.dtype),
     legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
     threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
-    backend: resolveBackend(`${name}.backend`, options.backend),
+    backend: resolveBackend(`${name}.backend`, options.backend, `${name}.device`, options.device),
   };
 }
 
 /** fromState's own options: where and how to run, checked under their own names before the state is. */
-export function checkRuntimeOptions(options: unknown): Pick<CommonOptions, 'backend' | 'threads'> {
+export function checkRuntimeOptions(options: unknown): Pick<CommonOptions, 'backend' | 'threads' | 'device'> {
   const opts = checkObject('options', options);
-  checkKnownKeys('options', opts, ['backend', 'threads']);
-  resolveBackend('options.backend', opts.backend);
+  checkKnownKeys('options', opts, ['backend', 'threads', 'device']);
+  resolveBackend('options.backend', opts.backend, 'options.device', opts.device);
   checkInteger('options.threads', opts.threads, 1, MAX_THREADS, 1);
-  return opts as Pick<CommonOptions, 'backend' | 'threads'>;
+  return opts as Pick<CommonOptions, 'backend' | 'threads' | 'device'>;
 }
 
 /** The common part of fromState: the state's format and version, checked before anything else. */
@@ -153,6 +156,8 @@ export function createLayer(
 /** The layers of a normalizer or batch, with their settings and the queue that orders their async calls. */
 export class LayerSet {
   readonly queue: OperationQueue;
+  /** u and v on the CUDA device, from the first device step on. */
+  private deviceVectors: DeviceVectors | null = null;
 
   constructor(
     owner: string,
@@ -174,15 +179,50 @@ export class LayerSet {
     return update ? this.settings.iterations : 0;
   }
 
+  /** Brings the host's u and v up to date when a device step changed them last. */
+  syncVectorsToHost(): void {
+    this.deviceVectors?.toHost();
+  }
+
   /** Runs `iterations` power iterations (0: eval mode) and divides into targets.outs. Returns σ per layer. */
   run(targets: Targets, iterations: number): Float64Array {
+    this.syncVectorsToHost();
     const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations));
-    return runSync(this.settings.backend, job, this.label).sigma;
+    const sigma = runSync(this.settings.backend, job, this.label).sigma;
+    this.deviceVectors?.hostChanged();
+    return sigma;
   }
 
   async runAsync(targets: Targets, iterations: number): Promise<Float64Array> {
+    this.syncVectorsToHost();
     const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations));
-    return (await runAsync(this.settings.backend, job, this.label)).sigma;
+    const sigma = (await runAsync(this.settings.backend, job, this.label)).sigma;
+    this.deviceVectors?.hostChanged();
+    return sigma;
+  }
+
+  private deviceJob(weights: DeviceWeights, iterations: number) {
+    const backend = this.settings.backend;
+    this.deviceVectors ??= new DeviceVectors(backend, this.settings.dtype, this.layers);
+    this.deviceVectors.toDevice();
+    return buildDeviceJob(this.layers, weights, this.deviceVectors, { ...this.params(iterations), device: backend.device ?? 0 });
+  }
+
+  /** A step on weights kept on the CUDA device: divided there in place; u and v stay on the device. */
+  runDevice(weights: DeviceWeights, iterations: number): Float64Array {
+    const job = this.deviceJob(weights, iterations);
+    const ok = this.settings.backend.native!.run(job);
+    const sigma = finish(job as unknown as PowerJob, ok, this.label).sigma;
+    this.deviceVectors!.deviceChanged();
+    return sigma;
+  }
+
+  async runDeviceAsync(weights: DeviceWeights, iterations: number): Promise<Float64Array> {
+    const job = this.deviceJob(weights, iterations);
+    const ok = await this.settings.backend.native!.runAsync(job);
+    const sigma = finish(job as unknown as PowerJob, ok, this.label).sigma;
+    this.deviceVectors!.deviceChanged();
+    return sigma;
   }
 }
 

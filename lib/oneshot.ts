@@ -32,6 +32,8 @@ export interface SpectralNormOptions {
   eps?: number;
   backend?: 'auto' | 'cuda' | 'cpu' | 'js';
   threads?: number;
+  /** The CUDA device of the cuda backend (default 0). */
+  device?: number;
 }
 
 export interface SpectralNormalizeOptions extends SpectralNormOptions {
@@ -52,7 +54,7 @@ export interface SpectralNormResult {
   backend: BackendName;
 }
 
-const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'backend', 'threads'];
+const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'backend', 'threads', 'device'];
 
 /** One validated one-shot call, ready to run: its job (one layer), backend and start seed. */
 export interface Prepared {
@@ -77,7 +79,7 @@ export function prepare(weight: unknown, shapeValue: unknown, options: unknown, 
   const seed = checkSeed('options.seed', opts.seed) ?? 0;
   const eps = checkNonNegative('options.eps', opts.eps, 0);
   const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
-  const backend = resolveBackend('options.backend', opts.backend);
+  const backend = resolveBackend('options.backend', opts.backend, 'options.device', opts.device);
   const geometry = matrixGeometry(shape, dim, false);
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
   const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, legacy: false, threads });

@@ -6,6 +6,7 @@ import {
   type BackendName,
   SpectralNormBatch,
   SpectralNormalizer,
+  backendInfo,
   exactSpectralNorm,
   spectralNorm,
   spectralNormAsync,
@@ -65,7 +66,8 @@ const cases: BadCase[] = [
   { name: 'eps Infinity', error: RangeError, message: /^options\.eps/, call: (c) => new SpectralNormalizer(SHAPE, { eps: Infinity, backend: c.backend }) },
   { name: 'dtype unknown', error: TypeError, message: /^options\.dtype must be 'float32' or 'float64'/, call: (c) => new SpectralNormalizer(SHAPE, { dtype: 'float16' as never, backend: c.backend }) },
   { name: 'backend unknown', error: RangeError, message: /^options\.backend must be 'auto', 'cuda', 'cpu' or 'js', got string gpu/, call: () => new SpectralNormalizer(SHAPE, { backend: 'gpu' as never }) },
-  { name: "backend 'cuda' unavailable", error: RangeError, message: /^options\.backend 'cuda' is unavailable: \S/, call: () => new SpectralNormalizer(SHAPE, { backend: 'cuda' }) },
+  // Only where no GPU is usable (test/95-cuda.test.ts covers the rest).
+  ...(backendInfo().cuda.available ? [] : [{ name: "backend 'cuda' unavailable", error: RangeError, message: /^options\.backend 'cuda' is unavailable: \S/, call: () => new SpectralNormalizer(SHAPE, { backend: 'cuda' }) }]),
   { name: 'threads 0', error: RangeError, message: /^options\.threads must be an integer from 1/, call: (c) => new SpectralNormalizer(SHAPE, { threads: 0, backend: c.backend }) },
   { name: 'seed a fraction', error: RangeError, message: /^options\.seed must be a safe integer/, call: (c) => new SpectralNormalizer(SHAPE, { seed: 0.5, backend: c.backend }) },
   { name: 'u of the wrong length', error: RangeError, message: /^options\.u must have 6 elements, got 5/, call: (c) => new SpectralNormalizer(SHAPE, { u: new Float32Array(5).fill(1), backend: c.backend }) },

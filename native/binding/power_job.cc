@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "device_array.h"
 #include "errors.h"
 
 namespace sn::binding {
@@ -25,6 +26,40 @@ View<E> typed_array(Napi::Env env, const Napi::Value& value, napi_typedarray_typ
   if (array.ArrayBuffer().IsDetached()) throw_type_error(env, name + " is backed by a detached ArrayBuffer");
   arrays->push_back(array);
   return {array.Data(), array.ElementLength()};
+}
+
+// A field that is a typed array, or, in a job for a CUDA device, a slice { array: DeviceArray, offset, length } of
+// device memory.
+template <typename E>
+struct Field {
+  E* data = nullptr;
+  size_t length = 0;
+  bool on_device = false;
+};
+
+template <typename E>
+Field<E> field(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& name,
+               std::vector<Napi::Object>* arrays, int device) {
+  if (value.IsTypedArray() || device < 0) {
+    const View<E> view = typed_array<E>(env, value, type, name, arrays);
+    return {view.data, view.length, false};
+  }
+  if (!value.IsObject()) throw_type_error(env, name + " must be a typed array or a device slice");
+  const Napi::Object slice = value.As<Napi::Object>();
+  DeviceArray* array = DeviceArray::From(env, slice.Get("array"));
+  if (array == nullptr) throw_type_error(env, name + ".array must be a DeviceArray");
+  if (array->f64() != (type == napi_float64_array)) throw_type_error(env, name + " has the wrong dtype");
+  if (array->device() != device) throw_range_error(env, name + " lives on another CUDA device");
+  const Napi::Value o = slice.Get("offset"), l = slice.Get("length");
+  const double offset = o.IsNumber() ? o.As<Napi::Number>().DoubleValue() : -1;
+  const double length = l.IsNumber() ? l.As<Napi::Number>().DoubleValue() : -1;
+  if (!(offset >= 0 && length >= 0 && offset + length <= static_cast<double>(array->length())) ||
+      std::floor(offset) != offset || std::floor(length) != length) {
+    throw_range_error(env, name + " is not a range of its DeviceArray");
+  }
+  arrays->push_back(slice.Get("array").As<Napi::Object>());
+  E* base = static_cast<E*>(array->data(env, name));
+  return {base + static_cast<size_t>(offset), static_cast<size_t>(length), true};
 }
 
 size_t size_field(Napi::Env env, const Napi::Object& object, const char* key, const std::string& owner) {
@@ -80,6 +115,49 @@ LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t ind
   return b;
 }
 
+// A layer of a CUDA job: host arrays or device slices, not a mix.
+template <typename T>
+cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& layer, size_t index,
+                                           napi_typedarray_type type, std::vector<Napi::Object>* arrays, int device) {
+  const std::string name = "job.layers[" + std::to_string(index) + "]";
+  cuda::CudaLayerBuffers<T> b;
+  b.layout.outer = size_field(env, layer, "outer", name);
+  b.layout.rows = size_field(env, layer, "rows", name);
+  b.layout.inner = size_field(env, layer, "inner", name);
+  size_t cols, size;
+  if (__builtin_mul_overflow(b.layout.outer, b.layout.inner, &cols) ||
+      __builtin_mul_overflow(cols, b.layout.rows, &size)) {
+    throw_range_error(env, name + " is too large");
+  }
+  b.vector_norm = layer.Get("vectorNorm").ToBoolean();
+  const Field<T> weight = field<T>(env, layer.Get("weight"), type, name + ".weight", arrays, device);
+  if (weight.length != size) throw_range_error(env, name + ".weight has the wrong length");
+  b.weight = weight.data;
+  b.on_device = weight.on_device;
+  auto same_place = [&](const Field<T>& f, const char* key) {
+    if (f.on_device != b.on_device) throw_type_error(env, name + "." + key + " must be where the weight is (host or device)");
+  };
+  const Napi::Value out = layer.Get("out");
+  if (!out.IsNull() && !out.IsUndefined()) {
+    const Field<T> o = field<T>(env, out, type, name + ".out", arrays, device);
+    same_place(o, "out");
+    if (o.length != size) throw_range_error(env, name + ".out has the wrong length");
+    const bool disjoint = o.data + size <= weight.data || weight.data + size <= o.data;
+    if (o.data != weight.data && !disjoint) throw_range_error(env, name + ".out partially overlaps the weight");
+    b.out = o.data;
+  }
+  const Field<T> u = field<T>(env, layer.Get("u"), type, name + ".u", arrays, device);
+  const Field<T> v = field<T>(env, layer.Get("v"), type, name + ".v", arrays, device);
+  same_place(u, "u");
+  same_place(v, "v");
+  if (!b.vector_norm && (u.length != b.layout.rows || v.length != cols)) {
+    throw_range_error(env, name + ".u or .v has the wrong length");
+  }
+  b.u = u.data;
+  b.v = v.data;
+  return b;
+}
+
 template <typename E>
 E* result_array(Napi::Env env, const Napi::Object& job, const char* key, napi_typedarray_type type, size_t count,
                 std::vector<Napi::Object>* arrays) {
@@ -97,6 +175,13 @@ PowerJob PowerJob::FromJs(const Napi::Object& job, std::vector<Napi::Object>* ar
   if (dtype != "float32" && dtype != "float64") throw_type_error(env, "job.dtype must be 'float32' or 'float64'");
   p.f64_ = dtype == "float64";
 
+  const Napi::Value device = job.Get("device");
+  if (!device.IsUndefined() && !device.IsNull()) {
+    const double d = device.IsNumber() ? device.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= 1023) || std::floor(d) != d) throw_range_error(env, "job.device must be an integer from 0 to 1023");
+    p.device_ = static_cast<int>(d);
+  }
+
   const Napi::Value layers_value = job.Get("layers");
   if (!layers_value.IsArray()) throw_type_error(env, "job.layers must be an array");
   const Napi::Array layers = layers_value.As<Napi::Array>();
@@ -104,7 +189,15 @@ PowerJob PowerJob::FromJs(const Napi::Object& job, std::vector<Napi::Object>* ar
   for (uint32_t i = 0; i < p.count_; ++i) {
     const Napi::Value layer = layers.Get(i);
     if (!layer.IsObject()) throw_type_error(env, "job.layers[" + std::to_string(i) + "] must be an object");
-    if (p.f64_) {
+    if (p.device_ >= 0) {
+      if (p.f64_) {
+        p.f64_cuda_layers_.push_back(
+            parse_cuda_layer<double>(env, layer.As<Napi::Object>(), i, napi_float64_array, arrays, p.device_));
+      } else {
+        p.f32_cuda_layers_.push_back(
+            parse_cuda_layer<float>(env, layer.As<Napi::Object>(), i, napi_float32_array, arrays, p.device_));
+      }
+    } else if (p.f64_) {
       p.f64_layers_.push_back(parse_layer<double>(env, layer.As<Napi::Object>(), i, napi_float64_array, arrays));
     } else {
       p.f32_layers_.push_back(parse_layer<float>(env, layer.As<Napi::Object>(), i, napi_float32_array, arrays));
@@ -141,8 +234,13 @@ PowerJob PowerJob::FromJs(const Napi::Object& job, std::vector<Napi::Object>* ar
 
 void PowerJob::Execute() {
   std::vector<LayerResult> results;
-  all_finite_ = f64_ ? run_power_batch<double>(f64_layers_, options_, results)
-                     : run_power_batch<float>(f32_layers_, options_, results);
+  if (device_ >= 0) {
+    all_finite_ = f64_ ? cuda::run_power_batch_cuda<double>(device_, f64_cuda_layers_, options_, results)
+                       : cuda::run_power_batch_cuda<float>(device_, f32_cuda_layers_, options_, results);
+  } else {
+    all_finite_ = f64_ ? run_power_batch<double>(f64_layers_, options_, results)
+                       : run_power_batch<float>(f32_layers_, options_, results);
+  }
   for (size_t i = 0; i < count_; ++i) {
     sigma_[i] = results[i].sigma;
     status_[i] = static_cast<int32_t>(results[i].status);

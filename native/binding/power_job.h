@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../cpu/power_iteration.h"
+#include "../cuda/cuda_backend.h"
 
 namespace sn::binding {
 
@@ -16,7 +17,8 @@ class PowerJob {
   // typed array the job reads or writes is appended to `arrays`, so an async caller can pin them.
   static PowerJob FromJs(const Napi::Object& job, std::vector<Napi::Object>* arrays);
 
-  // Runs the math and writes the per-layer results. Any thread; no JS value is touched. Throws std::bad_alloc.
+  // Runs the math and writes the per-layer results. Any thread; no JS value is touched. Throws std::bad_alloc, or
+  // cuda::BackendError for a job on a CUDA device.
   void Execute();
 
   // After Execute: false when some layer was non-finite, in which case nothing was modified.
@@ -26,6 +28,9 @@ class PowerJob {
   bool f64_ = false;
   std::vector<LayerBuffers<float>> f32_layers_;
   std::vector<LayerBuffers<double>> f64_layers_;
+  int device_ = -1;  // >= 0: the job runs on this CUDA device
+  std::vector<cuda::CudaLayerBuffers<float>> f32_cuda_layers_;
+  std::vector<cuda::CudaLayerBuffers<double>> f64_cuda_layers_;
   PowerOptions options_;
   size_t count_ = 0;
   double* sigma_ = nullptr;

@@ -18,6 +18,9 @@ void PowerWorker::Execute() {
   } catch (const std::bad_alloc&) {
     out_of_memory_ = true;
     SetError("spectral-norm: out of memory for the job's scratch space; nothing was modified");
+  } catch (const cuda::BackendError& e) {
+    code_ = e.out_of_memory() ? "ERR_SPECTRAL_NORM_OUT_OF_MEMORY" : "ERR_SPECTRAL_NORM_CUDA";
+    SetError(e.out_of_memory() ? std::string(e.what()) + "; out of device memory, nothing was modified" : e.what());
   } catch (const std::exception& e) {
     SetError(std::string("spectral-norm: ") + e.what());
   }
@@ -36,6 +39,7 @@ void PowerWorker::OnError(const Napi::Error& error) {
   try {
     Napi::Error rejection = error;
     if (out_of_memory_) rejection = coded_error(Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY", error.Message());
+    if (!code_.empty()) rejection = coded_error(Env(), code_, error.Message());
     deferred_.Reject(rejection.Value());
   } catch (const Napi::Error&) {
   }

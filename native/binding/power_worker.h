@@ -2,6 +2,7 @@
 // runAsync: the math of one PowerJob on libuv's thread pool, settled as a promise.
 #include <napi.h>
 
+#include <string>
 #include <vector>
 
 #include "power_job.h"
@@ -25,6 +26,7 @@ class PowerWorker : public Napi::AsyncWorker {
   PowerJob job_;
   std::vector<Napi::ObjectReference> pinned_;
   bool out_of_memory_ = false;
+  std::string code_;  // the rejection's error code, when it has one
 };
 
 }  // namespace sn::binding

@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { type BackendName, type FloatArray, SpectralNormBatch, backendInfo, spectralNorm } from '../lib';
 import { nativeAddon } from '../lib/backends';
 import { assertClose, poisoned, randomArray, toleranceFor } from '../test/helpers';
-import { elements, fixedWeight, machine, networks, resultsDir, synthetic } from './networks';
+import { machine } from './machine';
+import { elements, fixedWeight, networks, resultsDir, synthetic } from './networks';
 
 const { values: args } = parseArgs({ options: { out: { type: 'string' }, quick: { type: 'boolean', default: false } } });
 const info = backendInfo();

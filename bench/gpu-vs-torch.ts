@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 
 import { SpectralNormBatch, backendInfo } from '../lib';
 import { nativeAddon } from '../lib/backends';
-import { elements, fixedWeight, machine, networks, resultsDir, synthetic } from './networks';
+import { machine } from './machine';
+import { elements, fixedWeight, networks, resultsDir, synthetic } from './networks';
 
 const { values: args } = parseArgs({
   options: { out: { type: 'string' }, python: { type: 'string', default: 'python3' }, quick: { type: 'boolean', default: false } },

@@ -19,11 +19,15 @@ export function networks(): Workload[] {
   return file.networks.map((n) => ({ name: n.name, shapes: n.layers.map((l) => l.shape) }));
 }
 
-export function synthetic(name: string): Workload {
+export function syntheticWorkloads(): Workload[] {
   const file = JSON.parse(fs.readFileSync(FILE, 'utf8')) as NetworksFile;
-  const s = file.synthetic.find((w) => w.name === name);
-  if (!s) throw new Error(`bench/networks.json has no synthetic workload '${name}'`);
-  return { name: s.name, shapes: Array.from({ length: s.count ?? 1 }, () => s.shape) };
+  return file.synthetic.map((s) => ({ name: s.name, shapes: Array.from({ length: s.count ?? 1 }, () => s.shape) }));
+}
+
+export function synthetic(name: string): Workload {
+  const found = syntheticWorkloads().find((w) => w.name === name);
+  if (!found) throw new Error(`bench/networks.json has no synthetic workload '${name}'`);
+  return found;
 }
 
 export function elements(shape: readonly number[]): number {
@@ -46,9 +50,4 @@ export function resultsDir(out: string | undefined): string {
   const dir = out ?? process.env.OUT ?? path.join('bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   return dir;
-}
-
-export function machine(): Record<string, unknown> {
-  const os = require('node:os') as typeof import('node:os');
-  return { host: os.hostname(), cpu: os.cpus()[0]?.model, platform: `${os.platform()} ${os.arch()}`, node: process.version };
 }

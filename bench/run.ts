@@ -6,7 +6,6 @@
 //   npm run bench [-- --quick] [-- --filter <regex>] [-- --out <dir>]
 //   (`npm run bench --quick` works too: npm passes it on as npm_config_quick.)
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -15,6 +14,7 @@ import { SingleBar } from 'cli-progress';
 import { backendInfo } from '../lib';
 import { nativeAddon } from '../lib/backends';
 import { writeChart } from './chart';
+import { machine } from './machine';
 import type { Contender, Runner } from './contenders/contender';
 import { libraryContenders } from './contenders/library';
 import { mlMatrixContender } from './contenders/ml-matrix';
@@ -187,14 +187,7 @@ async function main(): Promise<void> {
     benchmark: 'spectral-norm bench',
     date,
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}${quick && process.argv.length <= 2 ? ' --quick' : ''}`,
-    machine: {
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      cores: os.cpus().length,
-      availableParallelism: os.availableParallelism(),
-      memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      simd: info.cpu.simd,
-    },
+    machine: machine(),
     versions: {
       node: process.version,
       'spectral-norm': require('../../package.json').version as string,
@@ -219,7 +212,7 @@ async function main(): Promise<void> {
   const chart = await writeChart(
     rows.map((r) => ({ workload: r.workload, contender: r.contender, gbPerS: r.gbPerS })),
     limits,
-    `spectral-norm: one SN step, ${record.machine.cpu}, ${threadsAll} threads, ${date.slice(0, 10)}`,
+    `spectral-norm: one SN step, ${String(record.machine.cpu)}, ${threadsAll} threads, ${date.slice(0, 10)}`,
     base,
   );
   console.log(`\nwrote ${base}.json, ${chart.join(', ')}`);

@@ -1,8 +1,7 @@
-// The benchmark's workloads: every network of bench/networks.json (a copy of the shared list of real GAN layer shapes),
-// its synthetic entries, and three single layers. A workload is one SN training step on all of its layers: k power
-// iterations, then W/σ into a separate output, float32, dim 0 (PyTorch's layout: rows = out channels).
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// The CPU benchmark's workloads: every network of bench/networks.json (real GAN layer shapes), its synthetic entries,
+// and three single layers. A workload is one SN training step on all of its layers: k power iterations, then W/σ into
+// a separate output, float32, dim 0 (PyTorch's layout: rows = out channels).
+import { elements, fixedWeight, networks, syntheticWorkloads } from './networks';
 
 export interface Workload {
   name: string;
@@ -18,38 +17,31 @@ export interface Workload {
   bytesMoved: number;
 }
 
-interface NetworksFile {
-  networks: { name: string; layers: { name: string; shape: number[] }[] }[];
-  synthetic: { name: string; shape: number[]; count?: number }[];
-}
-
 const BYTES_PER_ELEMENT = 4;
 
 function workload(name: string, group: Workload['group'], shapes: number[][], iterations: number): Workload {
-  const matrices = shapes.map((s): [number, number] => [s[0], s.slice(1).reduce((a, b) => a * b, 1)]);
-  const elements = matrices.reduce((sum, [r, c]) => sum + r * c, 0);
+  const total = shapes.reduce((sum, s) => sum + elements(s), 0);
   return {
     name: `${name} k=${iterations}`,
     group,
-    matrices,
+    matrices: shapes.map((s): [number, number] => [s[0], elements(s.slice(1))]),
     shapes,
     iterations,
-    elements,
-    bytesMoved: (iterations + 2) * elements * BYTES_PER_ELEMENT,
+    elements: total,
+    bytesMoved: (iterations + 2) * total * BYTES_PER_ELEMENT,
   };
 }
 
 /** The full suite, or the quick subset (`--quick`: one network, the server-style batch and the single layers). */
 export function loadWorkloads(quick: boolean): Workload[] {
-  const file = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'bench', 'networks.json'), 'utf8')) as NetworksFile;
   const list: Workload[] = [];
-  for (const net of file.networks) {
+  for (const net of networks()) {
     if (quick && net.name !== 'sngan-resnet-cifar10-d') continue;
-    for (const k of quick ? [1] : [1, 5]) list.push(workload(net.name, 'network', net.layers.map((l) => l.shape), k));
+    for (const k of quick ? [1] : [1, 5]) list.push(workload(net.name, 'network', net.shapes, k));
   }
-  for (const syn of file.synthetic) {
+  for (const syn of syntheticWorkloads()) {
     if (quick && syn.name !== 'many-small') continue;
-    list.push(workload(syn.name, 'synthetic', Array.from({ length: syn.count ?? 1 }, () => syn.shape), 1));
+    list.push(workload(syn.name, 'synthetic', syn.shapes, 1));
   }
   for (const [r, c] of [[64, 64], [512, 4608], [1024, 9216]]) {
     for (const k of quick ? [1] : [1, 5]) list.push(workload(`${r}×${c}`, 'single', [[r, c]], k));
@@ -57,16 +49,7 @@ export function loadWorkloads(quick: boolean): Workload[] {
   return list;
 }
 
-/** Fixed pseudo-random weights (an LCG, the same every run), scaled like a He-initialised layer. */
+/** Fixed pseudo-random weights, the same every run. */
 export function makeWeights(w: Workload): Float32Array[] {
-  let state = 12345;
-  return w.matrices.map(([rows, cols]) => {
-    const a = new Float32Array(rows * cols);
-    const scale = Math.sqrt(6 / cols);
-    for (let i = 0; i < a.length; i++) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      a[i] = (state / 2 ** 32 - 0.5) * 2 * scale;
-    }
-    return a;
-  });
+  return w.shapes.map((s, i) => fixedWeight('float32', elements(s), 12345 + i) as Float32Array);
 }

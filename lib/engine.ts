@@ -31,13 +31,24 @@ export interface RunResult {
   converged: Uint8Array;
 }
 
+/** The arrays a backend writes a job's per-layer results into. */
+export type JobResults = Pick<PowerJob, 'sigma' | 'status' | 'iterationsRun' | 'converged'>;
+
+export function allocateResults(n: number): JobResults {
+  return { sigma: new Float64Array(n), status: new Int32Array(n), iterationsRun: new Int32Array(n), converged: new Uint8Array(n) };
+}
+
+/**
+ * A job over the layers. `results` may be reused from call to call by an owner whose calls never overlap: allocating
+ * four typed arrays per call (which the native side then has to materialise) was a large part of a tiny step's cost.
+ */
 export function buildJob(
   layers: readonly LayerState[],
   weights: readonly FloatArray[],
   outs: readonly (FloatArray | null)[],
   params: RunParams,
+  results: JobResults = allocateResults(layers.length),
 ): PowerJob {
-  const n = layers.length;
   return {
     dtype: params.dtype,
     layers: layers.map((layer, i) => ({
@@ -55,10 +66,7 @@ export function buildJob(
     eps: params.eps,
     legacy: params.legacy,
     threads: params.threads,
-    sigma: new Float64Array(n),
-    status: new Int32Array(n),
-    iterationsRun: new Int32Array(n),
-    converged: new Uint8Array(n),
+    ...results,
   };
 }
 

@@ -3,7 +3,7 @@
 import type { FloatArray, PowerJob } from '../binding';
 import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
 import { DeviceVectors, type DeviceWeights, buildDeviceJob } from './device';
-import { type LayerState, OperationQueue, type RunParams, buildJob, finish, runAsync, runSync } from './engine';
+import { type JobResults, type LayerState, OperationQueue, type RunParams, allocateResults, buildJob, finish, runAsync, runSync } from './engine';
 import { matrixGeometry } from './layout';
 import { randomSeed, startVectors } from './random';
 import {
@@ -158,6 +158,8 @@ export class LayerSet {
   readonly queue: OperationQueue;
   /** u and v on the CUDA device, from the first device step on. */
   private deviceVectors: DeviceVectors | null = null;
+  /** Reused by every host job: the queue and assertIdle keep this set's calls from overlapping. */
+  private readonly results: JobResults;
 
   constructor(
     owner: string,
@@ -165,6 +167,7 @@ export class LayerSet {
     readonly settings: Settings,
   ) {
     this.queue = new OperationQueue(owner);
+    this.results = allocateResults(layers.length);
   }
 
   private params(iterations: number): RunParams {
@@ -187,16 +190,16 @@ export class LayerSet {
   /** Runs `iterations` power iterations (0: eval mode) and divides into targets.outs. Returns σ per layer. */
   run(targets: Targets, iterations: number): Float64Array {
     this.syncVectorsToHost();
-    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations));
-    const sigma = runSync(this.settings.backend, job, this.label).sigma;
+    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations), this.results);
+    const sigma = runSync(this.settings.backend, job, this.label).sigma.slice();
     this.deviceVectors?.hostChanged();
     return sigma;
   }
 
   async runAsync(targets: Targets, iterations: number): Promise<Float64Array> {
     this.syncVectorsToHost();
-    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations));
-    const sigma = (await runAsync(this.settings.backend, job, this.label)).sigma;
+    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations), this.results);
+    const sigma = (await runAsync(this.settings.backend, job, this.label)).sigma.slice();
     this.deviceVectors?.hostChanged();
     return sigma;
   }

@@ -120,6 +120,18 @@ describe('determinism and state', () => {
         assert.ok(batch.v(0).some((x) => x !== 0));
       });
 
+      it('each step returns its own σ array: a later step (sync or async) does not overwrite an earlier one', async () => {
+        const batch = new SpectralNormBatch([{ shape: [5, 3] }, { shape: [4] }], { backend, seed: 1 });
+        const first = batch.step([randomArray('float32', 15), randomArray('float32', 4)]);
+        const kept = Array.from(first);
+        const second = batch.step([randomArray('float32', 15, 1e3), randomArray('float32', 4, 1e3)]);
+        const third = await batch.stepAsync([randomArray('float32', 15, 1e6), randomArray('float32', 4, 1e6)]);
+        assert.deepEqual(Array.from(first), kept);
+        assert.notEqual(first, second);
+        assert.notEqual(second, third);
+        assert.ok(third[1] > 30 * second[1] && second[1] > 30 * kept[1], `${kept} ${Array.from(second)} ${Array.from(third)}`);
+      });
+
       it('start vectors given as u and v are copied, not aliased', () => {
         const u = new Float32Array([1, 0, 0]);
         const sn = new SpectralNormalizer([3, 2], { backend, u, v: [0.6, 0.8] });

@@ -16,16 +16,26 @@ struct View {
   size_t length = 0;
 };
 
-template <typename E>
-View<E> typed_array(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& name,
+// name() makes the argument's name for an error message: only then, which spares a string per array per call.
+template <typename E, typename Name>
+View<E> typed_array(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const Name& name,
                     std::vector<Napi::Object>* arrays) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
-    throw_type_error(env, name + " has the wrong array type");
+  // Raw Node-API, one info call: node-addon-api's TypedArrayOf asks V8 for the same facts three or four times.
+  bool is_typed_array = false;
+  napi_typedarray_type actual;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || !is_typed_array ||
+      napi_get_typedarray_info(env, value, &actual, &length, &data, &buffer, nullptr) != napi_ok || actual != type) {
+    throw_type_error(env, name() + " has the wrong array type");
   }
-  auto array = value.As<Napi::TypedArrayOf<E>>();
-  if (array.ArrayBuffer().IsDetached()) throw_type_error(env, name + " is backed by a detached ArrayBuffer");
-  arrays->push_back(array);
-  return {array.Data(), array.ElementLength()};
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, buffer, &detached) != napi_ok || detached) {
+    throw_type_error(env, name() + " is backed by a detached ArrayBuffer");
+  }
+  arrays->push_back(value.As<Napi::Object>());
+  return {static_cast<E*>(data), length};  // data already points at the view's first element (its byte offset)
 }
 
 // A field that is a typed array, or, in a job for a CUDA device, a slice { array: DeviceArray, offset, length } of
@@ -41,7 +51,7 @@ template <typename E>
 Field<E> field(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& name,
                std::vector<Napi::Object>* arrays, int device) {
   if (value.IsTypedArray() || device < 0) {
-    const View<E> view = typed_array<E>(env, value, type, name, arrays);
+    const View<E> view = typed_array<E>(env, value, type, [&] { return name; }, arrays);
     return {view.data, view.length, false};
   }
   if (!value.IsObject()) throw_type_error(env, name + " must be a typed array or a device slice");
@@ -92,21 +102,21 @@ LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t ind
   }
   b.vector_norm = layer.Get("vectorNorm").ToBoolean();
 
-  const View<T> weight = typed_array<T>(env, layer.Get("weight"), type, name + ".weight", arrays);
+  const View<T> weight = typed_array<T>(env, layer.Get("weight"), type, [&] { return name + ".weight"; }, arrays);
   if (weight.length != size) throw_range_error(env, name + ".weight has the wrong length");
   b.weight = weight.data;
 
   const Napi::Value out = layer.Get("out");
   if (!out.IsNull() && !out.IsUndefined()) {
-    const View<T> o = typed_array<T>(env, out, type, name + ".out", arrays);
+    const View<T> o = typed_array<T>(env, out, type, [&] { return name + ".out"; }, arrays);
     if (o.length != size) throw_range_error(env, name + ".out has the wrong length");
     const bool disjoint = o.data + size <= weight.data || weight.data + size <= o.data;
     if (o.data != weight.data && !disjoint) throw_range_error(env, name + ".out partially overlaps the weight");
     b.out = o.data;
   }
 
-  const View<T> u = typed_array<T>(env, layer.Get("u"), type, name + ".u", arrays);
-  const View<T> v = typed_array<T>(env, layer.Get("v"), type, name + ".v", arrays);
+  const View<T> u = typed_array<T>(env, layer.Get("u"), type, [&] { return name + ".u"; }, arrays);
+  const View<T> v = typed_array<T>(env, layer.Get("v"), type, [&] { return name + ".v"; }, arrays);
   if (!b.vector_norm && (u.length != b.layout.rows || v.length != cols)) {
     throw_range_error(env, name + ".u or .v has the wrong length");
   }
@@ -161,8 +171,9 @@ cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& la
 template <typename E>
 E* result_array(Napi::Env env, const Napi::Object& job, const char* key, napi_typedarray_type type, size_t count,
                 std::vector<Napi::Object>* arrays) {
-  const View<E> view = typed_array<E>(env, job.Get(key), type, std::string("job.") + key, arrays);
-  if (view.length != count) throw_range_error(env, std::string("job.") + key + " must have one entry per layer");
+  auto name = [&] { return std::string("job.") + key; };
+  const View<E> view = typed_array<E>(env, job.Get(key), type, name, arrays);
+  if (view.length != count) throw_range_error(env, name() + " must have one entry per layer");
   return view.data;
 }
 

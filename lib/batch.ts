@@ -64,7 +64,8 @@ export class SpectralNormBatch {
 
   constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}, naming?: Naming) {
     const names = naming ?? { layers: 'layers', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed']);
+    const shapes = Array.isArray(layers) ? layers.map((l: unknown) => (l as { shape?: unknown } | null)?.shape) : [];
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed'], shapes);
     const seed = checkSeed(`${names.options}.seed`, opts.seed);
     if (!Array.isArray(layers) || layers.length === 0) {
       throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name? }, got ${describe(layers)}`);

@@ -55,26 +55,38 @@ export interface Settings {
 
 /**
  * A constructor's options object: checked to be an object with no unknown keys (the common ones plus `ownKeys`),
- * and its common settings. Returns the settings and the object, for the caller's own keys.
+ * and its common settings ('auto' picks the backend by the size of `shapes`). Returns the settings and the object,
+ * for the caller's own keys.
  */
 export function checkConstructorOptions(
   name: string,
   options: unknown,
   ownKeys: readonly string[],
+  shapes: readonly unknown[],
 ): { settings: Settings; opts: Record<string, unknown> } {
   const opts = checkObject(name, options);
   checkKnownKeys(name, opts, [...COMMON_KEYS, ...ownKeys]);
-  return { settings: checkSettings(name, opts), opts };
+  return { settings: checkSettings(name, opts, totalElements(shapes)), opts };
 }
 
-function checkSettings(name: string, options: Record<string, unknown>): Settings {
+/** The weight elements of these shapes, or undefined while any is malformed (its own check reports that). */
+export function totalElements(shapes: readonly unknown[]): number | undefined {
+  let total = 0;
+  for (const shape of shapes) {
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
+    total += (shape as number[]).reduce((a, b) => a * b, 1);
+  }
+  return total;
+}
+
+function checkSettings(name: string, options: Record<string, unknown>, elements: number | undefined): Settings {
   return {
     iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
     eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),
     dtype: checkDtype(`${name}.dtype`, options.dtype),
     legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
     threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
-    backend: resolveBackend(`${name}.backend`, options.backend, `${name}.device`, options.device),
+    backend: resolveBackend(`${name}.backend`, options.backend, `${name}.device`, options.device, elements),
   };
 }
 

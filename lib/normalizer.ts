@@ -55,7 +55,7 @@ export class SpectralNormalizer {
 
   constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
     const names = naming ?? { shape: 'shape', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v']);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v'], [shape]);
     const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
     const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
     this.set = new LayerSet('SpectralNormalizer', [layer], settings);

@@ -79,7 +79,7 @@ export function prepare(weight: unknown, shapeValue: unknown, options: unknown, 
   const seed = checkSeed('options.seed', opts.seed) ?? 0;
   const eps = checkNonNegative('options.eps', opts.eps, 0);
   const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
-  const backend = resolveBackend('options.backend', opts.backend, 'options.device', opts.device);
+  const backend = resolveBackend('options.backend', opts.backend, 'options.device', opts.device, w.length);
   const geometry = matrixGeometry(shape, dim, false);
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
   const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, legacy: false, threads });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -19,6 +20,28 @@
 
 namespace sn {
 namespace {
+
+// How long a thread that ran out of work polls before it sleeps. A job runs one parallel_for per power iteration and
+// one for the division, back to back: a worker that is still polling picks up the next at once, where waking a
+// sleeping one costs tens of microseconds on a VM.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Polls ready() until it holds or kSpin has passed; true if it holds.
+template <typename Ready>
+bool spin_until(const Ready& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (unsigned i = 0;; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return ready();
+  }
+}
 
 // One parallel_for call. Shared with the workers, so it outlives the caller's stack if a worker is late.
 struct Batch {
@@ -76,11 +99,14 @@ class Pool {
       } catch (...) {
         // Those already queued still help; the caller drains the rest below, so no task is lost.
       }
+      queued_.store(queue_.size(), std::memory_order_relaxed);
     }
     wake_.notify_all();
     batch->drain();
-    std::unique_lock<std::mutex> lock(batch->mutex);
-    batch->finished.wait(lock, [&] { return batch->done.load() == count; });
+    if (!spin_until([&] { return batch->done.load() == count; })) {
+      std::unique_lock<std::mutex> lock(batch->mutex);
+      batch->finished.wait(lock, [&] { return batch->done.load() == count; });
+    }
     if (batch->error) std::rethrow_exception(batch->error);
   }
 
@@ -89,10 +115,12 @@ class Pool {
     for (;;) {
       std::shared_ptr<Batch> batch;
       {
+        spin_until([&] { return queued_.load(std::memory_order_relaxed) > 0; });
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return !queue_.empty(); });
         batch = std::move(queue_.front());
         queue_.pop_front();
+        queued_.store(queue_.size(), std::memory_order_relaxed);
       }
       batch->drain();
     }
@@ -101,6 +129,7 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Batch>> queue_;
+  std::atomic<size_t> queued_{0};  // queue_.size(), for polling without the lock
   std::vector<std::thread> workers_;
 };
 

@@ -18,6 +18,10 @@ export interface SamplingPlan {
   rounds: number;
 }
 
+// Runners are mostly synchronous: without a turn of the event loop between blocks, no timer (the progress line's
+// redraw) would fire until the whole workload is done.
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 async function timeOnce(runner: Runner): Promise<number> {
   const start = process.hrtime.bigint();
   await runner.run();
@@ -46,6 +50,7 @@ export async function measure(
   const times: number[][] = runners.map(() => []);
   for (const [i, runner] of runners.entries()) {
     onProgress(i, false);
+    await yieldToEventLoop();
     await runner.enter?.();
     await runner.run(); // warm-up: JIT, first touch of the outputs, thread pools
     const first = await timeOnce(runner);
@@ -68,6 +73,7 @@ export async function measure(
         continue;
       }
       onProgress(i, false);
+      await yieldToEventLoop();
       await runner.enter?.();
       // One untimed run wakes a short runner's threads and caches after the previous contender's block.
       if (firsts[i] < 100) await runner.run();

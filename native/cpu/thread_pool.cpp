@@ -23,7 +23,8 @@ namespace {
 
 // How long a thread that ran out of work polls before it sleeps. A job runs one parallel_for per power iteration and
 // one for the division, back to back: a worker that is still polling picks up the next at once, where waking a
-// sleeping one costs tens of microseconds on a VM.
+// sleeping one costs tens of microseconds on a VM. Only while at most one job is running: with several (a server's
+// concurrent async calls) every core is busy anyway, and polling would take CPU from them and the event loop.
 constexpr auto kSpin = std::chrono::microseconds(100);
 
 inline void cpu_relax() {
@@ -73,6 +74,11 @@ struct Batch {
 class Pool {
  public:
   void run(size_t count, unsigned threads, const std::function<void(size_t)>& task) {
+    struct Active {
+      std::atomic<unsigned>& n;
+      explicit Active(std::atomic<unsigned>& counter) : n(counter) { n.fetch_add(1); }
+      ~Active() { n.fetch_sub(1); }
+    } active(running_);
     std::shared_ptr<Batch> batch;
     try {
       scratch_allocation_point();
@@ -103,7 +109,7 @@ class Pool {
     }
     wake_.notify_all();
     batch->drain();
-    if (!spin_until([&] { return batch->done.load() == count; })) {
+    if (!(alone() && spin_until([&] { return batch->done.load() == count; }))) {
       std::unique_lock<std::mutex> lock(batch->mutex);
       batch->finished.wait(lock, [&] { return batch->done.load() == count; });
     }
@@ -115,7 +121,7 @@ class Pool {
     for (;;) {
       std::shared_ptr<Batch> batch;
       {
-        spin_until([&] { return queued_.load(std::memory_order_relaxed) > 0; });
+        if (alone()) spin_until([&] { return queued_.load(std::memory_order_relaxed) > 0; });
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return !queue_.empty(); });
         batch = std::move(queue_.front());
@@ -130,6 +136,9 @@ class Pool {
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Batch>> queue_;
   std::atomic<size_t> queued_{0};  // queue_.size(), for polling without the lock
+  std::atomic<unsigned> running_{0};  // run() calls in progress
+
+  bool alone() const { return running_.load(std::memory_order_relaxed) <= 1; }
   std::vector<std::thread> workers_;
 };
 

@@ -87,39 +87,64 @@ double number_field(Napi::Env env, const Napi::Object& object, const char* key) 
   return value.As<Napi::Number>().DoubleValue();
 }
 
+// A layer's matrix geometry: outer × rows × inner, checked for overflow.
+struct Geometry {
+  MatrixLayout layout;
+  size_t cols = 0;
+  size_t size = 0;
+  bool vector_norm = false;
+};
+
+Geometry parse_geometry(Napi::Env env, const Napi::Object& layer, const std::string& name) {
+  Geometry g;
+  g.layout.outer = size_field(env, layer, "outer", name);
+  g.layout.rows = size_field(env, layer, "rows", name);
+  g.layout.inner = size_field(env, layer, "inner", name);
+  if (__builtin_mul_overflow(g.layout.outer, g.layout.inner, &g.cols) ||
+      __builtin_mul_overflow(g.cols, g.layout.rows, &g.size)) {
+    throw_range_error(env, name + " is too large");
+  }
+  g.vector_norm = layer.Get("vectorNorm").ToBoolean();
+  return g;
+}
+
+// out covers the weight exactly (in place) or not at all, and has its length.
+template <typename T>
+void check_out(Napi::Env env, const T* out, size_t out_length, const T* weight, const Geometry& g, const std::string& name) {
+  if (out_length != g.size) throw_range_error(env, name + ".out has the wrong length");
+  const bool disjoint = out + g.size <= weight || weight + g.size <= out;
+  if (out != weight && !disjoint) throw_range_error(env, name + ".out partially overlaps the weight");
+}
+
+void check_vectors(Napi::Env env, size_t u_length, size_t v_length, const Geometry& g, const std::string& name) {
+  if (!g.vector_norm && (u_length != g.layout.rows || v_length != g.cols)) {
+    throw_range_error(env, name + ".u or .v has the wrong length");
+  }
+}
+
 template <typename T>
 LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t index, napi_typedarray_type type,
                             std::vector<Napi::Object>* arrays) {
   const std::string name = "job.layers[" + std::to_string(index) + "]";
+  const Geometry g = parse_geometry(env, layer, name);
   LayerBuffers<T> b;
-  b.layout.outer = size_field(env, layer, "outer", name);
-  b.layout.rows = size_field(env, layer, "rows", name);
-  b.layout.inner = size_field(env, layer, "inner", name);
-  size_t cols, size;
-  if (__builtin_mul_overflow(b.layout.outer, b.layout.inner, &cols) ||
-      __builtin_mul_overflow(cols, b.layout.rows, &size)) {
-    throw_range_error(env, name + " is too large");
-  }
-  b.vector_norm = layer.Get("vectorNorm").ToBoolean();
+  b.layout = g.layout;
+  b.vector_norm = g.vector_norm;
 
   const View<T> weight = typed_array<T>(env, layer.Get("weight"), type, [&] { return name + ".weight"; }, arrays);
-  if (weight.length != size) throw_range_error(env, name + ".weight has the wrong length");
+  if (weight.length != g.size) throw_range_error(env, name + ".weight has the wrong length");
   b.weight = weight.data;
 
   const Napi::Value out = layer.Get("out");
   if (!out.IsNull() && !out.IsUndefined()) {
     const View<T> o = typed_array<T>(env, out, type, [&] { return name + ".out"; }, arrays);
-    if (o.length != size) throw_range_error(env, name + ".out has the wrong length");
-    const bool disjoint = o.data + size <= weight.data || weight.data + size <= o.data;
-    if (o.data != weight.data && !disjoint) throw_range_error(env, name + ".out partially overlaps the weight");
+    check_out(env, o.data, o.length, weight.data, g, name);
     b.out = o.data;
   }
 
   const View<T> u = typed_array<T>(env, layer.Get("u"), type, [&] { return name + ".u"; }, arrays);
   const View<T> v = typed_array<T>(env, layer.Get("v"), type, [&] { return name + ".v"; }, arrays);
-  if (!b.vector_norm && (u.length != b.layout.rows || v.length != cols)) {
-    throw_range_error(env, name + ".u or .v has the wrong length");
-  }
+  check_vectors(env, u.length, v.length, g, name);
   b.u = u.data;
   b.v = v.data;
   return b;
@@ -130,18 +155,12 @@ template <typename T>
 cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& layer, size_t index,
                                            napi_typedarray_type type, std::vector<Napi::Object>* arrays, int device) {
   const std::string name = "job.layers[" + std::to_string(index) + "]";
+  const Geometry g = parse_geometry(env, layer, name);
   cuda::CudaLayerBuffers<T> b;
-  b.layout.outer = size_field(env, layer, "outer", name);
-  b.layout.rows = size_field(env, layer, "rows", name);
-  b.layout.inner = size_field(env, layer, "inner", name);
-  size_t cols, size;
-  if (__builtin_mul_overflow(b.layout.outer, b.layout.inner, &cols) ||
-      __builtin_mul_overflow(cols, b.layout.rows, &size)) {
-    throw_range_error(env, name + " is too large");
-  }
-  b.vector_norm = layer.Get("vectorNorm").ToBoolean();
+  b.layout = g.layout;
+  b.vector_norm = g.vector_norm;
   const Field<T> weight = field<T>(env, layer.Get("weight"), type, name + ".weight", arrays, device);
-  if (weight.length != size) throw_range_error(env, name + ".weight has the wrong length");
+  if (weight.length != g.size) throw_range_error(env, name + ".weight has the wrong length");
   b.weight = weight.data;
   b.on_device = weight.on_device;
   auto same_place = [&](const Field<T>& f, const char* key) {
@@ -151,18 +170,14 @@ cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& la
   if (!out.IsNull() && !out.IsUndefined()) {
     const Field<T> o = field<T>(env, out, type, name + ".out", arrays, device);
     same_place(o, "out");
-    if (o.length != size) throw_range_error(env, name + ".out has the wrong length");
-    const bool disjoint = o.data + size <= weight.data || weight.data + size <= o.data;
-    if (o.data != weight.data && !disjoint) throw_range_error(env, name + ".out partially overlaps the weight");
+    check_out(env, o.data, o.length, weight.data, g, name);
     b.out = o.data;
   }
   const Field<T> u = field<T>(env, layer.Get("u"), type, name + ".u", arrays, device);
   const Field<T> v = field<T>(env, layer.Get("v"), type, name + ".v", arrays, device);
   same_place(u, "u");
   same_place(v, "v");
-  if (!b.vector_norm && (u.length != b.layout.rows || v.length != cols)) {
-    throw_range_error(env, name + ".u or .v has the wrong length");
-  }
+  check_vectors(env, u.length, v.length, g, name);
   b.u = u.data;
   b.v = v.data;
   return b;

@@ -44,10 +44,34 @@ for (const relative of ['dist', 'package.json', '.mocharc.json', 'test/fixtures'
   'native', 'CMakeLists.txt', 'scripts/build-native.js', 'LICENSE', path.join('build', 'Release', 'spectral_norm.node')]) {
   copy(relative);
 }
-// Runtime dependencies only: the TypeScript compiler and type packages are not needed to run.
-for (const entry of fs.readdirSync(path.join(root, 'node_modules'))) {
-  if (entry === 'typescript' || entry === '@types' || entry === '.bin' || entry === '.package-lock.json') continue;
-  copy(path.join('node_modules', entry));
+// The packages the GPU run needs, with their dependencies: the runtime ones, the rebuild's (cmake-js, node-addon-api,
+// in the runtime set) and the test suite's. Not the CPU benchmark's peers (tfjs, vega, resvg, ml-matrix, autocannon),
+// which would take the bundle past what can be carried to a GPU machine (64 MiB).
+const TEST_PACKAGES = ['mocha', 'fast-check', 'fastify', '@vladmandic/face-api'];
+const packageJson = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+// Where node would find `name` from a package in `fromDir`: the nearest node_modules/name on the way up to the root.
+function locate(name, fromDir) {
+  for (let dir = fromDir; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'node_modules', name);
+    if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate;
+    if (dir === root || dir === path.dirname(dir)) return null;
+  }
+}
+const needed = new Set();
+const pending = [...Object.keys(packageJson.dependencies), ...TEST_PACKAGES].map((name) => locate(name, root));
+while (pending.length > 0) {
+  const dir = pending.pop();
+  if (dir === null || needed.has(dir)) continue;
+  needed.add(dir);
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) pending.push(locate(dep, dir));
+}
+// A nested node_modules/x comes along with its parent package's folder.
+for (const dir of [...needed].sort()) {
+  const relative = path.relative(root, dir);
+  if (![...needed].some((other) => other !== dir && relative.startsWith(`${path.relative(root, other)}${path.sep}`))) {
+    copy(relative);
+  }
 }
 fs.copyFileSync(path.join(root, 'bench', 'gpu-bundle-run.sh'), path.join(stage, 'run.sh'));
 fs.chmodSync(path.join(stage, 'run.sh'), 0o755);

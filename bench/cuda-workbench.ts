@@ -12,8 +12,9 @@ import { parseArgs } from 'node:util';
 import { type BackendName, type FloatArray, SpectralNormBatch, backendInfo, spectralNorm } from '../lib';
 import { nativeAddon } from '../lib/backends';
 import { assertClose, poisoned, randomArray, toleranceFor } from '../test/helpers';
+import { timeDeviceStep } from './device-step-timing';
 import { machine } from './machine';
-import { elements, fixedWeight, networks, resultsDir, synthetic } from './networks';
+import { elements, networks, resultsDir, synthetic } from './networks';
 
 const { values: args } = parseArgs({ options: { out: { type: 'string' }, quick: { type: 'boolean', default: false } } });
 const info = backendInfo();
@@ -117,18 +118,10 @@ const timings: Record<string, unknown>[] = [];
 const workloads = [...networks(), synthetic('many-small'), synthetic('large-square-gpu')];
 for (const w of args.quick ? workloads.slice(0, 1) : workloads) {
   for (const k of [1, 5]) {
-    const batch = new SpectralNormBatch(w.shapes.map((shape, i) => ({ shape, seed: i })), { backend: 'cuda', iterations: k });
-    const handle = batch.toDevice(w.shapes.map((s, i) => fixedWeight('float32', elements(s), i + 1)));
-    for (let i = 0; i < 5; i++) batch.step(handle);
-    const samples: number[] = [];
-    for (let s = 0; s < 21; s++) samples.push(addon.cudaTime(device, () => batch.step(handle)));
-    samples.sort((a, b) => a - b);
-    const ms = samples[samples.length >> 1];
-    const bytes = (k + 2) * w.shapes.reduce((a, s) => a + elements(s), 0) * 4;
+    const { medianMs: ms, bytes } = timeDeviceStep(addon, device, w.shapes, k);
     const gbs = bytes / (ms * 1e-3) / 1e9;
     timings.push({ workload: w.name, layers: w.shapes.length, iterations: k, medianMs: ms, bytes, gbPerS: gbs, fractionOfCopy: gbs / (copyBandwidth / 1e9) });
     console.log(`  ${w.name.padEnd(24)} k=${k}: ${ms.toFixed(3)} ms, ${gbs.toFixed(0)} GB/s, ${((100 * gbs) / (copyBandwidth / 1e9)).toFixed(0)}% of copy`);
-    handle.dispose();
   }
 }
 

@@ -10,10 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { SpectralNormBatch, backendInfo } from '../lib';
+import { backendInfo } from '../lib';
 import { nativeAddon } from '../lib/backends';
+import { timeDeviceStep } from './device-step-timing';
 import { machine } from './machine';
-import { elements, fixedWeight, networks, resultsDir, synthetic } from './networks';
+import { networks, resultsDir, synthetic } from './networks';
 
 const { values: args } = parseArgs({
   options: { out: { type: 'string' }, python: { type: 'string', default: 'python3' }, quick: { type: 'boolean', default: false } },
@@ -32,14 +33,7 @@ const ours: { workload: string; iterations: number; medianMs: number; bytes: num
 const workloads = [...networks(), synthetic('many-small'), synthetic('large-square-gpu')];
 for (const w of args.quick ? workloads.slice(0, 1) : workloads) {
   for (const k of [1, 5]) {
-    const batch = new SpectralNormBatch(w.shapes.map((shape, i) => ({ shape, seed: i })), { backend: 'cuda', iterations: k });
-    const handle = batch.toDevice(w.shapes.map((s, i) => fixedWeight('float32', elements(s), i + 1)));
-    for (let i = 0; i < 10; i++) batch.step(handle);
-    const samples: number[] = [];
-    for (let s = 0; s < 31; s++) samples.push(addon.cudaTime(device, () => batch.step(handle)));
-    samples.sort((a, b) => a - b);
-    ours.push({ workload: w.name, iterations: k, medianMs: samples[15], bytes: (k + 2) * 4 * w.shapes.reduce((a, s) => a + elements(s), 0) });
-    handle.dispose();
+    ours.push({ workload: w.name, iterations: k, ...timeDeviceStep(addon, device, w.shapes, k) });
   }
 }
 

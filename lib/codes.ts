@@ -1,0 +1,27 @@
+// The one vocabulary every backend and the API share: a layer's outcome in a job, and the `code` of the errors that
+// are not argument errors. native/common/codes.h defines the same values for C++; test/core/codes.test.ts checks
+// that the two agree.
+
+/** Per-layer outcome a backend writes into PowerJob.status. */
+export const LayerStatus = {
+  /** u and v replaced, out = W/σ. */
+  Normalized: 0,
+  /** |σ| ≤ eps: u and v kept, out = W unchanged. */
+  BelowEps: 1,
+  /** NaN or ±Inf in W, or an overflow: the backend modified nothing in the whole job. */
+  NonFinite: 2,
+} as const;
+export type LayerStatus = (typeof LayerStatus)[keyof typeof LayerStatus];
+
+/** The `code` property of errors that are not about an argument. */
+export const ErrorCode = {
+  /** Scratch, device or staging memory could not be had; nothing was modified. */
+  OutOfMemory: 'ERR_SPECTRAL_NORM_OUT_OF_MEMORY',
+  /** The CUDA runtime or device failed; the message names the call, file, line and CUDA error. */
+  Cuda: 'ERR_SPECTRAL_NORM_CUDA',
+  /** SpectralNormCoalescer: maxQueue requests are already waiting. */
+  QueueFull: 'ERR_SPECTRAL_NORM_QUEUE_FULL',
+  /** SpectralNormCoalescer: close() was called. */
+  Closed: 'ERR_SPECTRAL_NORM_CLOSED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,7 +1,7 @@
 // Shared test utilities: the backends under test, fresh random inputs, NaN-aware comparisons, poisoning.
 import * as assert from 'node:assert/strict';
 
-import { type BackendName, type FloatArray, backendInfo } from '../lib';
+import { type BackendName, type FloatArray, backendInfo } from '../../lib';
 
 /** Every backend this process can run, or those listed in SN_TEST_BACKENDS (comma-separated). */
 export function backendsUnderTest(): BackendName[] {

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 
 import { type BackendName, type FloatArray, SpectralNormBatch, backendInfo, spectralNorm } from '../lib';
 import { nativeAddon } from '../lib/backends';
-import { assertClose, poisoned, randomArray, toleranceFor } from '../test/helpers';
+import { assertClose, poisoned, randomArray, toleranceFor } from '../test/support/helpers';
 import { timeDeviceStep } from './device-step-timing';
 import { machine } from './machine';
 import { elements, networks, resultsDir, synthetic } from './networks';

@@ -20,6 +20,7 @@ import {
   spectralNorm,
   spectralNormalizeAsync,
 } from '../lib';
+import { mulberry32 } from '../lib/seeded-random';
 import { writeRecord } from './machine';
 
 const { values: args } = parseArgs({
@@ -33,15 +34,8 @@ const { values: args } = parseArgs({
 const steps = Number(args.steps);
 const warmup = Number(args.warmup);
 
-// mulberry32: the soak repeats exactly for a seed.
-let state = Number(args.seed) >>> 0;
-function random(): number {
-  state = (state + 0x6d2b79f5) | 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+// Seeded, so the soak repeats exactly for a seed.
+const random = mulberry32(Number(args.seed));
 const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
 
 function randomShape(): number[] {

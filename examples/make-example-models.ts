@@ -10,6 +10,7 @@ import * as path from 'node:path';
 
 import { encodeFloat16 } from '../cli/formats/half';
 import { encodeSafetensorsFile } from '../cli/formats/safetensors';
+import { mulberry32 } from '../lib/seeded-random';
 
 const HERE = path.resolve(__dirname, '..', '..', 'examples');
 
@@ -27,18 +28,6 @@ export const SNGAN_D_LAYERS: { name: string; shape: number[] }[] = [
   { name: 'linear', shape: [1, 128] },
 ];
 
-/** mulberry32: a small seeded generator, so the files are reproducible. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function uniform(next: () => number, length: number, bound: number): Float32Array {
   return Float32Array.from({ length }, () => (2 * next() - 1) * bound);
 }
@@ -46,7 +35,7 @@ function uniform(next: () => number, length: number, bound: number): Float32Arra
 const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 export function snganDiscriminator(seed = 2018): Uint8Array {
-  const next = generator(seed);
+  const next = mulberry32(seed);
   const tensors = SNGAN_D_LAYERS.flatMap(({ name, shape }) => {
     const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
     const bound = 1 / Math.sqrt(fanIn);
@@ -71,7 +60,7 @@ export interface TfjsExample {
 
 /** A Keras-style DCGAN discriminator as tfjs-converter lays it out: kernels (kh, kw, in, out), biases after. */
 export function dcganDiscriminatorTfjs(seed = 2015): TfjsExample {
-  const next = generator(seed);
+  const next = mulberry32(seed);
   const layers = [
     { name: 'conv2d/kernel', shape: [4, 4, 3, 32] },
     { name: 'conv2d_1/kernel', shape: [4, 4, 32, 64], quantize: 'uint8' },

@@ -11,7 +11,7 @@ npm run build:ts
 # The suites that drive the native code through every path (parity, bad input, non-finite and zero, async, the
 # coalescer, allocation failure) without the large reference sweeps, which under valgrind would take an hour. The
 # event-loop test is left out: a timing test, and a 1024×9216 layer 40 times over.
-suites=(10-golden 50-bad-input 60-nonfinite-and-zero 70-async 75-coalescer 85-allocation-failure)
+suites=(core/pytorch-parity api/bad-input core/nonfinite-and-zero api/async server/coalescer core/allocation-failure)
 SN_TEST_BACKENDS=cpu valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
   --errors-for-leak-kinds=definite --track-origins=yes --suppressions=test/sanitizers/node.supp \
   node --jitless node_modules/mocha/bin/mocha.js --no-config --timeout 0 --reporter dot \

@@ -1,8 +1,8 @@
-// Every backend against an independent float64 reference (test/reference.ts) on awkward shapes, every dim of 3-D
+// Every backend against an independent float64 reference (test/support/reference.ts) on awkward shapes, every dim of 3-D
 // and 4-D weights, both dtypes, both iteration orders, and large layers that take the threaded paths.
 import * as assert from 'node:assert/strict';
 
-import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../lib';
+import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../../lib';
 import {
   assertClose,
   backendsUnderTest,
@@ -11,9 +11,9 @@ import {
   randomArray,
   randomInt,
   toleranceFor,
-} from './helpers';
-import { type ReferenceCase, checkAgainstReference } from './agreement';
-import { permutedMatrix, referenceDivide, referenceStep } from './reference';
+} from '../support/helpers';
+import { type ReferenceCase, checkAgainstReference } from '../support/agreement';
+import { permutedMatrix, referenceDivide, referenceStep } from '../support/reference';
 
 const SHAPES: ReferenceCase[] = [
   { shape: [1, 37], dim: 0 },

@@ -3,9 +3,9 @@
 // without that memory, as the thread pool can) gives the normal bits; the next call works either way.
 import * as assert from 'node:assert/strict';
 
-import { SpectralNormBatch, SpectralNormCoalescer, backendInfo, spectralNormalize } from '../lib';
-import { nativeAddon } from '../lib/backends';
-import { assertSameBytes, poisoned, product, randomArray } from './helpers';
+import { SpectralNormBatch, SpectralNormCoalescer, backendInfo, spectralNormalize } from '../../lib';
+import { nativeAddon } from '../../lib/backends';
+import { assertSameBytes, poisoned, product, randomArray } from '../support/helpers';
 
 // A layer large enough to be split over two threads (the pool's allocations), small ones side by side, a 1-D one.
 const LAYERS = [{ shape: [600, 300] }, { shape: [17, 5, 3] }, { shape: [31, 1] }, { shape: [40] }, { shape: [8, 64], dim: 1 }];

@@ -3,10 +3,10 @@
 // `npm run test:gpu` sets SN_REQUIRE_CUDA, which makes a missing device a failure instead of a skip.
 import * as assert from 'node:assert/strict';
 
-import type { CudaBatchPlan, NativeAddon } from '../binding';
-import { DeviceWeights, SpectralNormBatch, backendInfo, spectralNorm } from '../lib';
-import { nativeAddon } from '../lib/backends';
-import { assertClose, assertSameBytes, randomArray, randomInt, snapshot, toleranceFor } from './helpers';
+import type { CudaBatchPlan, NativeAddon } from '../../binding';
+import { DeviceWeights, SpectralNormBatch, backendInfo, spectralNorm } from '../../lib';
+import { nativeAddon } from '../../lib/backends';
+import { assertClose, assertSameBytes, randomArray, randomInt, snapshot, toleranceFor } from '../support/helpers';
 
 const info = backendInfo();
 const cudaUsable = info.cuda.available;

@@ -1,6 +1,6 @@
 // One check shared by the agreement suite and the per-SIMD-variant child process: a SpectralNormalizer step and an
 // eval step on a random weight, against the independent float64 reference.
-import { SpectralNormalizer } from '../lib';
+import { SpectralNormalizer } from '../../lib';
 import { assertClose, poisoned, product, randomArray, toleranceFor } from './helpers';
 import { permutedMatrix, referenceDivide, referenceStep } from './reference';
 

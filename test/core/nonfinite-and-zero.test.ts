@@ -2,9 +2,9 @@
 // nothing (a batch is all or nothing); a zero matrix (σ ≤ eps) is left as it is, where PyTorch returns NaN.
 import * as assert from 'node:assert/strict';
 
-import { SpectralNormBatch, SpectralNormalizer, spectralNorm, spectralNormalize, spectralNormalizeAsync } from '../lib';
-import { assertClose, assertSameBytes, backendsUnderTest, poisoned, randomArray, randomInt, toleranceFor } from './helpers';
-import { permutedMatrix, referenceDivide, referenceStep } from './reference';
+import { SpectralNormBatch, SpectralNormalizer, spectralNorm, spectralNormalize, spectralNormalizeAsync } from '../../lib';
+import { assertClose, assertSameBytes, backendsUnderTest, poisoned, randomArray, randomInt, toleranceFor } from '../support/helpers';
+import { permutedMatrix, referenceDivide, referenceStep } from '../support/reference';
 
 const NON_FINITE = /contains NaN or Infinity, or overflowed during power iteration; nothing was modified/;
 

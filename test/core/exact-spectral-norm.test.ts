@@ -4,9 +4,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { exactSpectralNorm, spectralNorm } from '../lib';
-import { gaussian, randomInt } from './helpers';
-import { permutedMatrix, singularValues } from './reference';
+import { exactSpectralNorm, spectralNorm } from '../../lib';
+import { gaussian, randomInt } from '../support/helpers';
+import { permutedMatrix, singularValues } from '../support/reference';
 
 interface LapackCase {
   name: string;
@@ -18,7 +18,7 @@ interface LapackCase {
 }
 
 const lapack = JSON.parse(
-  fs.readFileSync(path.join(__dirname, '..', '..', 'test', 'fixtures', 'lapack-sigma.json'), 'utf8'),
+  fs.readFileSync(path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'lapack-sigma.json'), 'utf8'),
 ) as { source: string; cases: LapackCase[] };
 
 function relativeError(a: number, b: number): number {

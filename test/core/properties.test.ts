@@ -4,9 +4,9 @@ import * as assert from 'node:assert/strict';
 
 import fc from 'fast-check';
 
-import { type FloatArray, exactSpectralNorm, spectralNorm } from '../lib';
-import { backendsUnderTest, testSeed } from './helpers';
-import { permutedMatrix, singularValues } from './reference';
+import { type FloatArray, exactSpectralNorm, spectralNorm } from '../../lib';
+import { backendsUnderTest, testSeed } from '../support/helpers';
+import { permutedMatrix, singularValues } from '../support/reference';
 
 const RUNS = 60;
 

@@ -1,13 +1,13 @@
-// Run by 72-concurrency.test.ts in a child process, so the parent can choose UV_THREADPOOL_SIZE and a crash cannot
+// Run by api/concurrency.test.ts in a child process, so the parent can choose UV_THREADPOOL_SIZE and a crash cannot
 // take mocha down. Prints one line of JSON.
 //   order:     a long async step on one normalizer, then a tiny one on another; prints which settled first.
 //   terminate: worker threads terminated in the middle of an async and of a sync native call; then a step here.
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 
-import { SpectralNormalizer } from '../lib';
+import { SpectralNormalizer } from '../../lib';
 
-const LIB = path.resolve(__dirname, '..', 'lib');
+const LIB = path.resolve(__dirname, '..', '..', 'lib');
 
 async function order(): Promise<void> {
   // About 10 passes over 37 MiB: tens of milliseconds, where the tiny step takes microseconds.

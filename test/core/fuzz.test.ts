@@ -5,9 +5,9 @@ import * as assert from 'node:assert/strict';
 
 import fc from 'fast-check';
 
-import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../lib';
-import { assertClose, assertSameBytes, backendsUnderTest, poisoned, product, randomArray, testSeed, toleranceFor } from './helpers';
-import { permutedMatrix, referenceDivide, referenceStep } from './reference';
+import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../../lib';
+import { assertClose, assertSameBytes, backendsUnderTest, poisoned, product, randomArray, testSeed, toleranceFor } from '../support/helpers';
+import { permutedMatrix, referenceDivide, referenceStep } from '../support/reference';
 
 const FAULTS = ['none', 'none', 'none', 'nan', 'inf', 'length', 'dtype', 'out-length', 'out-overlap', 'update-type', 'unknown-option'] as const;
 type Fault = (typeof FAULTS)[number];

@@ -5,14 +5,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { normalize } from '../cli/commands/normalize';
-import { report } from '../cli/commands/report';
-import { main } from '../cli/main';
-import { type FloatArray, backendInfo, exactSpectralNorm } from '../lib';
-import { temporaryFolder, tensorOf, writeSafetensors } from './cli-fixtures';
-import { assertClose } from './helpers';
+import { normalize } from '../../cli/commands/normalize';
+import { report } from '../../cli/commands/report';
+import { main } from '../../cli/main';
+import { type FloatArray, backendInfo, exactSpectralNorm } from '../../lib';
+import { temporaryFolder, tensorOf, writeSafetensors } from '../support/cli-fixtures';
+import { assertClose } from '../support/helpers';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const FACE_API = path.join(ROOT, 'node_modules', '@vladmandic', 'face-api', 'model');
 

@@ -1,7 +1,7 @@
-// Run by 21-simd-variants.test.ts in a child process with SN_SIMD set, since the kernel variant is chosen once per
+// Run by core/simd-variants.test.ts in a child process with SN_SIMD set, since the kernel variant is chosen once per
 // process. Checks the native backend against the float64 reference and prints the variant it ran.
-import { backendInfo } from '../lib';
-import { type ReferenceCase, checkAgainstReference } from './agreement';
+import { backendInfo } from '../../lib';
+import { type ReferenceCase, checkAgainstReference } from '../support/agreement';
 
 const cases: ReferenceCase[] = [
   { shape: [17, 31], dim: 0 },

@@ -4,8 +4,8 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 
-import { backendInfo } from '../lib';
-import { testSeed } from './helpers';
+import { backendInfo } from '../../lib';
+import { testSeed } from '../support/helpers';
 
 const ORDER = ['sse2', 'avx2', 'avx512'];
 
@@ -21,7 +21,7 @@ describe('SIMD kernel variants', () => {
 
   for (const variant of variants) {
     it(`${variant} agrees with the float64 reference`, () => {
-      const output = execFileSync(process.execPath, [path.join(__dirname, 'simd-variant-check.js')], {
+      const output = execFileSync(process.execPath, [path.join(__dirname, '..', 'children', 'simd-variant-check.js')], {
         env: { ...process.env, SN_SIMD: variant, SN_TEST_SEED: String(testSeed()) },
         encoding: 'utf8',
       });

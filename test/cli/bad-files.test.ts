@@ -3,11 +3,11 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { normalize } from '../cli/commands/normalize';
-import { report } from '../cli/commands/report';
-import { ModelFileError } from '../cli/errors';
-import { encodeFloat16 } from '../cli/formats/half';
-import { listing, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from './cli-fixtures';
+import { normalize } from '../../cli/commands/normalize';
+import { report } from '../../cli/commands/report';
+import { ModelFileError } from '../../cli/errors';
+import { encodeFloat16 } from '../../cli/formats/half';
+import { listing, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
 
 interface BadCase {
   what: string;

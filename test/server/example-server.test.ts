@@ -1,9 +1,9 @@
 // examples/server.ts: the right bytes and σ for good requests, a 400 with a JSON error for every bad one.
 import * as assert from 'node:assert/strict';
 
-import { buildServer } from '../examples/server';
-import { backendInfo, spectralNormalize } from '../lib';
-import { assertSameBytes, randomArray } from './helpers';
+import { buildServer } from '../../examples/server';
+import { backendInfo, spectralNormalize } from '../../lib';
+import { assertSameBytes, randomArray } from '../support/helpers';
 
 function bytes(array: Float32Array): Buffer {
   return Buffer.from(array.buffer, array.byteOffset, array.byteLength);

@@ -6,10 +6,10 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 
-import { SpectralNormBatch, SpectralNormalizer, backendInfo } from '../lib';
-import { assertSameBytes, backendsUnderTest, poisoned, product, randomArray } from './helpers';
+import { SpectralNormBatch, SpectralNormalizer, backendInfo } from '../../lib';
+import { assertSameBytes, backendsUnderTest, poisoned, product, randomArray } from '../support/helpers';
 
-const CHILD = path.join(__dirname, 'concurrency-child.js');
+const CHILD = path.join(__dirname, '..', 'children', 'concurrency.js');
 
 function runChild(mode: string, env: Record<string, string> = {}): Record<string, unknown> {
   const stdout = execFileSync(process.execPath, [CHILD, mode], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
@@ -61,7 +61,7 @@ describe('concurrency', () => {
       const weight = randomArray('float32', product(shape));
       const code = `
         const { parentPort, workerData } = require('node:worker_threads');
-        const { SpectralNormalizer, backendInfo } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib'))});
+        const { SpectralNormalizer, backendInfo } = require(${JSON.stringify(path.resolve(__dirname, '..', '..', 'lib'))});
         const { shape, weight } = workerData;
         const sn = new SpectralNormalizer(shape, { backend: 'cpu', seed: 4, iterations: 3, threads: 2 });
         const out = new Float32Array(weight.length);

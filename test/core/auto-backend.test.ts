@@ -1,8 +1,8 @@
 // 'auto' picks the backend by size class: pure JS where the native call's fixed cost exceeds the work.
 import * as assert from 'node:assert/strict';
 
-import { SpectralNormBatch, SpectralNormalizer, backendInfo, spectralNorm } from '../lib';
-import { AUTO_JS_MAX_ELEMENTS } from '../lib/backends';
+import { SpectralNormBatch, SpectralNormalizer, backendInfo, spectralNorm } from '../../lib';
+import { AUTO_JS_MAX_ELEMENTS } from '../../lib/backends';
 
 describe("'auto' by size class", () => {
   it('tiny jobs (≤ AUTO_JS_MAX_ELEMENTS weight elements in all) run in JS, larger ones native; explicit choices stand', function () {

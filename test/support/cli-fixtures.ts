@@ -4,9 +4,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from '../cli/formats/half';
-import { type NewTensor, encodeSafetensorsFile } from '../cli/formats/safetensors';
-import { type FloatArray } from '../lib';
+import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from '../../cli/formats/half';
+import { type NewTensor, encodeSafetensorsFile } from '../../cli/formats/safetensors';
+import { type FloatArray } from '../../lib';
 import { gaussian, product, random } from './helpers';
 
 export function temporaryFolder(): string {

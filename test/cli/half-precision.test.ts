@@ -2,8 +2,8 @@
 // subnormals, overflow to ±Inf and NaN, checked against a float64 reference that knows nothing of bit tricks.
 import * as assert from 'node:assert/strict';
 
-import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from '../cli/formats/half';
-import { random } from './helpers';
+import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from '../../cli/formats/half';
+import { random } from '../support/helpers';
 
 /** binary16's value from its fields, in float64. */
 function float16Value(bits: number): number {

@@ -1,8 +1,8 @@
 // Seeds, determinism, batches against normalizers, and state round trips.
 import * as assert from 'node:assert/strict';
 
-import { type BackendName, SpectralNormBatch, SpectralNormalizer, spectralNorm } from '../lib';
-import { assertSameBytes, backendsUnderTest, poisoned, product, randomArray, randomInt } from './helpers';
+import { type BackendName, SpectralNormBatch, SpectralNormalizer, spectralNorm } from '../../lib';
+import { assertSameBytes, backendsUnderTest, poisoned, product, randomArray, randomInt } from '../support/helpers';
 
 describe('determinism and state', () => {
   it('one seed gives bit-identical, unit-norm start vectors on every backend', () => {

@@ -12,8 +12,8 @@ import {
   spectralNormAsync,
   spectralNormalize,
   spectralNormalizeAsync,
-} from '../lib';
-import { assertSameBytes, backendsUnderTest, randomArray } from './helpers';
+} from '../../lib';
+import { assertSameBytes, backendsUnderTest, randomArray } from '../support/helpers';
 
 interface Context {
   backend: BackendName;
@@ -66,7 +66,7 @@ const cases: BadCase[] = [
   { name: 'eps Infinity', error: RangeError, message: /^options\.eps/, call: (c) => new SpectralNormalizer(SHAPE, { eps: Infinity, backend: c.backend }) },
   { name: 'dtype unknown', error: TypeError, message: /^options\.dtype must be 'float32' or 'float64'/, call: (c) => new SpectralNormalizer(SHAPE, { dtype: 'float16' as never, backend: c.backend }) },
   { name: 'backend unknown', error: RangeError, message: /^options\.backend must be 'auto', 'cuda', 'cpu' or 'js', got string gpu/, call: () => new SpectralNormalizer(SHAPE, { backend: 'gpu' as never }) },
-  // Only where no GPU is usable (test/95-cuda.test.ts covers the rest).
+  // Only where no GPU is usable (test/cuda/cuda-backend.test.ts covers the rest).
   ...(backendInfo().cuda.available ? [] : [{ name: "backend 'cuda' unavailable", error: RangeError, message: /^options\.backend 'cuda' is unavailable: \S/, call: () => new SpectralNormalizer(SHAPE, { backend: 'cuda' }) }]),
   { name: 'threads 0', error: RangeError, message: /^options\.threads must be an integer from 1/, call: (c) => new SpectralNormalizer(SHAPE, { threads: 0, backend: c.backend }) },
   { name: 'seed a fraction', error: RangeError, message: /^options\.seed must be a safe integer/, call: (c) => new SpectralNormalizer(SHAPE, { seed: 0.5, backend: c.backend }) },

@@ -4,8 +4,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../lib';
-import { assertClose, backendsUnderTest, poisoned, snapshot, assertSameBytes, toleranceFor } from './helpers';
+import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../../lib';
+import { assertClose, backendsUnderTest, poisoned, snapshot, assertSameBytes, toleranceFor } from '../support/helpers';
 
 interface GoldenStep {
   training: boolean;
@@ -30,7 +30,7 @@ interface GoldenCase {
 }
 
 const fixture = JSON.parse(
-  fs.readFileSync(path.join(__dirname, '..', '..', 'test', 'fixtures', 'pytorch-spectral-norm.json'), 'utf8'),
+  fs.readFileSync(path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'pytorch-spectral-norm.json'), 'utf8'),
 ) as { source: string; cases: GoldenCase[] };
 
 function typed(dtype: 'float32' | 'float64', values: number[]): FloatArray {

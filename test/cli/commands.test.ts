@@ -4,17 +4,17 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { type NormalizeOptions, normalize } from '../cli/commands/normalize';
-import { type ReportOptions, report } from '../cli/commands/report';
-import { ModelFileError } from '../cli/errors';
-import type { SafetensorsTensor } from '../cli/formats/safetensors';
-import type { TfjsTensor } from '../cli/formats/tfjs';
-import { openModel } from '../cli/open-model';
-import { parseDimRule } from '../cli/selection';
-import { type FloatArray, exactSpectralNorm } from '../lib';
-import { writeExampleModels } from '../examples/make-example-models';
-import { listing, mixedTensors, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from './cli-fixtures';
-import { assertClose, backendsUnderTest } from './helpers';
+import { type NormalizeOptions, normalize } from '../../cli/commands/normalize';
+import { type ReportOptions, report } from '../../cli/commands/report';
+import { ModelFileError } from '../../cli/errors';
+import type { SafetensorsTensor } from '../../cli/formats/safetensors';
+import type { TfjsTensor } from '../../cli/formats/tfjs';
+import { openModel } from '../../cli/open-model';
+import { parseDimRule } from '../../cli/selection';
+import { type FloatArray, exactSpectralNorm } from '../../lib';
+import { writeExampleModels } from '../../examples/make-example-models';
+import { listing, mixedTensors, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
+import { assertClose, backendsUnderTest } from '../support/helpers';
 
 const quiet = () => undefined;
 

@@ -159,7 +159,7 @@ Napi::Value PlanCudaBatch(const Napi::CallbackInfo& info) {
   }));
   result.Set("commit", items(plan.commit, [&](Napi::Object& o, const cuda::CommitItem& c) {
     o.Set("layer", number(c.layer));
-    o.Set("kind", number(c.kind));
+    o.Set("kind", number(static_cast<double>(c.kind)));
     o.Set("begin", number(static_cast<double>(c.begin)));
     o.Set("end", number(static_cast<double>(c.end)));
   }));

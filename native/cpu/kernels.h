@@ -5,7 +5,7 @@
 // underflow nor overflow in the products (1e-20·W stays exact) and σ is as accurate as float64 allows.
 #include <cstddef>
 
-#include "matrix_layout.h"
+#include "../common/matrix_layout.h"
 
 namespace sn::kernels {
 

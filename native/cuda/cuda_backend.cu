@@ -275,7 +275,7 @@ bool run_batch(Session& session, const std::vector<CudaLayerBuffers<T>>& layers,
     const DeviceLayerState& s = final_states[i];
     LayerResult& r = results[i];
     r.sigma = s.sigma;
-    r.status = static_cast<LayerStatus>(s.status);
+    r.status = s.status;
     r.converged = s.converged != 0;
     r.iterations_run = layers[i].vector_norm ? 0 : converge ? s.iterations_run : options.iterations;
     if (r.status == LayerStatus::kNonFinite) all_finite = false;

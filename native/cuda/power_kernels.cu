@@ -94,17 +94,17 @@ __device__ void set_status(DeviceLayerState* st, DeviceBatchFlags* flags, double
   const double rounded = static_cast<double>(static_cast<T>(sigma));
   st->sigma = rounded;
   if (!finite || !isfinite(rounded)) {
-    st->status = 2;
+    st->status = LayerStatus::kNonFinite;
     st->failed = 1;
     atomicExch(&flags->non_finite, 1);
   } else {
-    st->status = fabs(rounded) <= eps ? 1 : 0;
+    st->status = fabs(rounded) <= eps ? LayerStatus::kBelowEps : LayerStatus::kNormalized;
   }
 }
 
-// A non-finite value met mid-iteration: status 2, nothing more for this layer; thread 0 only.
+// A non-finite value met mid-iteration: kNonFinite, nothing more for this layer; thread 0 only.
 __device__ void fail(DeviceLayerState* st, DeviceBatchFlags* flags) {
-  st->status = 2;
+  st->status = LayerStatus::kNonFinite;
   st->failed = 1;
   atomicExch(&flags->non_finite, 1);
   if (st->active) {
@@ -382,13 +382,13 @@ __global__ void __launch_bounds__(kThreads)
   const CommitItem item = items[blockIdx.x];
   const DeviceLayer<T> L = layers[item.layer];
   const DeviceLayerState st = states[item.layer];
-  if (item.kind == 1) {
-    if (!iterated || L.vector_norm || st.status != 0) return;
+  if (item.kind == CommitKind::kVectors) {
+    if (!iterated || L.vector_norm || st.status != LayerStatus::kNormalized) return;
     for (uint64_t r = threadIdx.x; r < L.rows; r += kThreads) L.u[r] = L.u_new[r];
     for (uint64_t c = threadIdx.x; c < L.cols; c += kThreads) L.v[c] = L.v_new[c];
     return;
   }
-  if (st.status == 0) {
+  if (st.status == LayerStatus::kNormalized) {
     const T sigma = static_cast<T>(st.sigma);
     for (uint64_t i = item.begin + threadIdx.x; i < item.end; i += kThreads) L.out[i] = L.w[i] / sigma;
   } else if (L.out != L.w) {

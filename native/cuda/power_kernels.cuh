@@ -33,7 +33,7 @@ struct DeviceLayer {
 struct DeviceLayerState {
   double sigma;
   double previous;     // converge mode: the previous estimate
-  int32_t status;      // LayerStatus
+  LayerStatus status;
   int32_t iterations_run;
   int32_t converged;
   int32_t active;      // converge mode: still iterating
@@ -43,7 +43,7 @@ struct DeviceLayerState {
 
 // Flags shared by the whole batch.
 struct DeviceBatchFlags {
-  int32_t non_finite;  // some layer has status 2: the commit kernel then writes nothing
+  int32_t non_finite;  // some layer is LayerStatus::kNonFinite: the commit kernel then writes nothing
   int32_t active;      // converge mode: layers still iterating
 };
 

@@ -1,3 +1,4 @@
+// plan_batch() (batch_plan.h): each layer's blocks for the sweep, finish and commit kernels, and its scratch offsets.
 #include "batch_plan.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// The CUDA backend's host side (cuda_backend.h): per-device contexts, the scratch arena, one batched call as a chain
+// of sweep/finish launches and one commit (power_kernels.cuh), and allocations and copies for weights kept on the GPU.
 #include "cuda_backend.h"
 
 #include <cuda_runtime.h>

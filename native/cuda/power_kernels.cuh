@@ -1,11 +1,13 @@
 #pragma once
-// The batched power-iteration and division kernels, with their launchers. One launch covers every layer of a batch;
+// The batched power-iteration and division kernels' interface: what the launchers take (the kernels and launchers
+// live in kernels/, one per file, compiled by power_kernels.cu). One launch covers every layer of a batch;
 // the per-block work lists come from batch_plan.h. Sums are accumulated in double for either dtype, as on the CPU,
 // and every reduction has a fixed order (no float atomics), so results are bitwise identical run to run.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "../common/codes.h"
 #include "batch_plan.h"
 
 namespace sn::cuda {

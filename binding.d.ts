@@ -4,11 +4,6 @@
 
 export type FloatArray = Float32Array | Float64Array;
 
-/**
- * One weight tensor read in place as PyTorch's `weight.permute(dim, *others).flatten(1)`: with
- * outer = prod(shape[:dim]), rows = shape[dim] and inner = prod(shape[dim+1:]), matrix element (r, o·inner + i)
- * is weight[(o·rows + r)·inner + i].
- */
 /** Float memory on a CUDA device (the native addon's DeviceArray). */
 export interface DeviceArray {
   readonly dtype: 'float32' | 'float64';
@@ -30,6 +25,11 @@ export interface DeviceSlice {
   length: number;
 }
 
+/**
+ * One weight tensor read in place as PyTorch's `weight.permute(dim, *others).flatten(1)`: with
+ * outer = prod(shape[:dim]), rows = shape[dim] and inner = prod(shape[dim+1:]), matrix element (r, o·inner + i)
+ * is weight[(o·rows + r)·inner + i].
+ */
 export interface PowerLayer {
   weight: FloatArray;
   /** Where W/σ goes: null for none (warm-up, estimate only); may be `weight` itself (in place). */
@@ -131,29 +131,41 @@ export interface DevicePowerJob extends Omit<PowerJob, 'layers' | 'device'> {
   device: number;
 }
 
-/** The native addon: a Backend, plus what the benchmarks measure the machine with. */
+/** The native addon: a Backend that can also run jobs on CUDA devices, plus its `internal` object. */
 export interface NativeAddon extends Backend {
   /** A job with `device` set runs on that CUDA device (the cuda backend); its layers may use device slices. */
   run(job: PowerJob | DevicePowerJob): boolean;
   runAsync(job: PowerJob | DevicePowerJob): Promise<boolean>;
-  /** The streaming read bandwidth (bytes/s, median of `repeats`) over a `bytes` buffer on `threads` threads. */
-  readBandwidth(bytes: number, threads: number, repeats: number): number;
-  /** Test-only: the nth native scratch allocation from now (1 = the next) throws out-of-memory, once; 0 disarms. */
-  testFailScratchAllocation(n: number): void;
-  /** Test-only: native scratch allocations made so far by this process. */
-  testScratchAllocationCount(): number;
   /** Allocates `length` elements on a CUDA device; throws an Error (code ERR_SPECTRAL_NORM_CUDA or _OUT_OF_MEMORY). */
   DeviceArray: new (dtype: 'float32' | 'float64', length: number, device: number) => DeviceArray;
+  /** Test hooks and benchmark probes. Never part of the public API: lib/index.ts does not expose them. */
+  internal: NativeInternals;
+}
+
+/** The addon's test hooks (native/binding/testing.cc) and benchmark probes (native/binding/bench.cc). */
+export interface NativeInternals {
+  /** Benchmarks: the streaming read bandwidth (bytes/s, median of `repeats`) over a `bytes` buffer on `threads` threads. */
+  readBandwidth(bytes: number, threads: number, repeats: number): number;
   /** Benchmarks: device-to-device copy bandwidth in bytes/s (read + write), median of `repeats`, CUDA events. */
   cudaCopyBandwidth(device: number, bytes: number, repeats: number): number;
   /** Benchmarks: milliseconds between CUDA events on the device's stream recorded around fn(). */
   cudaTime(device: number, fn: () => void): number;
+  /** Tests only: the nth native scratch allocation from now (1 = the next) throws out-of-memory, once; 0 disarms. */
+  testFailScratchAllocation(n: number): void;
+  /** Tests only: native scratch allocations made so far by this process. */
+  testScratchAllocationCount(): number;
   /** Tests only: the CUDA backend's work lists for a batch (native/cuda/batch_plan.h), computed without a GPU. */
   planCudaBatch(
     layers: { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean }[],
     elementBytes: number,
     iterated: boolean,
   ): CudaBatchPlan;
+  /** Tests only: native/common/codes.h, keyed by the names lib/codes.ts uses, so a test can check the two agree. */
+  codes: {
+    layerStatus: Record<string, number>;
+    commitKind: Record<string, number>;
+    errorCode: Record<string, string>;
+  };
 }
 
 export interface CudaBatchPlan {
@@ -169,7 +181,7 @@ export interface CudaBatchPlan {
   }[];
   sweep: { layer: number; slot: number; begin: number; end: number }[];
   finish: { layer: number; chunk: number; begin: number; end: number }[];
-  /** kind 0: divide elements [begin, end); kind 1: commit u and v. */
+  /** kind: CommitKind (lib/codes.ts): Divide the elements [begin, end), or commit the layer's Vectors u and v. */
   commit: { layer: number; kind: number; begin: number; end: number }[];
   doubles: number;
   elements: number;

@@ -112,7 +112,7 @@ for (const f of failures) console.log(`  ${f}`);
 
 // Throughput: device-resident weights, one step = k sweeps + the division; bytes counted as (k + 2)·|W|.
 const device = 0;
-const copyBandwidth = addon.cudaCopyBandwidth(device, 1 << 30, 20);
+const copyBandwidth = addon.internal.cudaCopyBandwidth(device, 1 << 30, 20);
 console.log(`device-to-device copy: ${(copyBandwidth / 1e9).toFixed(0)} GB/s (read + write)`);
 const timings: Record<string, unknown>[] = [];
 const workloads = [...networks(), synthetic('many-small'), synthetic('large-square-gpu')];

@@ -16,7 +16,7 @@ export function timeDeviceStep(addon: NativeAddon, device: number, shapes: numbe
   try {
     for (let i = 0; i < 10; i++) batch.step(handle);
     const samples: number[] = [];
-    for (let s = 0; s < 31; s++) samples.push(addon.cudaTime(device, () => batch.step(handle)));
+    for (let s = 0; s < 31; s++) samples.push(addon.internal.cudaTime(device, () => batch.step(handle)));
     samples.sort((a, b) => a - b);
     const bytes = (iterations + 2) * 4 * shapes.reduce((a, s) => a + elements(s), 0);
     return { medianMs: samples[samples.length >> 1], bytes };

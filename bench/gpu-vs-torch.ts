@@ -28,7 +28,7 @@ const addon = nativeAddon()!;
 const device = 0;
 const ROOT = path.resolve(__dirname, '..', '..');
 
-const copyBandwidth = addon.cudaCopyBandwidth(device, 1 << 30, 20);
+const copyBandwidth = addon.internal.cudaCopyBandwidth(device, 1 << 30, 20);
 const ours: { workload: string; iterations: number; medianMs: number; bytes: number }[] = [];
 const workloads = [...networks(), synthetic('many-small'), synthetic('large-square-gpu')];
 for (const w of args.quick ? workloads.slice(0, 1) : workloads) {

@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   // on one thread and on all; and at each workload's own size, which may fit in the last-level cache.
   const skipped: Record<string, string> = {};
   const bandwidth = addon
-    ? { dram1: addon.readBandwidth(2 ** 30, 1, 5), dramAll: addon.readBandwidth(2 ** 30, threadsAll, 5) }
+    ? { dram1: addon.internal.readBandwidth(2 ** 30, 1, 5), dramAll: addon.internal.readBandwidth(2 ** 30, threadsAll, 5) }
     : null;
   if (!addon) skipped['bandwidth probe'] = `the native addon did not load: ${info.cpu.reason}`;
 
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     bar.update({ workload: workload.name });
     const weights = makeWeights(workload);
     const bytes = workload.elements * 4;
-    readAtSize[workload.name] = addon ? addon.readBandwidth(bytes, threadsAll, 9) : NaN;
+    readAtSize[workload.name] = addon ? addon.internal.readBandwidth(bytes, threadsAll, 9) : NaN;
     const prepared: { contender: Contender; runner: Runner }[] = [];
     for (const contender of contenders) {
       const runner = await contender.prepare(workload, weights);

@@ -1,6 +1,6 @@
-// The one vocabulary every backend and the API share: a layer's outcome in a job, and the `code` of the errors that
-// are not argument errors. native/common/codes.h defines the same values for C++; test/core/codes.test.ts checks
-// that the two agree.
+// The one vocabulary every backend and the API share: a layer's outcome in a job, the `code` of the errors that are
+// not argument errors, and (internal) the CUDA commit items' kinds. native/common/codes.h defines the same values for
+// C++; test/core/codes.test.ts checks that the two agree.
 
 /** Per-layer outcome a backend writes into PowerJob.status. */
 export const LayerStatus = {
@@ -25,3 +25,15 @@ export const ErrorCode = {
   Closed: 'ERR_SPECTRAL_NORM_CLOSED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * Internal: what one block of the CUDA commit kernel does (the `kind` of binding.d.ts's CudaBatchPlan commit items,
+ * native/cuda/batch_plan.h). Not part of the public API.
+ */
+export const CommitKind = {
+  /** out = W/σ over a range of a layer's elements. */
+  Divide: 0,
+  /** Write a layer's new u and v. */
+  Vectors: 1,
+} as const;
+export type CommitKind = (typeof CommitKind)[keyof typeof CommitKind];

@@ -24,14 +24,6 @@ double index_argument(Napi::Env env, const Napi::Value& value, const char* name,
 
 }  // namespace
 
-Napi::Error backend_error(Napi::Env env, const cuda::BackendError& e) {
-  if (e.out_of_memory()) {
-    return coded_error(env, "ERR_SPECTRAL_NORM_OUT_OF_MEMORY",
-                       std::string(e.what()) + "; out of device memory, nothing was modified");
-  }
-  return coded_error(env, "ERR_SPECTRAL_NORM_CUDA", e.what());
-}
-
 Napi::Function DeviceArray::Define(Napi::Env env) {
   Napi::Function constructor = DefineClass(
       env, "DeviceArray",
@@ -61,7 +53,7 @@ DeviceArray::DeviceArray(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Devi
   try {
     data_ = cuda::device_allocate(device_, length_ * element_bytes(f64_));
   } catch (const cuda::BackendError& e) {
-    throw backend_error(env, e);
+    throw js_error(env, cuda_failure(e));
   }
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(length_ * element_bytes(f64_)));
 }
@@ -107,7 +99,7 @@ void DeviceArray::Transfer(const Napi::CallbackInfo& info, bool upload) {
       cuda::copy_from_device(device_, host, device + offset * element_bytes(f64_), bytes);
     }
   } catch (const cuda::BackendError& e) {
-    throw backend_error(env, e);
+    throw js_error(env, cuda_failure(e));
   }
 }
 

@@ -6,13 +6,7 @@
 #include <cstddef>
 #include <string>
 
-#include "../cuda/cuda_backend.h"
-
 namespace sn::binding {
-
-// A CUDA failure as a JS Error: code ERR_SPECTRAL_NORM_OUT_OF_MEMORY for out of device memory, else
-// ERR_SPECTRAL_NORM_CUDA; the message names the CUDA call, file, line and error.
-Napi::Error backend_error(Napi::Env env, const cuda::BackendError& e);
 
 class DeviceArray : public Napi::ObjectWrap<DeviceArray> {
  public:

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/power_contract.h"
 #include "../cpu/power_iteration.h"
 #include "../cuda/cuda_backend.h"
 

@@ -1,9 +1,5 @@
 #include "power_worker.h"
 
-#include <new>
-
-#include "errors.h"
-
 namespace sn::binding {
 
 PowerWorker::PowerWorker(Napi::Env env, PowerJob job, const std::vector<Napi::Object>& arrays)
@@ -15,14 +11,9 @@ PowerWorker::PowerWorker(Napi::Env env, PowerJob job, const std::vector<Napi::Ob
 void PowerWorker::Execute() {
   try {
     job_.Execute();
-  } catch (const std::bad_alloc&) {
-    out_of_memory_ = true;
-    SetError("spectral-norm: out of memory for the job's scratch space; nothing was modified");
-  } catch (const cuda::BackendError& e) {
-    code_ = e.out_of_memory() ? "ERR_SPECTRAL_NORM_OUT_OF_MEMORY" : "ERR_SPECTRAL_NORM_CUDA";
-    SetError(e.out_of_memory() ? std::string(e.what()) + "; out of device memory, nothing was modified" : e.what());
-  } catch (const std::exception& e) {
-    SetError(std::string("spectral-norm: ") + e.what());
+  } catch (const std::exception&) {
+    failure_ = job_failure();
+    SetError(failure_.message);
   }
 }
 
@@ -35,12 +26,9 @@ void PowerWorker::OnOK() {
   }
 }
 
-void PowerWorker::OnError(const Napi::Error& error) {
+void PowerWorker::OnError(const Napi::Error&) {
   try {
-    Napi::Error rejection = error;
-    if (out_of_memory_) rejection = coded_error(Env(), "ERR_SPECTRAL_NORM_OUT_OF_MEMORY", error.Message());
-    if (!code_.empty()) rejection = coded_error(Env(), code_, error.Message());
-    deferred_.Reject(rejection.Value());
+    deferred_.Reject(js_error(Env(), failure_).Value());
   } catch (const Napi::Error&) {
   }
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "errors.h"
 #include "power_job.h"
 
 namespace sn::binding {
@@ -25,8 +26,7 @@ class PowerWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   PowerJob job_;
   std::vector<Napi::ObjectReference> pinned_;
-  bool out_of_memory_ = false;
-  std::string code_;  // the rejection's error code, when it has one
+  Failure failure_;  // set by Execute when the job failed
 };
 
 }  // namespace sn::binding

@@ -5,7 +5,7 @@
 // underflow nor overflow in the products (1e-20·W stays exact) and σ is as accurate as float64 allows.
 #include <cstddef>
 
-#include "matrix_layout.h"
+#include "../common/matrix_layout.h"
 
 namespace sn::kernels {
 
@@ -36,7 +36,9 @@ inline const Table<float>& table<float>() { return table_f32(); }
 template <>
 inline const Table<double>& table<double>() { return table_f64(); }
 
-// "avx512", "avx2" or "sse2": the variant the running CPU selected.
+// The variant the running CPU selected: "avx512", "avx2" or "sse2" on x86-64; "scalar" elsewhere, which names the
+// baseline build for the target's default instruction set (GCC still lowers its vector code to that target's SIMD,
+// NEON on AArch64, where it has one).
 const char* simd_level();
 
 }  // namespace sn::kernels

@@ -1,3 +1,4 @@
+// plan_batch() (batch_plan.h): each layer's blocks for the sweep, finish and commit kernels, and its scratch offsets.
 #include "batch_plan.h"
 
 #include <algorithm>
@@ -54,12 +55,12 @@ BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes,
       p.u_new_offset = plan.elements;
       p.v_new_offset = p.u_new_offset + L.rows;
       plan.elements = p.v_new_offset + L.cols();
-      if (iterated) plan.commit.push_back({layer, 1, 0, 0});
+      if (iterated) plan.commit.push_back({layer, CommitKind::kVectors, 0, 0});
     }
     if (layers[i].has_out) {
       const size_t pieces = ceil_div(L.size(), tuning.commit_elements);
       for (size_t k = 0; k < pieces; ++k) {
-        plan.commit.push_back({layer, 0, L.size() * k / pieces, L.size() * (k + 1) / pieces});
+        plan.commit.push_back({layer, CommitKind::kDivide, L.size() * k / pieces, L.size() * (k + 1) / pieces});
       }
     }
   }

@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "../cpu/matrix_layout.h"
+#include "../common/codes.h"
+#include "../common/matrix_layout.h"
 
 namespace sn::cuda {
 
@@ -27,10 +28,10 @@ struct FinishItem {
   uint64_t col_end;
 };
 
-// One block of the commit kernel: kind 0 divides elements [begin, end) of a layer; kind 1 writes its u and v.
+// One block of the commit kernel: kDivide divides elements [begin, end) of a layer; kVectors writes its u and v.
 struct CommitItem {
   uint32_t layer;
-  uint32_t kind;
+  CommitKind kind;
   uint64_t begin;
   uint64_t end;
 };

@@ -1,3 +1,5 @@
+// The CUDA backend's host side (cuda_backend.h): per-device contexts, the scratch arena, one batched call as a chain
+// of sweep/finish launches and one commit (power_kernels.cuh), and allocations and copies for weights kept on the GPU.
 #include "cuda_backend.h"
 
 #include <cuda_runtime.h>
@@ -275,7 +277,7 @@ bool run_batch(Session& session, const std::vector<CudaLayerBuffers<T>>& layers,
     const DeviceLayerState& s = final_states[i];
     LayerResult& r = results[i];
     r.sigma = s.sigma;
-    r.status = static_cast<LayerStatus>(s.status);
+    r.status = s.status;
     r.converged = s.converged != 0;
     r.iterations_run = layers[i].vector_norm ? 0 : converge ? s.iterations_run : options.iterations;
     if (r.status == LayerStatus::kNonFinite) all_finite = false;

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "../cpu/matrix_layout.h"
-#include "../cpu/power_iteration.h"
+#include "../common/matrix_layout.h"
+#include "../common/power_contract.h"
 
 namespace sn::cuda {
 

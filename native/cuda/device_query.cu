@@ -1,3 +1,4 @@
+// query_devices() on the CUDA runtime (device_query.h): versions and devices, and why none is usable when so.
 #include <cuda_runtime.h>
 
 #include <string>

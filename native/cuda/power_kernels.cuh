@@ -1,11 +1,13 @@
 #pragma once
-// The batched power-iteration and division kernels, with their launchers. One launch covers every layer of a batch;
+// The batched power-iteration and division kernels' interface: what the launchers take (the kernels and launchers
+// live in kernels/, one per file, compiled by power_kernels.cu). One launch covers every layer of a batch;
 // the per-block work lists come from batch_plan.h. Sums are accumulated in double for either dtype, as on the CPU,
 // and every reduction has a fixed order (no float atomics), so results are bitwise identical run to run.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "../common/codes.h"
 #include "batch_plan.h"
 
 namespace sn::cuda {
@@ -33,7 +35,7 @@ struct DeviceLayer {
 struct DeviceLayerState {
   double sigma;
   double previous;     // converge mode: the previous estimate
-  int32_t status;      // LayerStatus
+  LayerStatus status;
   int32_t iterations_run;
   int32_t converged;
   int32_t active;      // converge mode: still iterating
@@ -43,7 +45,7 @@ struct DeviceLayerState {
 
 // Flags shared by the whole batch.
 struct DeviceBatchFlags {
-  int32_t non_finite;  // some layer has status 2: the commit kernel then writes nothing
+  int32_t non_finite;  // some layer is LayerStatus::kNonFinite: the commit kernel then writes nothing
   int32_t active;      // converge mode: layers still iterating
 };
 

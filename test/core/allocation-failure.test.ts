@@ -19,7 +19,7 @@ describe('allocation failure (test-only switch)', function () {
   before(function () {
     if (!backendInfo().cpu.available || !addon) this.skip();
   });
-  afterEach(() => addon?.testFailScratchAllocation(0));
+  afterEach(() => addon?.internal.testFailScratchAllocation(0));
 
   for (const mode of ['sync', 'async'] as const) {
     it(`each scratch allocation of a ${mode} batch step, failed in turn: an error and nothing modified, or the normal bits`, async () => {
@@ -33,9 +33,9 @@ describe('allocation failure (test-only switch)', function () {
       // The reference, and how many scratch allocations one call makes.
       const reference = fresh();
       const expectedOut = outs();
-      const before = native.testScratchAllocationCount();
+      const before = native.internal.testScratchAllocationCount();
       const expectedSigma = await step(reference, weights as Float32Array[], expectedOut);
-      const allocations = native.testScratchAllocationCount() - before;
+      const allocations = native.internal.testScratchAllocationCount() - before;
       assert.ok(allocations >= 5, `only ${allocations} scratch allocations counted`);
 
       let failed = 0;
@@ -45,7 +45,7 @@ describe('allocation failure (test-only switch)', function () {
         const v0 = LAYERS.map((_, i) => batch.v(i));
         const w = weights.map((x) => x.slice()) as Float32Array[];
         const out = outs();
-        native.testFailScratchAllocation(n);
+        native.internal.testFailScratchAllocation(n);
         let error: unknown = null;
         let sigma: Float64Array | null = null;
         try {
@@ -53,7 +53,7 @@ describe('allocation failure (test-only switch)', function () {
         } catch (e) {
           error = e;
         }
-        native.testFailScratchAllocation(0);
+        native.internal.testFailScratchAllocation(0);
         if (error !== null) {
           failed++;
           assert.ok(isOutOfMemory(error), `allocation ${n}: expected ERR_SPECTRAL_NORM_OUT_OF_MEMORY, got ${String(error)}`);
@@ -80,7 +80,7 @@ describe('allocation failure (test-only switch)', function () {
     const coalescer = new SpectralNormCoalescer({ backend: 'cpu', threads: 2, maxDelayMs: 60_000 });
     const weights = LAYERS.map((l) => randomArray('float32', product(l.shape)));
     const pending = weights.map((w, i) => coalescer.norm(w, LAYERS[i].shape, { dim: LAYERS[i].dim }));
-    native.testFailScratchAllocation(1); // the batch's first allocation
+    native.internal.testFailScratchAllocation(1); // the batch's first allocation
     coalescer.flush();
     const results = await Promise.all(pending);
     results.forEach((r, i) => {

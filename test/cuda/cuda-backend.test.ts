@@ -6,6 +6,7 @@ import * as assert from 'node:assert/strict';
 import type { CudaBatchPlan, NativeAddon } from '../../binding';
 import { DeviceWeights, SpectralNormBatch, backendInfo, spectralNorm } from '../../lib';
 import { nativeAddon } from '../../lib/backends';
+import { CommitKind } from '../../lib/codes';
 import { assertClose, assertSameBytes, randomArray, randomInt, snapshot, toleranceFor } from '../support/helpers';
 
 const info = backendInfo();
@@ -129,7 +130,7 @@ describe('cuda backend', () => {
     type Shape = { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean };
 
     function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean): CudaBatchPlan {
-      const plan = addon!.planCudaBatch(layers, elementBytes, iterated);
+      const plan = addon!.internal.planCudaBatch(layers, elementBytes, iterated);
       assert.equal(plan.layers.length, layers.length);
       const doubleRanges: [number, number][] = [];
       const elementRanges: [number, number][] = [];
@@ -171,8 +172,8 @@ describe('cuda backend', () => {
           elementRanges.push([p.uNewOffset, p.vNewOffset + cols]);
         }
         const commits = plan.commit.filter((c) => c.layer === i);
-        assert.equal(commits.filter((c) => c.kind === 1).length, iterated && !L.vectorNorm ? 1 : 0, `layer ${i}: u, v committed once`);
-        const divisions = commits.filter((c) => c.kind === 0);
+        assert.equal(commits.filter((c) => c.kind === CommitKind.Vectors).length, iterated && !L.vectorNorm ? 1 : 0, `layer ${i}: u, v committed once`);
+        const divisions = commits.filter((c) => c.kind === CommitKind.Divide);
         if (!L.hasOut) {
           assert.equal(divisions.length, 0);
         } else {
@@ -194,7 +195,7 @@ describe('cuda backend', () => {
       }
       // A layer's blocks depend on its own shape alone, so it gets the same bits alone or in any batch.
       layers.forEach((L, i) => {
-        const alone = addon!.planCudaBatch([L], elementBytes, iterated);
+        const alone = addon!.internal.planCudaBatch([L], elementBytes, iterated);
         assert.equal(alone.layers[0].sweepItems, plan.layers[i].sweepItems, `layer ${i}: same split alone`);
         assert.equal(alone.layers[0].finishChunks, plan.layers[i].finishChunks);
       });

@@ -1,9 +1,10 @@
 #pragma once
 // A CPU emulation of the small part of the CUDA runtime and device language that native/cuda uses, so the real
 // kernels and host code can be built without nvcc and run without a GPU (CMake: SN_CUDA=EMULATE). Each block runs
-// on 256 persistent host threads with real barriers and warp exchanges; blocks run one after another. It checks the
-// kernels' logic (indices, reductions, synchronisation, the all-or-nothing protocol), not their speed, and not the
-// weak memory ordering of a real GPU. Never part of a normal build.
+// on one persistent host thread per CUDA thread, with real barriers and warp exchanges; blocks run one after another.
+// The EMULATE build launches 64 threads per block (SN_CUDA_BLOCK_THREADS in CMakeLists.txt; 256 on a GPU) to keep its
+// barriers cheap. It checks the kernels' logic (indices, reductions, synchronisation, the all-or-nothing protocol),
+// not their speed, and not the weak memory ordering of a real GPU. Never part of a normal build.
 #include <atomic>
 #include <barrier>
 #include <cfloat>

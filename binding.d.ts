@@ -4,11 +4,6 @@
 
 export type FloatArray = Float32Array | Float64Array;
 
-/**
- * One weight tensor read in place as PyTorch's `weight.permute(dim, *others).flatten(1)`: with
- * outer = prod(shape[:dim]), rows = shape[dim] and inner = prod(shape[dim+1:]), matrix element (r, o·inner + i)
- * is weight[(o·rows + r)·inner + i].
- */
 /** Float memory on a CUDA device (the native addon's DeviceArray). */
 export interface DeviceArray {
   readonly dtype: 'float32' | 'float64';
@@ -30,6 +25,11 @@ export interface DeviceSlice {
   length: number;
 }
 
+/**
+ * One weight tensor read in place as PyTorch's `weight.permute(dim, *others).flatten(1)`: with
+ * outer = prod(shape[:dim]), rows = shape[dim] and inner = prod(shape[dim+1:]), matrix element (r, o·inner + i)
+ * is weight[(o·rows + r)·inner + i].
+ */
 export interface PowerLayer {
   weight: FloatArray;
   /** Where W/σ goes: null for none (warm-up, estimate only); may be `weight` itself (in place). */
@@ -45,13 +45,8 @@ export interface PowerLayer {
   vectorNorm: boolean;
 }
 
-/**
- * Per-layer outcome, written into PowerJob.status:
- * 0: u and v replaced, out = W/σ;
- * 1: |σ| ≤ eps, so u and v kept and out = W unchanged;
- * 2: NaN or ±Inf in W, or an overflow; the backend then modified nothing in the whole job.
- */
-export type LayerStatus = 0 | 1 | 2;
+/** Per-layer outcome, written into PowerJob.status; lib/codes.ts defines the values and what each means. */
+export type { LayerStatus } from './lib/codes';
 
 export interface PowerJob {
   /** The element type of every array of every layer. */
@@ -111,7 +106,7 @@ export interface Backend {
   /**
    * Runs the job and writes its results. Returns false when some layer was non-finite, in which case no weight, out,
    * u or v was modified. Throws TypeError or RangeError for a malformed job, and an Error with code
-   * 'ERR_SPECTRAL_NORM_OUT_OF_MEMORY' when scratch memory cannot be had (nothing modified then either).
+   * ErrorCode.OutOfMemory (lib/codes.ts) when scratch memory cannot be had (nothing modified then either).
    */
   run(job: PowerJob): boolean;
   /** The same off the event loop (the native backend pins the job's arrays until it settles). */

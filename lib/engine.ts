@@ -3,10 +3,9 @@
 // go through here, which is why a batch of one gives the same bits as a normalizer.
 import type { FloatArray, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
+import { LayerStatus } from './codes';
 import type { MatrixGeometry } from './layout';
 import type { DType } from './validate';
-
-const STATUS_NON_FINITE = 2;
 
 /** One layer's persistent state: its matrix geometry and its u and v (owned by the library, dtype arrays). */
 export interface LayerState {
@@ -73,7 +72,7 @@ export function buildJob(
 /** Throws the RangeError for a non-finite layer, or returns the job's results. */
 export function finish(job: PowerJob, allFinite: boolean, label: (index: number) => string): RunResult {
   if (!allFinite) {
-    const bad = job.status.findIndex((s) => s === STATUS_NON_FINITE);
+    const bad = job.status.findIndex((s) => s === LayerStatus.NonFinite);
     throw new RangeError(
       `${label(bad)} contains NaN or Infinity, or overflowed during power iteration; nothing was modified`,
     );

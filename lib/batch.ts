@@ -2,18 +2,15 @@
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
 import { DeviceWeights } from './device';
+import { type Layer, LayerSet, createLayer, toNumbers } from './layer-set';
 import {
   type CommonOptions,
-  type Layer,
-  LayerSet,
-  checkRuntimeOptions,
   checkConstructorOptions,
+  checkRuntimeOptions,
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
-  createLayer,
-  toNumbers,
-} from './layer-set';
+} from './options';
 import { type DType, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
 
 export interface LayerSpec {

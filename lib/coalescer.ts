@@ -4,8 +4,9 @@
 import type { FloatArray } from '../binding';
 import { type BackendChoice, type BackendName, defaultThreads, resolveBackend } from './backends';
 import { ErrorCode, LayerStatus } from './codes';
-import { buildJob, executeAsync, withCallerStack } from './engine';
+import { buildJob, executeAsync } from './engine';
 import { type Prepared, type SpectralNormOptions, type SpectralNormResult, prepare, result, runOneShotAsync } from './oneshot';
+import { withCallerStack } from './operation-queue';
 import { MAX_THREADS, checkInteger, checkKnownKeys, checkObject } from './validate';
 
 export interface SpectralNormCoalescerOptions {

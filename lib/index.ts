@@ -29,5 +29,5 @@ export {
 } from './coalescer';
 export { exactSpectralNorm, type ExactSpectralNormOptions } from './exact';
 export { DeviceWeights } from './device';
-export type { CommonOptions } from './layer-set';
+export type { CommonOptions } from './options';
 export type { DType } from './validate';

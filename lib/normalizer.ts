@@ -1,17 +1,15 @@
 // SpectralNormalizer: PyTorch's torch.nn.utils.parametrizations.spectral_norm for one weight tensor, step by step.
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
+import { LayerSet, createLayer, toNumbers } from './layer-set';
 import {
   type CommonOptions,
-  LayerSet,
-  checkRuntimeOptions,
   checkConstructorOptions,
+  checkRuntimeOptions,
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
-  createLayer,
-  toNumbers,
-} from './layer-set';
+} from './options';
 import { type DType, type Targets, checkTargets } from './validate';
 
 export interface SpectralNormalizerOptions extends CommonOptions {

@@ -1,8 +1,9 @@
 // spectralNorm and spectralNormalize: σ of one weight to a tolerance, with no state kept between calls.
 import type { FloatArray, PowerJob } from '../binding';
 import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
-import { buildJob, execute, executeAsync, finish, withCallerStack } from './engine';
+import { buildJob, execute, executeAsync, finish } from './engine';
 import { type MatrixGeometry, matrixGeometry } from './layout';
+import { withCallerStack } from './operation-queue';
 import { startVectors } from './random';
 import { maxAbs, powerOfTwoScaling } from './scaling';
 import {

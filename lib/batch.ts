@@ -115,11 +115,12 @@ export class SpectralNormBatch {
    */
   toDevice(weights: readonly FloatArray[]): DeviceWeights {
     this.set.queue.assertIdle('toDevice');
-    if (this.backend !== 'cuda') {
-      throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${this.backend}'`);
+    const backend = this.set.settings.backend;
+    if (backend.name !== 'cuda') {
+      throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${backend.name}'`);
     }
     const targets = this.warmupTargets(weights);
-    return new DeviceWeights(this.set, this.set.settings.backend, this.dtype, targets.weights);
+    return new DeviceWeights(this.set, backend, this.dtype, targets.weights);
   }
 
   /**

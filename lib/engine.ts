@@ -1,17 +1,21 @@
-// The one place where the API meets a backend: builds a PowerJob from layer states, runs it sync or async, and turns
-// the per-layer outcome into results or errors. SpectralNormalizer, SpectralNormBatch and the one-shot functions all
-// go through here, which is why a batch of one gives the same bits as a normalizer.
-import type { FloatArray, PowerJob } from '../binding';
+// The one place where the API meets a backend: builds a job from layer states (host arrays or device slices), runs
+// it sync or async, and turns the per-layer outcome into results or errors. SpectralNormalizer, SpectralNormBatch,
+// the one-shot functions and the coalescer all go through here, which is why a batch of one gives the same bits as
+// a normalizer.
+import type { DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
 import { LayerStatus } from './codes';
 import type { MatrixGeometry } from './layout';
 import type { DType } from './validate';
 
-/** One layer's persistent state: its matrix geometry and its u and v (owned by the library, dtype arrays). */
-export interface LayerState {
+/**
+ * One layer's persistent state: its matrix geometry and its u and v, as host arrays owned by the library, or as
+ * their mirror in CUDA device memory (lib/device.ts).
+ */
+export interface LayerState<A extends FloatArray | DeviceSlice = FloatArray> {
   geometry: MatrixGeometry;
-  u: FloatArray;
-  v: FloatArray;
+  u: A;
+  v: A;
 }
 
 export interface RunParams {
@@ -38,16 +42,17 @@ export function allocateResults(n: number): JobResults {
 }
 
 /**
- * A job over the layers. `results` may be reused from call to call by an owner whose calls never overlap: allocating
- * four typed arrays per call (which the native side then has to materialise) was a large part of a tiny step's cost.
+ * A job over the layers, whose arrays are all host arrays or all device slices. `results` may be reused from call to
+ * call by an owner whose calls never overlap: allocating four typed arrays per call (which the native side then has
+ * to materialise) was a large part of a tiny step's cost.
  */
-export function buildJob(
-  layers: readonly LayerState[],
-  weights: readonly FloatArray[],
-  outs: readonly (FloatArray | null)[],
+export function buildJob<A extends FloatArray | DeviceSlice>(
+  layers: readonly LayerState<A>[],
+  weights: readonly A[],
+  outs: readonly (A | null)[],
   params: RunParams,
   results: JobResults = allocateResults(layers.length),
-): PowerJob {
+): PowerJob<A> {
   return {
     dtype: params.dtype,
     layers: layers.map((layer, i) => ({
@@ -70,7 +75,7 @@ export function buildJob(
 }
 
 /** Throws the RangeError for a non-finite layer, or returns the job's results. */
-export function finish(job: PowerJob, allFinite: boolean, label: (index: number) => string): RunResult {
+export function finish(job: JobResults, allFinite: boolean, label: (index: number) => string): RunResult {
   if (!allFinite) {
     const bad = job.status.findIndex((s) => s === LayerStatus.NonFinite);
     throw new RangeError(
@@ -80,19 +85,32 @@ export function finish(job: PowerJob, allFinite: boolean, label: (index: number)
   return { sigma: job.sigma, iterationsRun: job.iterationsRun, converged: job.converged };
 }
 
+/** A job on host arrays, or one on a CUDA device's memory (device slices, `device` set). */
+export type Job = PowerJob | DevicePowerJob;
+
 /** Runs a job; false when some layer was non-finite (and nothing was modified). */
-export function execute(backend: ResolvedBackend, job: PowerJob): boolean {
-  return backend.impl.run(job);
+export function execute(backend: ResolvedBackend, job: Job): boolean {
+  return forDevice(job) ? deviceRunner(backend).run(job) : backend.impl.run(job);
 }
 
-export function executeAsync(backend: ResolvedBackend, job: PowerJob): Promise<boolean> {
-  return backend.impl.runAsync(job);
+export function executeAsync(backend: ResolvedBackend, job: Job): Promise<boolean> {
+  return forDevice(job) ? deviceRunner(backend).runAsync(job) : backend.impl.runAsync(job);
 }
 
-export function runSync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): RunResult {
+function forDevice(job: Job): job is DevicePowerJob {
+  return job.device !== undefined;
+}
+
+/** A job for a CUDA device goes to the addon as it is; only the cuda backend makes such jobs. */
+function deviceRunner(backend: ResolvedBackend): NativeAddon {
+  if (backend.name !== 'cuda') throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
+  return backend.native;
+}
+
+export function runSync(backend: ResolvedBackend, job: Job, label: (index: number) => string): RunResult {
   return finish(job, execute(backend, job), label);
 }
 
-export async function runAsync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): Promise<RunResult> {
+export async function runAsync(backend: ResolvedBackend, job: Job, label: (index: number) => string): Promise<RunResult> {
   return finish(job, await executeAsync(backend, job), label);
 }

@@ -1,8 +1,8 @@
 // What SpectralNormalizer and SpectralNormBatch share once their options are checked (lib/options.ts): layer
 // creation, and running steps through the engine. The two classes only name their arguments differently.
-import type { FloatArray, PowerJob } from '../binding';
-import { DeviceVectors, type DeviceWeights, buildDeviceJob } from './device';
-import { type JobResults, type LayerState, type RunParams, allocateResults, buildJob, finish, runAsync, runSync } from './engine';
+import type { DevicePowerJob, FloatArray } from '../binding';
+import { DeviceVectors, type DeviceWeights } from './device';
+import { type JobResults, type LayerState, type RunParams, allocateResults, buildJob, runAsync, runSync } from './engine';
 import { matrixGeometry } from './layout';
 import { OperationQueue } from './operation-queue';
 import type { Settings } from './options';
@@ -59,7 +59,9 @@ export class LayerSet {
   readonly queue: OperationQueue;
   /** u and v on the CUDA device, from the first device step on. */
   private deviceVectors: DeviceVectors | null = null;
-  /** Reused by every host job: the queue and assertIdle keep this set's calls from overlapping. */
+  /** Each layer's host state, in order. */
+  private readonly states: LayerState[];
+  /** Reused by every job: the queue and assertIdle keep this set's calls from overlapping. */
   private readonly results: JobResults;
 
   constructor(
@@ -68,6 +70,7 @@ export class LayerSet {
     readonly settings: Settings,
   ) {
     this.queue = new OperationQueue(owner);
+    this.states = layers.map((l) => l.state);
     this.results = allocateResults(layers.length);
   }
 
@@ -91,7 +94,7 @@ export class LayerSet {
   /** Runs `iterations` power iterations (0: eval mode) and divides into targets.outs. Returns σ per layer. */
   run(targets: Targets, iterations: number): Float64Array {
     this.syncVectorsToHost();
-    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations), this.results);
+    const job = buildJob(this.states, targets.weights, targets.outs, this.params(iterations), this.results);
     const sigma = runSync(this.settings.backend, job, this.label).sigma.slice();
     this.deviceVectors?.hostChanged();
     return sigma;
@@ -99,33 +102,31 @@ export class LayerSet {
 
   async runAsync(targets: Targets, iterations: number): Promise<Float64Array> {
     this.syncVectorsToHost();
-    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations), this.results);
+    const job = buildJob(this.states, targets.weights, targets.outs, this.params(iterations), this.results);
     const sigma = (await runAsync(this.settings.backend, job, this.label)).sigma.slice();
     this.deviceVectors?.hostChanged();
     return sigma;
   }
 
-  private deviceJob(weights: DeviceWeights, iterations: number) {
-    const backend = this.settings.backend;
-    this.deviceVectors ??= new DeviceVectors(backend, this.settings.dtype, this.layers);
+  /** The job of a step on weights kept on the CUDA device: divided there in place, with u and v kept there too. */
+  private deviceJob(weights: DeviceWeights, iterations: number): DevicePowerJob {
+    this.deviceVectors ??= new DeviceVectors(weights.backend, this.settings.dtype, this.states);
     this.deviceVectors.toDevice();
-    return buildDeviceJob(this.layers, weights, this.deviceVectors, { ...this.params(iterations), device: backend.device ?? 0 });
+    const slices = weights.slices();
+    const job = buildJob(this.deviceVectors.states, slices, slices, this.params(iterations), this.results);
+    return { ...job, device: weights.backend.device };
   }
 
-  /** A step on weights kept on the CUDA device: divided there in place; u and v stay on the device. */
+  /** A step on weights kept on the CUDA device. Returns σ per layer. */
   runDevice(weights: DeviceWeights, iterations: number): Float64Array {
-    const job = this.deviceJob(weights, iterations);
-    const ok = this.settings.backend.native!.run(job);
-    const sigma = finish(job as unknown as PowerJob, ok, this.label).sigma;
-    this.deviceVectors!.deviceChanged();
+    const sigma = runSync(this.settings.backend, this.deviceJob(weights, iterations), this.label).sigma.slice();
+    this.deviceVectors?.deviceChanged();
     return sigma;
   }
 
   async runDeviceAsync(weights: DeviceWeights, iterations: number): Promise<Float64Array> {
-    const job = this.deviceJob(weights, iterations);
-    const ok = await this.settings.backend.native!.runAsync(job);
-    const sigma = finish(job as unknown as PowerJob, ok, this.label).sigma;
-    this.deviceVectors!.deviceChanged();
+    const sigma = (await runAsync(this.settings.backend, this.deviceJob(weights, iterations), this.label)).sigma.slice();
+    this.deviceVectors?.deviceChanged();
     return sigma;
   }
 }

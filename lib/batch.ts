@@ -2,6 +2,7 @@
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
 import { DeviceWeights } from './device';
+import type { Core } from './engine';
 import { type Layer, LayerSet, createLayer, toNumbers } from './layer-set';
 import {
   type CommonOptions,
@@ -128,15 +129,11 @@ export class SpectralNormBatch {
    * parametrization is registered). Returns each layer's σ estimate.
    */
   warmup(weights: readonly FloatArray[], iterations: number): Float64Array {
-    this.set.queue.assertIdle('warmup');
-    return this.set.run(this.warmupTargets(weights), checkWarmupIterations(iterations));
+    return this.set.runSync('warmup', this.warmupCore(weights, iterations));
   }
 
   warmupAsync(weights: readonly FloatArray[], iterations: number): Promise<Float64Array> {
-    return this.set.queue.enqueue(async () => {
-      const targets = this.warmupTargets(weights);
-      return this.set.runAsync(targets, checkWarmupIterations(iterations));
-    });
+    return this.set.runAsync(this.warmupCore(weights, iterations));
   }
 
   /**
@@ -145,20 +142,26 @@ export class SpectralNormBatch {
    * modifies nothing.
    */
   step(weights: readonly FloatArray[] | DeviceWeights, options: BatchStepOptions = {}): Float64Array {
-    this.set.queue.assertIdle('step');
-    if (weights instanceof DeviceWeights) return this.set.runDevice(weights, this.deviceStepIterations(weights, options));
-    const { targets, iterations } = this.stepArguments(weights, options);
-    return this.set.run(targets, iterations);
+    return this.set.runSync('step', this.stepCore(weights, options));
   }
 
   stepAsync(weights: readonly FloatArray[] | DeviceWeights, options: BatchStepOptions = {}): Promise<Float64Array> {
-    return this.set.queue.enqueue(async () => {
-      if (weights instanceof DeviceWeights) {
-        return this.set.runDeviceAsync(weights, this.deviceStepIterations(weights, options));
-      }
-      const { targets, iterations } = this.stepArguments(weights, options);
-      return this.set.runAsync(targets, iterations);
-    });
+    return this.set.runAsync(this.stepCore(weights, options));
+  }
+
+  private *warmupCore(weights: unknown, iterations: unknown): Core<Float64Array> {
+    const job = this.set.hostJob(this.warmupTargets(weights), checkWarmupIterations(iterations));
+    return this.set.finishHost(job, yield job).slice();
+  }
+
+  private *stepCore(weights: unknown, options: unknown): Core<Float64Array> {
+    if (weights instanceof DeviceWeights) {
+      const job = this.set.deviceJob(weights, this.deviceStepIterations(weights, options));
+      return this.set.finishDevice(job, yield job).slice();
+    }
+    const { targets, iterations } = this.stepArguments(weights, options);
+    const job = this.set.hostJob(targets, iterations);
+    return this.set.finishHost(job, yield job).slice();
   }
 
   /** A device step's checks: the handle is this batch's and alive, and W/σ goes back into it (no `out`). */

@@ -1,7 +1,10 @@
-// The one place where the API meets a backend: builds a job from layer states (host arrays or device slices), runs
-// it sync or async, and turns the per-layer outcome into results or errors. SpectralNormalizer, SpectralNormBatch,
-// the one-shot functions and the coalescer all go through here, which is why a batch of one gives the same bits as
-// a normalizer.
+// The one place where the API meets a backend: builds a job from layer states, runs it, and turns the per-layer
+// outcome into results or errors. SpectralNormalizer, SpectralNormBatch, the one-shot functions and the coalescer
+// all go through here, which is why a batch of one gives the same bits as a normalizer.
+//
+// Each operation is written once, as a core: a generator that yields the jobs it needs run and receives each one's
+// outcome. runSync drives a core with the backend's run, runAsync with its runAsync, so the sync and async APIs
+// share every line but the call.
 import type { DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
 import { LayerStatus } from './codes';
@@ -88,6 +91,9 @@ export function finish(job: JobResults, allFinite: boolean, label: (index: numbe
 /** A job on host arrays, or one on a CUDA device's memory (device slices, `device` set). */
 export type Job = PowerJob | DevicePowerJob;
 
+/** An operation written once for the sync and async APIs: it yields each job and receives whether all was finite. */
+export type Core<R> = Generator<Job, R, boolean>;
+
 /** Runs a job; false when some layer was non-finite (and nothing was modified). */
 export function execute(backend: ResolvedBackend, job: Job): boolean {
   return forDevice(job) ? deviceRunner(backend).run(job) : backend.impl.run(job);
@@ -107,10 +113,16 @@ function deviceRunner(backend: ResolvedBackend): NativeAddon {
   return backend.native;
 }
 
-export function runSync(backend: ResolvedBackend, job: Job, label: (index: number) => string): RunResult {
-  return finish(job, execute(backend, job), label);
+/** Runs a core to its end now, each job with backend.run. */
+export function runSync<R>(backend: ResolvedBackend, core: Core<R>): R {
+  let step = core.next();
+  while (!step.done) step = core.next(execute(backend, step.value));
+  return step.value;
 }
 
-export async function runAsync(backend: ResolvedBackend, job: Job, label: (index: number) => string): Promise<RunResult> {
-  return finish(job, await executeAsync(backend, job), label);
+/** The same off the event loop: each job with backend.runAsync. */
+export async function runAsync<R>(backend: ResolvedBackend, core: Core<R>): Promise<R> {
+  let step = core.next();
+  while (!step.done) step = core.next(await executeAsync(backend, step.value));
+  return step.value;
 }

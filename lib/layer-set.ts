@@ -1,8 +1,9 @@
-// What SpectralNormalizer and SpectralNormBatch share once their options are checked (lib/options.ts): layer
-// creation, and running steps through the engine. The two classes only name their arguments differently.
-import type { DevicePowerJob, FloatArray } from '../binding';
+// What SpectralNormalizer and SpectralNormBatch share once their options are checked (lib/options.ts): each layer's
+// creation from its description, and the jobs of their steps, which the classes' cores (lib/engine.ts) yield and
+// drive sync or async. The two classes only name their arguments differently.
+import type { DevicePowerJob, FloatArray, PowerJob } from '../binding';
 import { DeviceVectors, type DeviceWeights } from './device';
-import { type JobResults, type LayerState, type RunParams, allocateResults, buildJob, runAsync, runSync } from './engine';
+import { type Core, type JobResults, type LayerState, type RunParams, allocateResults, buildJob, finish, runAsync, runSync } from './engine';
 import { matrixGeometry } from './layout';
 import { OperationQueue } from './operation-queue';
 import type { Settings } from './options';
@@ -91,25 +92,35 @@ export class LayerSet {
     this.deviceVectors?.toHost();
   }
 
-  /** Runs `iterations` power iterations (0: eval mode) and divides into targets.outs. Returns σ per layer. */
-  run(targets: Targets, iterations: number): Float64Array {
+  /** Runs a core now, as `method`; throws while an async operation of this set is in flight. */
+  runSync<R>(method: string, core: Core<R>): R {
+    this.queue.assertIdle(method);
+    return runSync(this.settings.backend, core);
+  }
+
+  /** Runs a core once this set's earlier async operations have settled; rejections carry the caller's stack. */
+  runAsync<R>(core: Core<R>): Promise<R> {
+    return this.queue.enqueue(() => runAsync(this.settings.backend, core));
+  }
+
+  // A step is one job: a core builds it with hostJob or deviceJob, yields it, and gets σ from finishHost or
+  // finishDevice. σ is this set's own array, which the next job overwrites: a core copies what it returns.
+
+  /** `iterations` power iterations (0: eval mode) on host arrays, W/σ into targets.outs. */
+  hostJob(targets: Targets, iterations: number): PowerJob {
     this.syncVectorsToHost();
-    const job = buildJob(this.states, targets.weights, targets.outs, this.params(iterations), this.results);
-    const sigma = runSync(this.settings.backend, job, this.label).sigma.slice();
+    return buildJob(this.states, targets.weights, targets.outs, this.params(iterations), this.results);
+  }
+
+  /** σ per layer, or the RangeError of a non-finite layer (nothing modified); the host's u and v are now the newer. */
+  finishHost(job: PowerJob, allFinite: boolean): Float64Array {
+    const sigma = finish(job, allFinite, this.label).sigma;
     this.deviceVectors?.hostChanged();
     return sigma;
   }
 
-  async runAsync(targets: Targets, iterations: number): Promise<Float64Array> {
-    this.syncVectorsToHost();
-    const job = buildJob(this.states, targets.weights, targets.outs, this.params(iterations), this.results);
-    const sigma = (await runAsync(this.settings.backend, job, this.label)).sigma.slice();
-    this.deviceVectors?.hostChanged();
-    return sigma;
-  }
-
-  /** The job of a step on weights kept on the CUDA device: divided there in place, with u and v kept there too. */
-  private deviceJob(weights: DeviceWeights, iterations: number): DevicePowerJob {
+  /** A step on weights kept on the CUDA device: divided there in place, with u and v kept there too. */
+  deviceJob(weights: DeviceWeights, iterations: number): DevicePowerJob {
     this.deviceVectors ??= new DeviceVectors(weights.backend, this.settings.dtype, this.states);
     this.deviceVectors.toDevice();
     const slices = weights.slices();
@@ -117,15 +128,9 @@ export class LayerSet {
     return { ...job, device: weights.backend.device };
   }
 
-  /** A step on weights kept on the CUDA device. Returns σ per layer. */
-  runDevice(weights: DeviceWeights, iterations: number): Float64Array {
-    const sigma = runSync(this.settings.backend, this.deviceJob(weights, iterations), this.label).sigma.slice();
-    this.deviceVectors?.deviceChanged();
-    return sigma;
-  }
-
-  async runDeviceAsync(weights: DeviceWeights, iterations: number): Promise<Float64Array> {
-    const sigma = (await runAsync(this.settings.backend, this.deviceJob(weights, iterations), this.label)).sigma.slice();
+  /** finishHost for a device job: the device's u and v are now the newer. */
+  finishDevice(job: DevicePowerJob, allFinite: boolean): Float64Array {
+    const sigma = finish(job, allFinite, this.label).sigma;
     this.deviceVectors?.deviceChanged();
     return sigma;
   }

@@ -30,14 +30,14 @@ export interface DeviceSlice {
  * outer = prod(shape[:dim]), rows = shape[dim] and inner = prod(shape[dim+1:]), matrix element (r, o·inner + i)
  * is weight[(o·rows + r)·inner + i].
  */
-export interface PowerLayer {
-  weight: FloatArray;
+export interface PowerLayer<A = FloatArray> {
+  weight: A;
   /** Where W/σ goes: null for none (warm-up, estimate only); may be `weight` itself (in place). */
-  out: FloatArray | null;
+  out: A | null;
   /** rows elements; read, and replaced when the layer succeeds. */
-  u: FloatArray;
+  u: A;
   /** outer·inner elements; read, and replaced when the layer succeeds. */
-  v: FloatArray;
+  v: A;
   outer: number;
   rows: number;
   inner: number;
@@ -45,18 +45,17 @@ export interface PowerLayer {
   vectorNorm: boolean;
 }
 
-/**
- * Per-layer outcome, written into PowerJob.status:
- * 0: u and v replaced, out = W/σ;
- * 1: |σ| ≤ eps, so u and v kept and out = W unchanged;
- * 2: NaN or ±Inf in W, or an overflow; the backend then modified nothing in the whole job.
- */
-export type LayerStatus = 0 | 1 | 2;
+/** Per-layer outcome, written into PowerJob.status; lib/codes.ts defines the values and what each means. */
+export type { LayerStatus } from './lib/codes';
 
-export interface PowerJob {
+/**
+ * A job over layers whose arrays are A: typed arrays, or, in a job for a CUDA device (DevicePowerJob), device
+ * slices.
+ */
+export interface PowerJob<A = FloatArray> {
   /** The element type of every array of every layer. */
   dtype: 'float32' | 'float64';
-  layers: PowerLayer[];
+  layers: PowerLayer<A>[];
   /**
    * Fixed mode (tolerance < 0): exactly this many power iterations with PyTorch's normalize(x) = x / max(‖x‖, eps);
    * 0 is eval mode, σ = u·(W v) with u and v as they are. Converge mode (tolerance ≥ 0): at most this many.
@@ -111,7 +110,7 @@ export interface Backend {
   /**
    * Runs the job and writes its results. Returns false when some layer was non-finite, in which case no weight, out,
    * u or v was modified. Throws TypeError or RangeError for a malformed job, and an Error with code
-   * 'ERR_SPECTRAL_NORM_OUT_OF_MEMORY' when scratch memory cannot be had (nothing modified then either).
+   * ErrorCode.OutOfMemory (lib/codes.ts) when scratch memory cannot be had (nothing modified then either).
    */
   run(job: PowerJob): boolean;
   /** The same off the event loop (the native backend pins the job's arrays until it settles). */

@@ -9,7 +9,7 @@
 // coalescing on (the default), requests arriving within a millisecond of each other share one backend call.
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
-import { SpectralNormCoalescer, type SpectralNormResult, backendInfo, spectralNormalizeAsync } from '../lib';
+import { ErrorCode, SpectralNormCoalescer, type SpectralNormResult, backendInfo, spectralNormalizeAsync } from '../lib';
 
 export interface ServerOptions {
   /** Gather concurrent requests into one backend call (SpectralNormCoalescer). Default true. */
@@ -99,7 +99,7 @@ export function buildServer(options: ServerOptions = {}): FastifyInstance {
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
   app.setErrorHandler((error: FastifyError & { code?: string }, _request, reply) => {
-    if (error.code === 'ERR_SPECTRAL_NORM_QUEUE_FULL') {
+    if (error.code === ErrorCode.QueueFull) {
       return reply.code(503).header('retry-after', '1').send({ error: error.message, code: error.code });
     }
     // A client's mistake: ours (BadRequest), the library's argument errors, or fastify's own (body too large, wrong

@@ -142,14 +142,19 @@ export function backendInfo(): BackendInfo {
   };
 }
 
-export interface ResolvedBackend {
-  name: BackendName;
-  impl: Backend;
-  /** The CUDA device, for the cuda backend. */
-  device?: number;
-  /** The addon, for the cuda backend's device memory. */
-  native?: NativeAddon;
-}
+export type ResolvedBackend =
+  | { name: 'cpu' | 'js'; impl: Backend }
+  | {
+      name: 'cuda';
+      impl: Backend;
+      /** The CUDA device every job goes to. */
+      device: number;
+      /** The addon itself: it allocates device memory and runs jobs on device slices (lib/device.ts). */
+      native: NativeAddon;
+    };
+
+/** The cuda backend: the one that can hold weights in device memory. */
+export type CudaBackend = Extract<ResolvedBackend, { name: 'cuda' }>;
 
 /**
  * 'auto' gives a job of at most this many weight elements (all layers together) to the pure-JS backend: there the

@@ -2,18 +2,16 @@
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
 import { DeviceWeights } from './device';
+import type { Core } from './engine';
+import { type Layer, LayerSet, createLayer, toNumbers } from './layer-set';
 import {
   type CommonOptions,
-  type Layer,
-  LayerSet,
-  checkRuntimeOptions,
   checkConstructorOptions,
+  checkRuntimeOptions,
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
-  createLayer,
-  toNumbers,
-} from './layer-set';
+} from './options';
 import { type DType, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
 
 export interface LayerSpec {
@@ -118,11 +116,12 @@ export class SpectralNormBatch {
    */
   toDevice(weights: readonly FloatArray[]): DeviceWeights {
     this.set.queue.assertIdle('toDevice');
-    if (this.backend !== 'cuda') {
-      throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${this.backend}'`);
+    const backend = this.set.settings.backend;
+    if (backend.name !== 'cuda') {
+      throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${backend.name}'`);
     }
     const targets = this.warmupTargets(weights);
-    return new DeviceWeights(this.set, this.set.settings.backend, this.dtype, targets.weights);
+    return new DeviceWeights(this.set, backend, this.dtype, targets.weights);
   }
 
   /**
@@ -130,15 +129,11 @@ export class SpectralNormBatch {
    * parametrization is registered). Returns each layer's σ estimate.
    */
   warmup(weights: readonly FloatArray[], iterations: number): Float64Array {
-    this.set.queue.assertIdle('warmup');
-    return this.set.run(this.warmupTargets(weights), checkWarmupIterations(iterations));
+    return this.set.runSync('warmup', this.warmupCore(weights, iterations));
   }
 
   warmupAsync(weights: readonly FloatArray[], iterations: number): Promise<Float64Array> {
-    return this.set.queue.enqueue(async () => {
-      const targets = this.warmupTargets(weights);
-      return this.set.runAsync(targets, checkWarmupIterations(iterations));
-    });
+    return this.set.runAsync(this.warmupCore(weights, iterations));
   }
 
   /**
@@ -147,20 +142,26 @@ export class SpectralNormBatch {
    * modifies nothing.
    */
   step(weights: readonly FloatArray[] | DeviceWeights, options: BatchStepOptions = {}): Float64Array {
-    this.set.queue.assertIdle('step');
-    if (weights instanceof DeviceWeights) return this.set.runDevice(weights, this.deviceStepIterations(weights, options));
-    const { targets, iterations } = this.stepArguments(weights, options);
-    return this.set.run(targets, iterations);
+    return this.set.runSync('step', this.stepCore(weights, options));
   }
 
   stepAsync(weights: readonly FloatArray[] | DeviceWeights, options: BatchStepOptions = {}): Promise<Float64Array> {
-    return this.set.queue.enqueue(async () => {
-      if (weights instanceof DeviceWeights) {
-        return this.set.runDeviceAsync(weights, this.deviceStepIterations(weights, options));
-      }
-      const { targets, iterations } = this.stepArguments(weights, options);
-      return this.set.runAsync(targets, iterations);
-    });
+    return this.set.runAsync(this.stepCore(weights, options));
+  }
+
+  private *warmupCore(weights: unknown, iterations: unknown): Core<Float64Array> {
+    const job = this.set.hostJob(this.warmupTargets(weights), checkWarmupIterations(iterations));
+    return this.set.finishHost(job, yield job).slice();
+  }
+
+  private *stepCore(weights: unknown, options: unknown): Core<Float64Array> {
+    if (weights instanceof DeviceWeights) {
+      const job = this.set.deviceJob(weights, this.deviceStepIterations(weights, options));
+      return this.set.finishDevice(job, yield job).slice();
+    }
+    const { targets, iterations } = this.stepArguments(weights, options);
+    const job = this.set.hostJob(targets, iterations);
+    return this.set.finishHost(job, yield job).slice();
   }
 
   /** A device step's checks: the handle is this batch's and alive, and W/σ goes back into it (no `out`). */

@@ -3,8 +3,10 @@
 // bits as a job of its own for the same thread count, so every caller gets exactly what its own call would give.
 import type { FloatArray } from '../binding';
 import { type BackendChoice, type BackendName, defaultThreads, resolveBackend } from './backends';
-import { buildJob, executeAsync, withCallerStack } from './engine';
+import { ErrorCode, LayerStatus } from './codes';
+import { buildJob, executeAsync } from './engine';
 import { type Prepared, type SpectralNormOptions, type SpectralNormResult, prepare, result, runOneShotAsync } from './oneshot';
+import { withCallerStack } from './operation-queue';
 import { MAX_THREADS, checkInteger, checkKnownKeys, checkObject } from './validate';
 
 export interface SpectralNormCoalescerOptions {
@@ -12,7 +14,7 @@ export interface SpectralNormCoalescerOptions {
   maxBatchSize?: number;
   /** Dispatch this many milliseconds after the first waiting request arrived, batch full or not. Default 1. */
   maxDelayMs?: number;
-  /** Requests that may wait at once; beyond it a request is rejected with code ERR_SPECTRAL_NORM_QUEUE_FULL. Default 4096. */
+  /** Requests that may wait at once; beyond it a request is rejected with code ErrorCode.QueueFull. Default 4096. */
   maxQueue?: number;
   /** Batches running at once. Default 1: the CPU backend spreads one batch over every thread it is given. */
   maxInFlight?: number;
@@ -55,7 +57,7 @@ interface Request {
   reject: (error: unknown) => void;
 }
 
-function codedError(code: string, message: string): Error {
+function codedError(code: ErrorCode, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
@@ -151,7 +153,7 @@ export class SpectralNormCoalescer {
 
   private submit(weight: unknown, shape: unknown, options: unknown, divide: boolean): Promise<SpectralNormResult> {
     return withCallerStack(async () => {
-      if (this.closed) throw codedError('ERR_SPECTRAL_NORM_CLOSED', 'SpectralNormCoalescer is closed');
+      if (this.closed) throw codedError(ErrorCode.Closed, 'SpectralNormCoalescer is closed');
       const opts = checkObject('options', options);
       for (const key of ['backend', 'threads']) {
         if (opts[key] !== undefined) {
@@ -161,7 +163,7 @@ export class SpectralNormCoalescer {
       if (this.waiting.length >= this.maxQueue) {
         this.counts.rejected++;
         throw codedError(
-          'ERR_SPECTRAL_NORM_QUEUE_FULL',
+          ErrorCode.QueueFull,
           `SpectralNormCoalescer queue is full (${this.maxQueue} requests waiting); retry later`,
         );
       }
@@ -241,8 +243,8 @@ export class SpectralNormCoalescer {
     if (!allFinite) {
       // Nothing was modified. The non-finite layers run alone (a finite float64 weight of subnormals gets the
       // one-shot's rescaled retry; the others reject with their RangeError); the rest run again as a batch.
-      const bad = batch.filter((_, i) => job.status[i] === 2);
-      const good = batch.filter((_, i) => job.status[i] !== 2);
+      const bad = batch.filter((_, i) => job.status[i] === LayerStatus.NonFinite);
+      const good = batch.filter((_, i) => job.status[i] !== LayerStatus.NonFinite);
       if (bad.length === 0) {
         await Promise.all(batch.map((request) => this.runAlone(request)));
         return;

@@ -1,9 +1,9 @@
 // Weights that stay on a CUDA device between steps (SpectralNormBatch.toDevice), and the batch's u and v mirrored
 // there. The native DeviceArray owns the memory; this file only lays out the layers in it and keeps host and device
 // copies of u and v coherent.
-import type { DeviceArray, DevicePowerJob, FloatArray, NativeAddon } from '../binding';
-import type { ResolvedBackend } from './backends';
-import type { Layer } from './layer-set';
+import type { DeviceArray, DeviceSlice, FloatArray } from '../binding';
+import type { CudaBackend } from './backends';
+import type { LayerState } from './engine';
 import type { DType } from './validate';
 
 /** Element offsets of consecutive arrays packed into one DeviceArray. */
@@ -17,9 +17,8 @@ function packedOffsets(lengths: readonly number[]): { offsets: number[]; total: 
   return { offsets, total };
 }
 
-function allocate(backend: ResolvedBackend, dtype: DType, length: number): DeviceArray {
-  const native = backend.native as NativeAddon;
-  return new native.DeviceArray(dtype, length, backend.device ?? 0);
+function allocate(backend: CudaBackend, dtype: DType, length: number): DeviceArray {
+  return new backend.native.DeviceArray(dtype, length, backend.device);
 }
 
 /**
@@ -34,9 +33,11 @@ export class DeviceWeights {
   readonly #dtype: DType;
   /** @internal The batch this handle belongs to. */
   readonly owner: object;
+  /** @internal The backend whose device holds the weights. */
+  readonly backend: CudaBackend;
 
   /** @internal Use SpectralNormBatch.toDevice. */
-  constructor(owner: object, backend: ResolvedBackend, dtype: DType, weights: readonly FloatArray[]) {
+  constructor(owner: object, backend: CudaBackend, dtype: DType, weights: readonly FloatArray[]) {
     const lengths = weights.map((w) => w.length);
     const { offsets, total } = packedOffsets(lengths);
     const array = allocate(backend, dtype, total);
@@ -51,6 +52,7 @@ export class DeviceWeights {
     this.#lengths = lengths;
     this.#dtype = dtype;
     this.owner = owner;
+    this.backend = backend;
   }
 
   get disposed(): boolean {
@@ -67,9 +69,10 @@ export class DeviceWeights {
     return this.#array;
   }
 
-  /** @internal Layer i's weight as a device slice. */
-  slice(i: number): { array: DeviceArray; offset: number; length: number } {
-    return { array: this.array('slice'), offset: this.#offsets[i], length: this.#lengths[i] };
+  /** @internal Every layer's weight as a device slice. */
+  slices(): DeviceSlice[] {
+    const array = this.array('slices');
+    return this.#lengths.map((length, i) => ({ array, offset: this.#offsets[i], length }));
   }
 
   /** Copies every layer's weight back to new host arrays. */
@@ -101,45 +104,39 @@ export class DeviceWeights {
  */
 export class DeviceVectors {
   readonly #array: DeviceArray;
-  readonly #uOffsets: number[];
-  readonly #vOffsets: number[];
+  /** The layers as jobs on the device see them: u and v are slices of the device copy. */
+  readonly states: LayerState<DeviceSlice>[];
   #newer: 'host' | 'device' | 'same' = 'host';
 
   constructor(
-    backend: ResolvedBackend,
+    backend: CudaBackend,
     dtype: DType,
-    private readonly layers: readonly Layer[],
+    private readonly host: readonly LayerState[],
   ) {
-    const lengths = layers.flatMap((l) => [l.state.u.length, l.state.v.length]);
-    const { offsets, total } = packedOffsets(lengths);
-    this.#uOffsets = layers.map((_, i) => offsets[2 * i]);
-    this.#vOffsets = layers.map((_, i) => offsets[2 * i + 1]);
+    const { offsets, total } = packedOffsets(host.flatMap((l) => [l.u.length, l.v.length]));
     this.#array = allocate(backend, dtype, total);
-  }
-
-  /** Device slices of layer i's u and v, uploaded first when the host copy is newer. */
-  slices(i: number): { u: { array: DeviceArray; offset: number; length: number }; v: { array: DeviceArray; offset: number; length: number } } {
-    const { u, v } = this.layers[i].state;
-    return {
-      u: { array: this.#array, offset: this.#uOffsets[i], length: u.length },
-      v: { array: this.#array, offset: this.#vOffsets[i], length: v.length },
-    };
+    const array = this.#array;
+    this.states = host.map((l, i) => ({
+      geometry: l.geometry,
+      u: { array, offset: offsets[2 * i], length: l.u.length },
+      v: { array, offset: offsets[2 * i + 1], length: l.v.length },
+    }));
   }
 
   toDevice(): void {
     if (this.#newer !== 'host') return;
-    this.layers.forEach((layer, i) => {
-      this.#array.upload(layer.state.u, this.#uOffsets[i]);
-      this.#array.upload(layer.state.v, this.#vOffsets[i]);
+    this.host.forEach((layer, i) => {
+      this.#array.upload(layer.u, this.states[i].u.offset);
+      this.#array.upload(layer.v, this.states[i].v.offset);
     });
     this.#newer = 'same';
   }
 
   toHost(): void {
     if (this.#newer !== 'device') return;
-    this.layers.forEach((layer, i) => {
-      this.#array.download(layer.state.u, this.#uOffsets[i]);
-      this.#array.download(layer.state.v, this.#vOffsets[i]);
+    this.host.forEach((layer, i) => {
+      this.#array.download(layer.u, this.states[i].u.offset);
+      this.#array.download(layer.v, this.states[i].v.offset);
     });
     this.#newer = 'same';
   }
@@ -151,33 +148,4 @@ export class DeviceVectors {
   hostChanged(): void {
     this.#newer = 'host';
   }
-}
-
-/** The job of a device step: every layer's weight divided in place on the device, u and v from DeviceVectors. */
-export function buildDeviceJob(
-  layers: readonly Layer[],
-  weights: DeviceWeights,
-  vectors: DeviceVectors,
-  params: { dtype: DType; iterations: number; eps: number; legacy: boolean; threads: number; device: number },
-): DevicePowerJob {
-  const n = layers.length;
-  return {
-    dtype: params.dtype,
-    layers: layers.map((layer, i) => {
-      const weight = weights.slice(i);
-      const { u, v } = vectors.slices(i);
-      const g = layer.state.geometry;
-      return { weight, out: weight, u, v, outer: g.outer, rows: g.rows, inner: g.inner, vectorNorm: g.vectorNorm };
-    }),
-    iterations: params.iterations,
-    tolerance: -1,
-    eps: params.eps,
-    legacy: params.legacy,
-    threads: params.threads,
-    device: params.device,
-    sigma: new Float64Array(n),
-    status: new Int32Array(n),
-    iterationsRun: new Int32Array(n),
-    converged: new Uint8Array(n),
-  };
 }

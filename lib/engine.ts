@@ -1,18 +1,24 @@
-// The one place where the API meets a backend: builds a PowerJob from layer states, runs it sync or async, and turns
-// the per-layer outcome into results or errors. SpectralNormalizer, SpectralNormBatch and the one-shot functions all
-// go through here, which is why a batch of one gives the same bits as a normalizer.
-import type { FloatArray, PowerJob } from '../binding';
+// The one place where the API meets a backend: builds a job from layer states, runs it, and turns the per-layer
+// outcome into results or errors. SpectralNormalizer, SpectralNormBatch, the one-shot functions and the coalescer
+// all go through here, which is why a batch of one gives the same bits as a normalizer.
+//
+// Each operation is written once, as a core: a generator that yields the jobs it needs run and receives each one's
+// outcome. runSync drives a core with the backend's run, runAsync with its runAsync, so the sync and async APIs
+// share every line but the call.
+import type { DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
+import { LayerStatus } from './codes';
 import type { MatrixGeometry } from './layout';
 import type { DType } from './validate';
 
-const STATUS_NON_FINITE = 2;
-
-/** One layer's persistent state: its matrix geometry and its u and v (owned by the library, dtype arrays). */
-export interface LayerState {
+/**
+ * One layer's persistent state: its matrix geometry and its u and v, as host arrays owned by the library, or as
+ * their mirror in CUDA device memory (lib/device.ts).
+ */
+export interface LayerState<A extends FloatArray | DeviceSlice = FloatArray> {
   geometry: MatrixGeometry;
-  u: FloatArray;
-  v: FloatArray;
+  u: A;
+  v: A;
 }
 
 export interface RunParams {
@@ -39,16 +45,17 @@ export function allocateResults(n: number): JobResults {
 }
 
 /**
- * A job over the layers. `results` may be reused from call to call by an owner whose calls never overlap: allocating
- * four typed arrays per call (which the native side then has to materialise) was a large part of a tiny step's cost.
+ * A job over the layers, whose arrays are all host arrays or all device slices. `results` may be reused from call to
+ * call by an owner whose calls never overlap: allocating four typed arrays per call (which the native side then has
+ * to materialise) was a large part of a tiny step's cost.
  */
-export function buildJob(
-  layers: readonly LayerState[],
-  weights: readonly FloatArray[],
-  outs: readonly (FloatArray | null)[],
+export function buildJob<A extends FloatArray | DeviceSlice>(
+  layers: readonly LayerState<A>[],
+  weights: readonly A[],
+  outs: readonly (A | null)[],
   params: RunParams,
   results: JobResults = allocateResults(layers.length),
-): PowerJob {
+): PowerJob<A> {
   return {
     dtype: params.dtype,
     layers: layers.map((layer, i) => ({
@@ -71,9 +78,9 @@ export function buildJob(
 }
 
 /** Throws the RangeError for a non-finite layer, or returns the job's results. */
-export function finish(job: PowerJob, allFinite: boolean, label: (index: number) => string): RunResult {
+export function finish(job: JobResults, allFinite: boolean, label: (index: number) => string): RunResult {
   if (!allFinite) {
-    const bad = job.status.findIndex((s) => s === STATUS_NON_FINITE);
+    const bad = job.status.findIndex((s) => s === LayerStatus.NonFinite);
     throw new RangeError(
       `${label(bad)} contains NaN or Infinity, or overflowed during power iteration; nothing was modified`,
     );
@@ -81,62 +88,41 @@ export function finish(job: PowerJob, allFinite: boolean, label: (index: number)
   return { sigma: job.sigma, iterationsRun: job.iterationsRun, converged: job.converged };
 }
 
+/** A job on host arrays, or one on a CUDA device's memory (device slices, `device` set). */
+export type Job = PowerJob | DevicePowerJob;
+
+/** An operation written once for the sync and async APIs: it yields each job and receives whether all was finite. */
+export type Core<R> = Generator<Job, R, boolean>;
+
 /** Runs a job; false when some layer was non-finite (and nothing was modified). */
-export function execute(backend: ResolvedBackend, job: PowerJob): boolean {
-  return backend.impl.run(job);
+export function execute(backend: ResolvedBackend, job: Job): boolean {
+  return forDevice(job) ? deviceRunner(backend).run(job) : backend.impl.run(job);
 }
 
-export function executeAsync(backend: ResolvedBackend, job: PowerJob): Promise<boolean> {
-  return backend.impl.runAsync(job);
+export function executeAsync(backend: ResolvedBackend, job: Job): Promise<boolean> {
+  return forDevice(job) ? deviceRunner(backend).runAsync(job) : backend.impl.runAsync(job);
 }
 
-export function runSync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): RunResult {
-  return finish(job, execute(backend, job), label);
+function forDevice(job: Job): job is DevicePowerJob {
+  return job.device !== undefined;
 }
 
-export async function runAsync(backend: ResolvedBackend, job: PowerJob, label: (index: number) => string): Promise<RunResult> {
-  return finish(job, await executeAsync(backend, job), label);
+/** A job for a CUDA device goes to the addon as it is; only the cuda backend makes such jobs. */
+function deviceRunner(backend: ResolvedBackend): NativeAddon {
+  if (backend.name !== 'cuda') throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
+  return backend.native;
 }
 
-/**
- * Runs an async operation and, if it rejects, gives the error the stack of the code that started it: a rejection
- * from the native worker or from a queued operation otherwise shows only library frames.
- */
-export function withCallerStack<T>(operation: () => Promise<T>): Promise<T> {
-  const trace = new Error();
-  return operation().catch((error: unknown) => {
-    if (error instanceof Error && trace.stack) {
-      const frames = trace.stack.split('\n').slice(2).join('\n');
-      error.stack = `${error.name}: ${error.message}\n${frames}`;
-    }
-    throw error;
-  });
+/** Runs a core to its end now, each job with backend.run. */
+export function runSync<R>(backend: ResolvedBackend, core: Core<R>): R {
+  let step = core.next();
+  while (!step.done) step = core.next(execute(backend, step.value));
+  return step.value;
 }
 
-/**
- * Orders the async operations of one normalizer or batch: each starts when the previous one settled, in call order,
- * so their results equal running them one by one. Sync calls while one is in flight would race it, so they throw.
- */
-export class OperationQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  private inFlight = 0;
-
-  constructor(private readonly owner: string) {}
-
-  assertIdle(method: string): void {
-    if (this.inFlight > 0) {
-      throw new Error(`${this.owner}.${method}() was called while an async operation is in flight; await it first`);
-    }
-  }
-
-  enqueue<T>(operation: () => Promise<T>): Promise<T> {
-    this.inFlight++;
-    const result = withCallerStack(() => this.tail.then(operation));
-    const settled = result.then(
-      () => this.inFlight--,
-      () => this.inFlight--,
-    );
-    this.tail = settled;
-    return result;
-  }
+/** The same off the event loop: each job with backend.runAsync. */
+export async function runAsync<R>(backend: ResolvedBackend, core: Core<R>): Promise<R> {
+  let step = core.next();
+  while (!step.done) step = core.next(await executeAsync(backend, step.value));
+  return step.value;
 }

@@ -2,6 +2,7 @@
 // in TypeScript, for machines where the addon could not be built. Sums run in double like the native kernels, so
 // the backends agree to rounding; W/σ is bit-identical (a float32 quotient rounded from double is correctly rounded).
 import type { Backend, FloatArray, NativeInfo, PowerJob, PowerLayer } from '../binding';
+import { LayerStatus } from './codes';
 
 const SAFE_MIN = 2 ** -900;
 
@@ -32,13 +33,9 @@ function clampNorm(norm: number, eps: number): number {
   return den > 0 ? den : 1;
 }
 
-const STATUS_NORMALIZED = 0;
-const STATUS_BELOW_EPS = 1;
-const STATUS_NON_FINITE = 2;
-
 interface LayerOutcome {
   sigma: number;
-  status: number;
+  status: LayerStatus;
   iterationsRun: number;
   converged: boolean;
   uNew: FloatArray | null;
@@ -72,7 +69,7 @@ class LayerRun {
   }
 
   run(): LayerOutcome {
-    const outcome: LayerOutcome = { sigma: 0, status: STATUS_NORMALIZED, iterationsRun: 0, converged: false, uNew: null, vNew: null };
+    const outcome: LayerOutcome = { sigma: 0, status: LayerStatus.Normalized, iterationsRun: 0, converged: false, uNew: null, vNew: null };
     const job = this.job;
     let sigma: number;
     if (this.layer.vectorNorm) {
@@ -88,8 +85,8 @@ class LayerRun {
     }
     const rounded = job.dtype === 'float32' ? Math.fround(sigma) : sigma;
     outcome.sigma = rounded;
-    if (!Number.isFinite(rounded)) outcome.status = STATUS_NON_FINITE;
-    else if (Math.abs(rounded) <= job.eps) outcome.status = STATUS_BELOW_EPS;
+    if (!Number.isFinite(rounded)) outcome.status = LayerStatus.NonFinite;
+    else if (Math.abs(rounded) <= job.eps) outcome.status = LayerStatus.BelowEps;
     outcome.uNew = this.uNew;
     outcome.vNew = this.vNew;
     return outcome;
@@ -282,21 +279,21 @@ function runJob(job: PowerJob): boolean {
     job.status[i] = outcome.status;
     job.iterationsRun[i] = outcome.iterationsRun;
     job.converged[i] = outcome.converged ? 1 : 0;
-    if (outcome.status === STATUS_NON_FINITE) allFinite = false;
+    if (outcome.status === LayerStatus.NonFinite) allFinite = false;
   }
   if (!allFinite) return false;
   const iterated = job.tolerance >= 0 || job.iterations > 0;
   for (let i = 0; i < n; i++) {
     const layer = job.layers[i];
     const outcome = outcomes[i];
-    if (outcome.status === STATUS_NORMALIZED && iterated && !layer.vectorNorm) {
+    if (outcome.status === LayerStatus.Normalized && iterated && !layer.vectorNorm) {
       layer.u.set(outcome.uNew!);
       layer.v.set(outcome.vNew!);
     }
     const out = layer.out;
     if (out === null) continue;
     const w = layer.weight;
-    if (outcome.status === STATUS_NORMALIZED) {
+    if (outcome.status === LayerStatus.Normalized) {
       const sigma = outcome.sigma;
       for (let k = 0; k < w.length; k++) out[k] = w[k] / sigma;
     } else if (out !== w) {

@@ -1,124 +1,14 @@
-// What SpectralNormalizer and SpectralNormBatch share: option checks, layer creation, argument checks for a step,
-// and running steps through the engine. The two classes only name their arguments differently.
-import type { FloatArray, PowerJob } from '../binding';
-import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
-import { DeviceVectors, type DeviceWeights, buildDeviceJob } from './device';
-import { type JobResults, type LayerState, OperationQueue, type RunParams, allocateResults, buildJob, finish, runAsync, runSync } from './engine';
+// What SpectralNormalizer and SpectralNormBatch share once their options are checked (lib/options.ts): each layer's
+// creation from its description, and the jobs of their steps, which the classes' cores (lib/engine.ts) yield and
+// drive sync or async. The two classes only name their arguments differently.
+import type { DevicePowerJob, FloatArray, PowerJob } from '../binding';
+import { DeviceVectors, type DeviceWeights } from './device';
+import { type Core, type JobResults, type LayerState, type RunParams, allocateResults, buildJob, finish, runAsync, runSync } from './engine';
 import { matrixGeometry } from './layout';
+import { OperationQueue } from './operation-queue';
+import type { Settings } from './options';
 import { randomSeed, startVectors } from './random';
-import {
-  type DType,
-  type Targets,
-  MAX_ITERATIONS,
-  MAX_THREADS,
-  checkBoolean,
-  checkDim,
-  checkDtype,
-  checkInteger,
-  checkKnownKeys,
-  checkNonNegative,
-  checkObject,
-  checkSeed,
-  checkShape,
-  checkStartVector,
-  describe,
-} from './validate';
-
-/** Options shared by SpectralNormalizer and SpectralNormBatch. */
-export interface CommonOptions {
-  /** Power iterations per training step (PyTorch's n_power_iterations). Default 1. */
-  iterations?: number;
-  /** PyTorch's eps: normalize(x) = x / max(‖x‖, eps), and σ ≤ eps leaves the weight as it is. Default 1e-12. */
-  eps?: number;
-  /** Default 'float32'. Weights, out, u and v all use it. */
-  dtype?: DType;
-  /** torch.nn.utils.spectral_norm's order (v first, then u) rather than the parametrization's. Default false. */
-  legacy?: boolean;
-  /** 'auto' (default), 'cuda', 'cpu' or 'js'. */
-  backend?: BackendChoice;
-  /** CPU threads; default: the cores this process may use. */
-  threads?: number;
-  /** The CUDA device of the cuda backend (default 0); only with backend 'cuda' or 'auto'. */
-  device?: number;
-}
-
-const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads', 'device'] as const;
-
-export interface Settings {
-  iterations: number;
-  eps: number;
-  dtype: DType;
-  legacy: boolean;
-  threads: number;
-  backend: ResolvedBackend;
-}
-
-/**
- * A constructor's options object: checked to be an object with no unknown keys (the common ones plus `ownKeys`),
- * and its common settings ('auto' picks the backend by the size of `shapes`). Returns the settings and the object,
- * for the caller's own keys.
- */
-export function checkConstructorOptions(
-  name: string,
-  options: unknown,
-  ownKeys: readonly string[],
-  shapes: readonly unknown[],
-): { settings: Settings; opts: Record<string, unknown> } {
-  const opts = checkObject(name, options);
-  checkKnownKeys(name, opts, [...COMMON_KEYS, ...ownKeys]);
-  return { settings: checkSettings(name, opts, totalElements(shapes)), opts };
-}
-
-/** The weight elements of these shapes, or undefined while any is malformed (its own check reports that). */
-export function totalElements(shapes: readonly unknown[]): number | undefined {
-  let total = 0;
-  for (const shape of shapes) {
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
-    total += (shape as number[]).reduce((a, b) => a * b, 1);
-  }
-  return total;
-}
-
-function checkSettings(name: string, options: Record<string, unknown>, elements: number | undefined): Settings {
-  return {
-    iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
-    eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),
-    dtype: checkDtype(`${name}.dtype`, options.dtype),
-    legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
-    threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
-    backend: resolveBackend(`${name}.backend`, options.backend, `${name}.device`, options.device, elements),
-  };
-}
-
-/** fromState's own options: where and how to run, checked under their own names before the state is. */
-export function checkRuntimeOptions(options: unknown): Pick<CommonOptions, 'backend' | 'threads' | 'device'> {
-  const opts = checkObject('options', options);
-  checkKnownKeys('options', opts, ['backend', 'threads', 'device']);
-  resolveBackend('options.backend', opts.backend, 'options.device', opts.device);
-  checkInteger('options.threads', opts.threads, 1, MAX_THREADS, 1);
-  return opts as Pick<CommonOptions, 'backend' | 'threads' | 'device'>;
-}
-
-/** The common part of fromState: the state's format and version, checked before anything else. */
-export function checkStateHeader(state: unknown, format: string, origin: string): Record<string, unknown> {
-  const s = checkObject('state', state);
-  if (s.format !== format || s.version !== 1) {
-    throw new TypeError(`state must come from ${origin} (format '${format}', version 1)`);
-  }
-  return s;
-}
-
-/** step()'s options: `update` (training or eval mode) and `out`, still to be checked against the weights. */
-export function checkStepOptions(options: unknown): { update: boolean; out: unknown } {
-  const opts = checkObject('options', options);
-  checkKnownKeys('options', opts, ['update', 'out']);
-  return { update: checkBoolean('options.update', opts.update, true), out: opts.out };
-}
-
-/** warmup()'s iteration count. */
-export function checkWarmupIterations(iterations: unknown): number {
-  return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
-}
+import { type Targets, checkDim, checkSeed, checkShape, checkStartVector, describe } from './validate';
 
 export interface Layer {
   shape: number[];
@@ -170,7 +60,9 @@ export class LayerSet {
   readonly queue: OperationQueue;
   /** u and v on the CUDA device, from the first device step on. */
   private deviceVectors: DeviceVectors | null = null;
-  /** Reused by every host job: the queue and assertIdle keep this set's calls from overlapping. */
+  /** Each layer's host state, in order. */
+  private readonly states: LayerState[];
+  /** Reused by every job: the queue and assertIdle keep this set's calls from overlapping. */
   private readonly results: JobResults;
 
   constructor(
@@ -179,6 +71,7 @@ export class LayerSet {
     readonly settings: Settings,
   ) {
     this.queue = new OperationQueue(owner);
+    this.states = layers.map((l) => l.state);
     this.results = allocateResults(layers.length);
   }
 
@@ -199,44 +92,46 @@ export class LayerSet {
     this.deviceVectors?.toHost();
   }
 
-  /** Runs `iterations` power iterations (0: eval mode) and divides into targets.outs. Returns σ per layer. */
-  run(targets: Targets, iterations: number): Float64Array {
+  /** Runs a core now, as `method`; throws while an async operation of this set is in flight. */
+  runSync<R>(method: string, core: Core<R>): R {
+    this.queue.assertIdle(method);
+    return runSync(this.settings.backend, core);
+  }
+
+  /** Runs a core once this set's earlier async operations have settled; rejections carry the caller's stack. */
+  runAsync<R>(core: Core<R>): Promise<R> {
+    return this.queue.enqueue(() => runAsync(this.settings.backend, core));
+  }
+
+  // A step is one job: a core builds it with hostJob or deviceJob, yields it, and gets σ from finishHost or
+  // finishDevice. σ is this set's own array, which the next job overwrites: a core copies what it returns.
+
+  /** `iterations` power iterations (0: eval mode) on host arrays, W/σ into targets.outs. */
+  hostJob(targets: Targets, iterations: number): PowerJob {
     this.syncVectorsToHost();
-    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations), this.results);
-    const sigma = runSync(this.settings.backend, job, this.label).sigma.slice();
+    return buildJob(this.states, targets.weights, targets.outs, this.params(iterations), this.results);
+  }
+
+  /** σ per layer, or the RangeError of a non-finite layer (nothing modified); the host's u and v are now the newer. */
+  finishHost(job: PowerJob, allFinite: boolean): Float64Array {
+    const sigma = finish(job, allFinite, this.label).sigma;
     this.deviceVectors?.hostChanged();
     return sigma;
   }
 
-  async runAsync(targets: Targets, iterations: number): Promise<Float64Array> {
-    this.syncVectorsToHost();
-    const job = buildJob(this.layers.map((l) => l.state), targets.weights, targets.outs, this.params(iterations), this.results);
-    const sigma = (await runAsync(this.settings.backend, job, this.label)).sigma.slice();
-    this.deviceVectors?.hostChanged();
-    return sigma;
-  }
-
-  private deviceJob(weights: DeviceWeights, iterations: number) {
-    const backend = this.settings.backend;
-    this.deviceVectors ??= new DeviceVectors(backend, this.settings.dtype, this.layers);
+  /** A step on weights kept on the CUDA device: divided there in place, with u and v kept there too. */
+  deviceJob(weights: DeviceWeights, iterations: number): DevicePowerJob {
+    this.deviceVectors ??= new DeviceVectors(weights.backend, this.settings.dtype, this.states);
     this.deviceVectors.toDevice();
-    return buildDeviceJob(this.layers, weights, this.deviceVectors, { ...this.params(iterations), device: backend.device ?? 0 });
+    const slices = weights.slices();
+    const job = buildJob(this.deviceVectors.states, slices, slices, this.params(iterations), this.results);
+    return { ...job, device: weights.backend.device };
   }
 
-  /** A step on weights kept on the CUDA device: divided there in place; u and v stay on the device. */
-  runDevice(weights: DeviceWeights, iterations: number): Float64Array {
-    const job = this.deviceJob(weights, iterations);
-    const ok = this.settings.backend.native!.run(job);
-    const sigma = finish(job as unknown as PowerJob, ok, this.label).sigma;
-    this.deviceVectors!.deviceChanged();
-    return sigma;
-  }
-
-  async runDeviceAsync(weights: DeviceWeights, iterations: number): Promise<Float64Array> {
-    const job = this.deviceJob(weights, iterations);
-    const ok = await this.settings.backend.native!.runAsync(job);
-    const sigma = finish(job as unknown as PowerJob, ok, this.label).sigma;
-    this.deviceVectors!.deviceChanged();
+  /** finishHost for a device job: the device's u and v are now the newer. */
+  finishDevice(job: DevicePowerJob, allFinite: boolean): Float64Array {
+    const sigma = finish(job, allFinite, this.label).sigma;
+    this.deviceVectors?.deviceChanged();
     return sigma;
   }
 }

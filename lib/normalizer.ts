@@ -1,18 +1,17 @@
 // SpectralNormalizer: PyTorch's torch.nn.utils.parametrizations.spectral_norm for one weight tensor, step by step.
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
+import type { Core } from './engine';
+import { LayerSet, createLayer, toNumbers } from './layer-set';
 import {
   type CommonOptions,
-  LayerSet,
-  checkRuntimeOptions,
   checkConstructorOptions,
+  checkRuntimeOptions,
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
-  createLayer,
-  toNumbers,
-} from './layer-set';
-import { type DType, type Targets, checkTargets } from './validate';
+} from './options';
+import { type DType, checkTargets } from './validate';
 
 export interface SpectralNormalizerOptions extends CommonOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
@@ -89,15 +88,11 @@ export class SpectralNormalizer {
 
   /** Runs `iterations` power iterations without touching the weight, as PyTorch does at registration. Returns σ. */
   warmup(weight: FloatArray, iterations: number): number {
-    this.set.queue.assertIdle('warmup');
-    return this.set.run(this.warmupTargets(weight), checkWarmupIterations(iterations))[0];
+    return this.set.runSync('warmup', this.warmupCore(weight, iterations));
   }
 
   warmupAsync(weight: FloatArray, iterations: number): Promise<number> {
-    return this.set.queue.enqueue(async () => {
-      const targets = this.warmupTargets(weight);
-      return (await this.set.runAsync(targets, checkWarmupIterations(iterations)))[0];
-    });
+    return this.set.runAsync(this.warmupCore(weight, iterations));
   }
 
   /**
@@ -105,16 +100,11 @@ export class SpectralNormalizer {
    * the weight (and u, v) as they are; NaN or Infinity throws a RangeError and modifies nothing.
    */
   step(weight: FloatArray, options: StepOptions = {}): number {
-    this.set.queue.assertIdle('step');
-    const { targets, iterations } = this.stepArguments(weight, options);
-    return this.set.run(targets, iterations)[0];
+    return this.set.runSync('step', this.stepCore(weight, options));
   }
 
   stepAsync(weight: FloatArray, options: StepOptions = {}): Promise<number> {
-    return this.set.queue.enqueue(async () => {
-      const { targets, iterations } = this.stepArguments(weight, options);
-      return (await this.set.runAsync(targets, iterations))[0];
-    });
+    return this.set.runAsync(this.stepCore(weight, options));
   }
 
   state(): SpectralNormalizerState {
@@ -144,14 +134,17 @@ export class SpectralNormalizer {
     return new SpectralNormalizer(shape, restored, { shape: 'state.shape', options: 'state' });
   }
 
-  private warmupTargets(weight: unknown): Targets {
-    return checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', 'none');
+  private *warmupCore(weight: unknown, iterations: unknown): Core<number> {
+    const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', 'none');
+    const job = this.set.hostJob(targets, checkWarmupIterations(iterations));
+    return this.set.finishHost(job, yield job)[0];
   }
 
-  private stepArguments(weight: unknown, options: unknown): { targets: Targets; iterations: number } {
+  private *stepCore(weight: unknown, options: unknown): Core<number> {
     const { update, out } = checkStepOptions(options);
     const mode = out === undefined ? ('in-place' as const) : { outs: [out], names: () => 'options.out' };
     const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', mode);
-    return { targets, iterations: this.set.stepIterations(update) };
+    const job = this.set.hostJob(targets, this.set.stepIterations(update));
+    return this.set.finishHost(job, yield job)[0];
   }
 }

@@ -1,8 +1,9 @@
 // spectralNorm and spectralNormalize: σ of one weight to a tolerance, with no state kept between calls.
 import type { FloatArray, PowerJob } from '../binding';
 import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
-import { buildJob, execute, executeAsync, finish, withCallerStack } from './engine';
+import { type Core, buildJob, finish, runAsync, runSync } from './engine';
 import { type MatrixGeometry, matrixGeometry } from './layout';
+import { withCallerStack } from './operation-queue';
 import { startVectors } from './random';
 import { maxAbs, powerOfTwoScaling } from './scaling';
 import {
@@ -130,24 +131,23 @@ export function result(prepared: Prepared, allFinite: boolean): SpectralNormResu
   };
 }
 
-function runOneShot(prepared: Prepared): SpectralNormResult {
-  let ok = execute(prepared.backend, prepared.job);
+/** The job, and when it failed on a finite weight, its rescaled retry. */
+function* oneShotCore(prepared: Prepared): Core<SpectralNormResult> {
+  let ok = yield prepared.job;
   const retry = ok ? null : rescaled(prepared);
   if (retry) {
-    ok = execute(prepared.backend, retry.job);
+    ok = yield retry.job;
     if (ok) retry.restore();
   }
   return result(prepared, ok);
 }
 
-export async function runOneShotAsync(prepared: Prepared): Promise<SpectralNormResult> {
-  let ok = await executeAsync(prepared.backend, prepared.job);
-  const retry = ok ? null : rescaled(prepared);
-  if (retry) {
-    ok = await executeAsync(prepared.backend, retry.job);
-    if (ok) retry.restore();
-  }
-  return result(prepared, ok);
+function runOneShot(prepared: Prepared): SpectralNormResult {
+  return runSync(prepared.backend, oneShotCore(prepared));
+}
+
+export function runOneShotAsync(prepared: Prepared): Promise<SpectralNormResult> {
+  return runAsync(prepared.backend, oneShotCore(prepared));
 }
 
 /**

@@ -205,7 +205,8 @@ export interface Targets {
 /**
  * @param dtype what every weight must be; undefined accepts either, and then each out must match its weight
  * @param weightNames how errors name each weight ("weight", "weights[2]")
- * @param out undefined: in place (step) or nowhere (warm-up); otherwise one array per layer
+ * @param mode where each layer's W/σ goes: 'in-place' into its weight (step), 'none' nowhere (warm-up), or
+ * `outs[i]`, which errors name `names(i)`
  */
 export function checkTargets(
   layers: readonly { shape: readonly number[] }[],

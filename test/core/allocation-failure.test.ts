@@ -1,9 +1,9 @@
 // Out of memory, injected: the test-only switch makes the nth native scratch allocation of a call fail. Every such
-// call either errors with ERR_SPECTRAL_NORM_OUT_OF_MEMORY and nothing modified, or (where the backend can go on
+// call either errors with ErrorCode.OutOfMemory and nothing modified, or (where the backend can go on
 // without that memory, as the thread pool can) gives the normal bits; the next call works either way.
 import * as assert from 'node:assert/strict';
 
-import { SpectralNormBatch, SpectralNormCoalescer, backendInfo, spectralNormalize } from '../../lib';
+import { ErrorCode, SpectralNormBatch, SpectralNormCoalescer, backendInfo, spectralNormalize } from '../../lib';
 import { nativeAddon } from '../../lib/backends';
 import { assertSameBytes, poisoned, product, randomArray } from '../support/helpers';
 
@@ -11,7 +11,7 @@ import { assertSameBytes, poisoned, product, randomArray } from '../support/help
 const LAYERS = [{ shape: [600, 300] }, { shape: [17, 5, 3] }, { shape: [31, 1] }, { shape: [40] }, { shape: [8, 64], dim: 1 }];
 
 function isOutOfMemory(error: unknown): boolean {
-  return error instanceof Error && (error as Error & { code?: string }).code === 'ERR_SPECTRAL_NORM_OUT_OF_MEMORY';
+  return error instanceof Error && (error as Error & { code?: string }).code === ErrorCode.OutOfMemory;
 }
 
 describe('allocation failure (test-only switch)', function () {
@@ -56,7 +56,7 @@ describe('allocation failure (test-only switch)', function () {
         native.internal.testFailScratchAllocation(0);
         if (error !== null) {
           failed++;
-          assert.ok(isOutOfMemory(error), `allocation ${n}: expected ERR_SPECTRAL_NORM_OUT_OF_MEMORY, got ${String(error)}`);
+          assert.ok(isOutOfMemory(error), `allocation ${n}: expected ${ErrorCode.OutOfMemory}, got ${String(error)}`);
           LAYERS.forEach((_, i) => {
             assertSameBytes(w[i], weights[i], `allocation ${n}: weights[${i}]`);
             assertSameBytes(out[i], poisoned('float32', out[i].length), `allocation ${n}: out[${i}]`);

@@ -3,6 +3,7 @@
 import * as assert from 'node:assert/strict';
 
 import {
+  ErrorCode,
   type FloatArray,
   SpectralNormCoalescer,
   type SpectralNormResult,
@@ -155,7 +156,7 @@ describe('SpectralNormCoalescer', () => {
     const settled = await Promise.allSettled(weights.map((w) => coalescer.norm(w, [8, 8])));
     assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
     const error = (settled[4] as PromiseRejectedResult).reason as Error & { code?: string };
-    assert.equal(error.code, 'ERR_SPECTRAL_NORM_QUEUE_FULL');
+    assert.equal(error.code, ErrorCode.QueueFull);
     assert.match(error.message, /queue is full \(4 requests waiting\); retry later/);
     assert.equal(coalescer.stats().rejected, 2);
     const again = await coalescer.norm(weights[5], [8, 8]);
@@ -180,7 +181,7 @@ describe('SpectralNormCoalescer', () => {
     const pending = coalescer.norm(w, [3, 4]);
     await coalescer.close();
     assert.ok((await pending).sigma > 0);
-    await assert.rejects(coalescer.norm(w, [3, 4]), (e: Error & { code?: string }) => e.code === 'ERR_SPECTRAL_NORM_CLOSED');
+    await assert.rejects(coalescer.norm(w, [3, 4]), (e: Error & { code?: string }) => e.code === ErrorCode.Closed);
   });
 
   it('bad options get a TypeError or RangeError naming them; async requests never throw synchronously', async () => {

@@ -1,0 +1,110 @@
+// The options and arguments SpectralNormalizer and SpectralNormBatch share, checked: the constructor's common
+// settings, fromState's runtime options and state header, and a step's or warm-up's own arguments.
+import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
+import {
+  type DType,
+  MAX_ITERATIONS,
+  MAX_THREADS,
+  checkBoolean,
+  checkDtype,
+  checkInteger,
+  checkKnownKeys,
+  checkNonNegative,
+  checkObject,
+} from './validate';
+
+/** Options shared by SpectralNormalizer and SpectralNormBatch. */
+export interface CommonOptions {
+  /** Power iterations per training step (PyTorch's n_power_iterations). Default 1. */
+  iterations?: number;
+  /** PyTorch's eps: normalize(x) = x / max(‖x‖, eps), and σ ≤ eps leaves the weight as it is. Default 1e-12. */
+  eps?: number;
+  /** Default 'float32'. Weights, out, u and v all use it. */
+  dtype?: DType;
+  /** torch.nn.utils.spectral_norm's order (v first, then u) rather than the parametrization's. Default false. */
+  legacy?: boolean;
+  /** 'auto' (default), 'cuda', 'cpu' or 'js'. */
+  backend?: BackendChoice;
+  /** CPU threads; default: the cores this process may use. */
+  threads?: number;
+  /** The CUDA device of the cuda backend (default 0); only with backend 'cuda' or 'auto'. */
+  device?: number;
+}
+
+const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads', 'device'] as const;
+
+export interface Settings {
+  iterations: number;
+  eps: number;
+  dtype: DType;
+  legacy: boolean;
+  threads: number;
+  backend: ResolvedBackend;
+}
+
+/**
+ * A constructor's options object: checked to be an object with no unknown keys (the common ones plus `ownKeys`),
+ * and its common settings ('auto' picks the backend by the size of `shapes`). Returns the settings and the object,
+ * for the caller's own keys.
+ */
+export function checkConstructorOptions(
+  name: string,
+  options: unknown,
+  ownKeys: readonly string[],
+  shapes: readonly unknown[],
+): { settings: Settings; opts: Record<string, unknown> } {
+  const opts = checkObject(name, options);
+  checkKnownKeys(name, opts, [...COMMON_KEYS, ...ownKeys]);
+  return { settings: checkSettings(name, opts, totalElements(shapes)), opts };
+}
+
+/** The weight elements of these shapes, or undefined while any is malformed (its own check reports that). */
+export function totalElements(shapes: readonly unknown[]): number | undefined {
+  let total = 0;
+  for (const shape of shapes) {
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
+    total += (shape as number[]).reduce((a, b) => a * b, 1);
+  }
+  return total;
+}
+
+function checkSettings(name: string, options: Record<string, unknown>, elements: number | undefined): Settings {
+  return {
+    iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
+    eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),
+    dtype: checkDtype(`${name}.dtype`, options.dtype),
+    legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
+    threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
+    backend: resolveBackend(`${name}.backend`, options.backend, `${name}.device`, options.device, elements),
+  };
+}
+
+/** fromState's own options: where and how to run, checked under their own names before the state is. */
+export function checkRuntimeOptions(options: unknown): Pick<CommonOptions, 'backend' | 'threads' | 'device'> {
+  const opts = checkObject('options', options);
+  checkKnownKeys('options', opts, ['backend', 'threads', 'device']);
+  resolveBackend('options.backend', opts.backend, 'options.device', opts.device);
+  checkInteger('options.threads', opts.threads, 1, MAX_THREADS, 1);
+  return opts as Pick<CommonOptions, 'backend' | 'threads' | 'device'>;
+}
+
+/** The common part of fromState: the state's format and version, checked before anything else. */
+export function checkStateHeader(state: unknown, format: string, origin: string): Record<string, unknown> {
+  const s = checkObject('state', state);
+  if (s.format !== format || s.version !== 1) {
+    throw new TypeError(`state must come from ${origin} (format '${format}', version 1)`);
+  }
+  return s;
+}
+
+/** step()'s options: `update` (training or eval mode) and `out`, still to be checked against the weights. */
+export function checkStepOptions(options: unknown): { update: boolean; out: unknown } {
+  const opts = checkObject('options', options);
+  checkKnownKeys('options', opts, ['update', 'out']);
+  return { update: checkBoolean('options.update', opts.update, true), out: opts.out };
+}
+
+/** warmup()'s iteration count. */
+export function checkWarmupIterations(iterations: unknown): number {
+  return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
+}

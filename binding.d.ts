@@ -64,6 +64,12 @@ export interface PowerJob<A = FloatArray> {
   /** < 0: fixed mode. ≥ 0: stop once σ changes by at most tolerance·σ; exact normalisation (scale-invariant). */
   tolerance: number;
   eps: number;
+  /**
+   * How float32 products are summed: 'mixed', float32 partial sums of at most 16 products per lane combined in
+   * float64; 'float64', every product accumulated in float64. Float64 weights always use float64; so does the js
+   * backend.
+   */
+  precision: 'mixed' | 'float64';
   /** torch.nn.utils.spectral_norm's order: v ← normalize(Wᵀu) first, then u ← normalize(W v). */
   legacy: boolean;
   /** Threads the CPU backend may use. */
@@ -137,8 +143,21 @@ export interface NativeAddon extends Backend {
   runAsync(job: PowerJob | DevicePowerJob): Promise<boolean>;
   /** Allocates `length` elements on a CUDA device; throws an Error (code ERR_SPECTRAL_NORM_CUDA or _OUT_OF_MEMORY). */
   DeviceArray: new (dtype: 'float32' | 'float64', length: number, device: number) => DeviceArray;
+  /**
+   * Measures what the 'auto' cost model needs of a CUDA device, in ≤ 30 ms: pinned host↔device bandwidths, the
+   * latency of one launch, and the device's copy bandwidth (read + write). Throws an Error (code
+   * ERR_SPECTRAL_NORM_CUDA) when the device cannot run.
+   */
+  cudaProbe(device: number): CudaProbe;
   /** Test hooks and benchmark probes. Never part of the public API: lib/index.ts does not expose them. */
   internal: NativeInternals;
+}
+
+export interface CudaProbe {
+  hostToDeviceBytesPerSecond: number;
+  deviceToHostBytesPerSecond: number;
+  launchSeconds: number;
+  deviceCopyBytesPerSecond: number;
 }
 
 /** The addon's test hooks (native/binding/testing.cc) and benchmark probes (native/binding/bench.cc). */

@@ -12,7 +12,7 @@ import {
   checkStepOptions,
   checkWarmupIterations,
 } from './options';
-import { type DType, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
+import { type DType, type Precision, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
 
 export interface LayerSpec {
   shape: readonly number[];
@@ -45,6 +45,8 @@ export interface SpectralNormBatchState {
   iterations: number;
   eps: number;
   dtype: DType;
+  /** Absent in states saved before the option existed: they restore as 'mixed', the default. */
+  precision?: Precision;
   legacy: boolean;
   layers: { shape: number[]; dim: number; name?: string; u: number[]; v: number[] }[];
 }
@@ -175,13 +177,14 @@ export class SpectralNormBatch {
 
   state(): SpectralNormBatchState {
     this.set.syncVectorsToHost();
-    const { iterations, eps, dtype, legacy } = this.set.settings;
+    const { iterations, eps, dtype, precision, legacy } = this.set.settings;
     return {
       format: 'spectral-norm.batch',
       version: 1,
       iterations,
       eps,
       dtype,
+      precision,
       legacy,
       layers: this.set.layers.map((layer) => ({
         shape: layer.shape.slice(),
@@ -203,7 +206,7 @@ export class SpectralNormBatch {
       if (l.u === undefined || l.v === undefined) throw new TypeError(`state.layers[${i}] must have u and v`);
     });
     const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, u, v }) => ({ shape, dim, name, u, v }));
-    const restored = { iterations: s.iterations, eps: s.eps, dtype: s.dtype, legacy: s.legacy, ...runtime } as SpectralNormBatchOptions;
+    const restored = { iterations: s.iterations, eps: s.eps, dtype: s.dtype, precision: s.precision, legacy: s.legacy, ...runtime } as SpectralNormBatchOptions;
     return new SpectralNormBatch(layers, restored, { layers: 'state.layers', options: 'state' });
   }
 

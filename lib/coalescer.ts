@@ -50,7 +50,7 @@ interface Span {
 
 interface Request {
   prepared: Prepared;
-  /** Requests with the same key can share one job: same dtype, tolerance, iteration limit and eps. */
+  /** Requests with the same key can share one job: same dtype, tolerance, iteration limit, eps and precision. */
   key: string;
   spans: Span[];
   resolve: (value: SpectralNormResult) => void;
@@ -168,10 +168,10 @@ export class SpectralNormCoalescer {
         );
       }
       const prepared = prepare(weight, shape, { ...opts, backend: this.backendChoice, threads: this.threads }, divide);
-      const { dtype, tolerance, iterations, eps } = prepared.job;
+      const { dtype, tolerance, iterations, eps, precision } = prepared.job;
       this.counts.requests++;
       return new Promise<SpectralNormResult>((resolve, reject) => {
-        this.waiting.push({ prepared, key: `${dtype}:${tolerance}:${iterations}:${eps}`, spans: spansOf(prepared), resolve, reject });
+        this.waiting.push({ prepared, key: `${dtype}:${tolerance}:${iterations}:${eps}:${precision}`, spans: spansOf(prepared), resolve, reject });
         if (this.waiting.length >= this.maxBatchSize) this.dispatch();
         else if (this.timer === null) this.timer = setTimeout(() => this.dispatch(), this.maxDelayMs);
       });
@@ -223,13 +223,13 @@ export class SpectralNormCoalescer {
       return;
     }
     const first = batch[0].prepared;
-    const { dtype, iterations, tolerance, eps, threads } = first.job;
+    const { dtype, iterations, tolerance, eps, precision, threads } = first.job;
     const layers = batch.map(({ prepared }) => ({ geometry: prepared.geometry, u: prepared.job.layers[0].u, v: prepared.job.layers[0].v }));
     const job = buildJob(
       layers,
       batch.map(({ prepared }) => prepared.job.layers[0].weight),
       batch.map(({ prepared }) => prepared.job.layers[0].out),
-      { dtype, iterations, tolerance, eps, legacy: false, threads },
+      { dtype, iterations, tolerance, eps, precision, legacy: false, threads },
     );
     let allFinite: boolean;
     try {

@@ -9,7 +9,7 @@ import type { DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } f
 import type { ResolvedBackend } from './backends';
 import { LayerStatus } from './codes';
 import type { MatrixGeometry } from './layout';
-import type { DType } from './validate';
+import type { DType, Precision } from './validate';
 
 /**
  * One layer's persistent state: its matrix geometry and its u and v, as host arrays owned by the library, or as
@@ -27,6 +27,7 @@ export interface RunParams {
   /** < 0: fixed (PyTorch) mode; ≥ 0: converge mode. */
   tolerance: number;
   eps: number;
+  precision: Precision;
   legacy: boolean;
   threads: number;
 }
@@ -71,6 +72,7 @@ export function buildJob<A extends FloatArray | DeviceSlice>(
     iterations: params.iterations,
     tolerance: params.tolerance,
     eps: params.eps,
+    precision: params.precision,
     legacy: params.legacy,
     threads: params.threads,
     ...results,

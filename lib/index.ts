@@ -30,4 +30,4 @@ export {
 export { exactSpectralNorm, type ExactSpectralNormOptions } from './exact';
 export { DeviceWeights } from './device';
 export type { CommonOptions } from './options';
-export type { DType } from './validate';
+export type { DType, Precision } from './validate';

@@ -76,8 +76,8 @@ export class LayerSet {
   }
 
   private params(iterations: number): RunParams {
-    const { dtype, eps, legacy, threads } = this.settings;
-    return { dtype, iterations, tolerance: -1, eps, legacy, threads };
+    const { dtype, eps, precision, legacy, threads } = this.settings;
+    return { dtype, iterations, tolerance: -1, eps, precision, legacy, threads };
   }
 
   private label = (i: number) => this.layers[i].label;

@@ -11,7 +11,7 @@ import {
   checkStepOptions,
   checkWarmupIterations,
 } from './options';
-import { type DType, checkTargets } from './validate';
+import { type DType, type Precision, checkTargets } from './validate';
 
 export interface SpectralNormalizerOptions extends CommonOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
@@ -38,6 +38,8 @@ export interface SpectralNormalizerState {
   iterations: number;
   eps: number;
   dtype: DType;
+  /** Absent in states saved before the option existed: they restore as 'mixed', the default. */
+  precision?: Precision;
   legacy: boolean;
   u: number[];
   v: number[];
@@ -109,7 +111,7 @@ export class SpectralNormalizer {
 
   state(): SpectralNormalizerState {
     const layer = this.set.layers[0];
-    const { iterations, eps, dtype, legacy } = this.set.settings;
+    const { iterations, eps, dtype, precision, legacy } = this.set.settings;
     return {
       format: 'spectral-norm.normalizer',
       version: 1,
@@ -118,6 +120,7 @@ export class SpectralNormalizer {
       iterations,
       eps,
       dtype,
+      precision,
       legacy,
       u: toNumbers(layer.state.u),
       v: toNumbers(layer.state.v),
@@ -129,8 +132,8 @@ export class SpectralNormalizer {
     const s = checkStateHeader(state, 'spectral-norm.normalizer', 'SpectralNormalizer.state()');
     const runtime = checkRuntimeOptions(options);
     if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');
-    const { shape, dim, iterations, eps, dtype, legacy, u, v } = s as unknown as SpectralNormalizerState;
-    const restored = { dim, iterations, eps, dtype, legacy, u, v, ...runtime };
+    const { shape, dim, iterations, eps, dtype, precision, legacy, u, v } = s as unknown as SpectralNormalizerState;
+    const restored = { dim, iterations, eps, dtype, precision, legacy, u, v, ...runtime };
     return new SpectralNormalizer(shape, restored, { shape: 'state.shape', options: 'state' });
   }
 

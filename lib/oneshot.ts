@@ -14,10 +14,12 @@ import {
   checkKnownKeys,
   checkNonNegative,
   checkObject,
+  checkPrecision,
   checkSeed,
   checkShape,
   checkTargets,
   dtypeOf,
+  type Precision,
 } from './validate';
 
 export interface SpectralNormOptions {
@@ -31,6 +33,8 @@ export interface SpectralNormOptions {
   seed?: number;
   /** σ ≤ eps counts as a zero matrix: spectralNormalize then leaves the weight as it is. Default 0. */
   eps?: number;
+  /** 'mixed' (default) or 'float64': how float32 products are summed (see CommonOptions.precision). */
+  precision?: Precision;
   backend?: 'auto' | 'cuda' | 'cpu' | 'js';
   threads?: number;
   /** The CUDA device of the cuda backend (default 0). */
@@ -55,7 +59,7 @@ export interface SpectralNormResult {
   backend: BackendName;
 }
 
-const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'backend', 'threads', 'device'];
+const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'precision', 'backend', 'threads', 'device'];
 
 /** One validated one-shot call, ready to run: its job (one layer), backend and start seed. */
 export interface Prepared {
@@ -79,11 +83,12 @@ export function prepare(weight: unknown, shapeValue: unknown, options: unknown, 
   const maxIterations = checkInteger('options.maxIterations', opts.maxIterations, 1, MAX_ITERATIONS, 1000);
   const seed = checkSeed('options.seed', opts.seed) ?? 0;
   const eps = checkNonNegative('options.eps', opts.eps, 0);
+  const precision = checkPrecision('options.precision', opts.precision);
   const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
   const backend = resolveBackend('options.backend', opts.backend, 'options.device', opts.device, w.length);
   const geometry = matrixGeometry(shape, dim, false);
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
-  const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, legacy: false, threads });
+  const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, precision, legacy: false, threads });
   return { job, backend, seed, geometry };
 }
 

@@ -3,10 +3,12 @@
 import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
 import {
   type DType,
+  type Precision,
   MAX_ITERATIONS,
   MAX_THREADS,
   checkBoolean,
   checkDtype,
+  checkPrecision,
   checkInteger,
   checkKnownKeys,
   checkNonNegative,
@@ -23,6 +25,12 @@ export interface CommonOptions {
   dtype?: DType;
   /** torch.nn.utils.spectral_norm's order (v first, then u) rather than the parametrization's. Default false. */
   legacy?: boolean;
+  /**
+   * How float32 products are summed: 'mixed' (default; float32 partial sums of at most 16 products per lane,
+   * combined in float64, as fast as the hardware allows) or 'float64' (every product accumulated in float64).
+   * Float64 weights always accumulate in float64; the js backend always does.
+   */
+  precision?: Precision;
   /** 'auto' (default), 'cuda', 'cpu' or 'js'. */
   backend?: BackendChoice;
   /** CPU threads; default: the cores this process may use. */
@@ -31,12 +39,13 @@ export interface CommonOptions {
   device?: number;
 }
 
-const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'legacy', 'backend', 'threads', 'device'] as const;
+const COMMON_KEYS = ['iterations', 'eps', 'dtype', 'precision', 'legacy', 'backend', 'threads', 'device'] as const;
 
 export interface Settings {
   iterations: number;
   eps: number;
   dtype: DType;
+  precision: Precision;
   legacy: boolean;
   threads: number;
   backend: ResolvedBackend;
@@ -73,6 +82,7 @@ function checkSettings(name: string, options: Record<string, unknown>, elements:
     iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
     eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),
     dtype: checkDtype(`${name}.dtype`, options.dtype),
+    precision: checkPrecision(`${name}.precision`, options.precision),
     legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
     threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
     backend: resolveBackend(`${name}.backend`, options.backend, `${name}.device`, options.device, elements),

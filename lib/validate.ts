@@ -129,6 +129,20 @@ export function checkDtype(name: string, value: unknown): DType {
   return value;
 }
 
+/**
+ * How float32 products are summed: 'mixed' (float32 partial sums of at most 16 products per lane, combined in
+ * float64) or 'float64' (every product accumulated in float64).
+ */
+export type Precision = 'mixed' | 'float64';
+
+export function checkPrecision(name: string, value: unknown): Precision {
+  if (value === undefined) return 'mixed';
+  if (value !== 'mixed' && value !== 'float64') {
+    throw new RangeError(`${name} must be 'mixed' or 'float64', got ${describe(value)}`);
+  }
+  return value;
+}
+
 export function checkSeed(name: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number') throw new TypeError(`${name} must be an integer, got ${describe(value)}`);

@@ -250,6 +250,14 @@ PowerJob PowerJob::FromJs(const Napi::Object& job, std::vector<Napi::Object>* ar
     throw_range_error(env, "job.threads must be an integer from 1 to 1024");
   }
   p.options_.threads = static_cast<unsigned>(threads);
+  const std::string precision = job.Get("precision").ToString().Utf8Value();
+  if (precision == "mixed") {
+    p.options_.precision = Precision::kMixed;
+  } else if (precision == "float64") {
+    p.options_.precision = Precision::kFloat64;
+  } else {
+    throw_range_error(env, "job.precision must be 'mixed' or 'float64', got '" + precision + "'");
+  }
 
   p.sigma_ = result_array<double>(env, job, "sigma", napi_float64_array, p.count_, arrays);
   p.status_ = result_array<int32_t>(env, job, "status", napi_int32_array, p.count_, arrays);

@@ -7,6 +7,12 @@
 
 namespace sn {
 
+// How products of W and a vector are summed (PowerJob.precision in binding.d.ts). Float64 weights always use kFloat64.
+enum class Precision : int32_t {
+  kMixed = 0,    // float32 weights: float32 partial sums of at most 16 products per lane, combined in float64
+  kFloat64 = 1,  // every product accumulated in float64
+};
+
 struct PowerOptions {
   // Fixed mode (tolerance < 0): exactly `iterations` power iterations with PyTorch's x / max(‖x‖, eps); 0 is eval
   // mode, σ = u·(W v) with u, v as they are. Converge mode (tolerance ≥ 0): at most `iterations`, stopping when σ
@@ -16,6 +22,7 @@ struct PowerOptions {
   double eps = 1e-12;
   bool legacy = false;  // torch.nn.utils.spectral_norm's order: v first, then u
   unsigned threads = 1;  // the CPU backend's thread budget; the CUDA backend ignores it
+  Precision precision = Precision::kMixed;
 };
 
 struct LayerResult {

@@ -64,6 +64,7 @@ const cases: BadCase[] = [
   { name: 'eps negative', error: RangeError, message: /^options\.eps must be a finite number >= 0, got -1/, call: (c) => new SpectralNormalizer(SHAPE, { eps: -1, backend: c.backend }) },
   { name: 'eps NaN', error: RangeError, message: /^options\.eps .* got NaN/, call: (c) => new SpectralNormalizer(SHAPE, { eps: NaN, backend: c.backend }) },
   { name: 'eps Infinity', error: RangeError, message: /^options\.eps/, call: (c) => new SpectralNormalizer(SHAPE, { eps: Infinity, backend: c.backend }) },
+  { name: 'precision unknown', error: RangeError, message: /^options\.precision must be 'mixed' or 'float64', got string float32/, call: (c) => new SpectralNormalizer(SHAPE, { precision: 'float32' as never, backend: c.backend }) },
   { name: 'dtype unknown', error: TypeError, message: /^options\.dtype must be 'float32' or 'float64'/, call: (c) => new SpectralNormalizer(SHAPE, { dtype: 'float16' as never, backend: c.backend }) },
   { name: 'backend unknown', error: RangeError, message: /^options\.backend must be 'auto', 'cuda', 'cpu' or 'js', got string gpu/, call: () => new SpectralNormalizer(SHAPE, { backend: 'gpu' as never }) },
   // Only where no GPU is usable (test/cuda/cuda-backend.test.ts covers the rest).
@@ -112,6 +113,7 @@ const cases: BadCase[] = [
   { name: 'batch: a layer dim out of range', error: RangeError, message: /^layers\[0\]\.dim must be an integer in \[-2, 1\]/, call: (c) => new SpectralNormBatch([{ shape: [2, 2], dim: 5 }], { backend: c.backend }) },
   { name: 'batch: a layer u of the wrong length', error: RangeError, message: /^layers\[0\]\.u must have 2 elements/, call: (c) => new SpectralNormBatch([{ shape: [2, 3], u: [1] }], { backend: c.backend }) },
   { name: 'batch: a misspelt layer key', error: TypeError, message: /^layers\[0\]\.dims is not a known option/, call: (c) => new SpectralNormBatch([{ shape: [2, 3], dims: 1 } as never], { backend: c.backend }) },
+  { name: 'batch: precision invalid', error: RangeError, message: /^options\.precision must be 'mixed' or 'float64'/, call: (c) => new SpectralNormBatch(LAYERS, { precision: 64 as never, backend: c.backend }) },
   { name: 'batch: iterations invalid', error: RangeError, message: /^options\.iterations/, call: (c) => new SpectralNormBatch(LAYERS, { iterations: -2, backend: c.backend }) },
   { name: 'batch: fewer weights than layers', error: RangeError, message: /^weights has 1 entries but the batch has 2 layers/, call: (c) => c.batch.step([c.weights[0]]) },
   { name: 'batch: more weights than layers', error: RangeError, message: /^weights has 3 entries but the batch has 2 layers/, call: (c) => c.batch.step([...c.weights, c.weights[0]]) },
@@ -140,6 +142,8 @@ const cases: BadCase[] = [
   { name: 'batch: u(index) out of range', error: RangeError, message: /^index must be an integer from 0 to 1, got 2/, call: (c) => c.batch.u(2) },
 
   // One-shot functions and exactSpectralNorm
+  { name: 'spectralNorm: precision invalid', error: RangeError, message: /^options\.precision must be 'mixed' or 'float64', got string half/, call: (c) => spectralNorm(c.weight, SHAPE, { precision: 'half' as never, backend: c.backend }) },
+  { name: 'spectralNormalize: precision invalid', error: RangeError, message: /^options\.precision must be 'mixed' or 'float64'/, call: (c) => spectralNormalize(c.weight, SHAPE, { precision: null as never, backend: c.backend }) },
   { name: 'spectralNorm: tolerance negative', error: RangeError, message: /^options\.tolerance must be a finite number >= 0/, call: (c) => spectralNorm(c.weight, SHAPE, { tolerance: -1, backend: c.backend }) },
   { name: 'spectralNorm: tolerance NaN', error: RangeError, message: /^options\.tolerance/, call: (c) => spectralNorm(c.weight, SHAPE, { tolerance: NaN, backend: c.backend }) },
   { name: 'spectralNorm: maxIterations 0', error: RangeError, message: /^options\.maxIterations must be an integer from 1/, call: (c) => spectralNorm(c.weight, SHAPE, { maxIterations: 0, backend: c.backend }) },

@@ -87,11 +87,12 @@ describe('determinism and state', () => {
       it('state() survives JSON and fromState continues bit for bit', () => {
         for (const dtype of ['float32', 'float64'] as const) {
           const shape = [6, 4, 3];
-          const sn = new SpectralNormalizer(shape, { dtype, dim: 2, iterations: 2, eps: 1e-9, legacy: true, backend });
+          const sn = new SpectralNormalizer(shape, { dtype, dim: 2, iterations: 2, eps: 1e-9, legacy: true, precision: 'float64', backend });
           const w = randomArray(dtype, 72);
           sn.step(w.slice());
           const restored = SpectralNormalizer.fromState(JSON.parse(JSON.stringify(sn.state())), { backend });
           assert.deepEqual(restored.state(), sn.state());
+          assert.equal(restored.state().precision, 'float64');
           const a = w.slice();
           const b = w.slice();
           assert.equal(restored.step(a), sn.step(b));
@@ -108,6 +109,16 @@ describe('determinism and state', () => {
           assertSameBytes(again.step(one), batch.step(two), 'σ');
           one.forEach((x, i) => assertSameBytes(x, two[i], `weights[${i}]`));
         }
+      });
+
+      it("a state saved before the precision option existed restores with the default, 'mixed'", () => {
+        const state = new SpectralNormalizer([5, 3], { backend, seed: 2, precision: 'float64' }).state();
+        delete state.precision;
+        assert.equal(SpectralNormalizer.fromState(state, { backend }).state().precision, 'mixed');
+        const batchState = new SpectralNormBatch([{ shape: [5, 3] }], { backend, seed: 2 }).state();
+        assert.equal(batchState.precision, 'mixed');
+        delete batchState.precision;
+        assert.equal(SpectralNormBatch.fromState(batchState, { backend }).state().precision, 'mixed');
       });
 
       it('u and v getters are copies: writing to them does not change the state', () => {

@@ -100,6 +100,7 @@ describe('cuda backend', () => {
           iterations: 2,
           tolerance: -1,
           eps: 1e-12,
+          precision: 'mixed' as const,
           legacy: false,
           threads: 1,
           sigma: new Float64Array(1),
@@ -115,7 +116,7 @@ describe('cuda backend', () => {
 
     it('job.device is checked like every other field', () => {
       const job = {
-        dtype: 'float32', device: -1, layers: [], iterations: 1, tolerance: -1, eps: 0, legacy: false, threads: 1,
+        dtype: 'float32', device: -1, layers: [], iterations: 1, tolerance: -1, eps: 0, precision: 'mixed', legacy: false, threads: 1,
         sigma: new Float64Array(0), status: new Int32Array(0), iterationsRun: new Int32Array(0), converged: new Uint8Array(0),
       };
       assert.throws(() => addon!.run(job as never), (e: Error) => e instanceof RangeError && /job\.device/.test(e.message));

@@ -1,24 +1,10 @@
 // autoBackend(): what backend 'auto' would pick for a job, without running it, by the same rule every constructor,
 // one-shot call and coalesced batch uses (lib/backends.ts resolveBackend, on the cost model of lib/cost-model.ts).
-import { type BackendName, checkBackendOption, defaultThreads, resolveBackend } from './backends';
-import type { LayerSpec } from './batch';
+import { type BackendName, resolveBackend } from './backends';
+import { LAYER_KEYS, type LayerSpec } from './batch';
 import { matrixGeometry } from './layout';
-import { stepJob } from './options';
-import {
-  type DType,
-  type Precision,
-  MAX_ITERATIONS,
-  MAX_THREADS,
-  checkBoolean,
-  checkDim,
-  checkDtype,
-  checkInteger,
-  checkKnownKeys,
-  checkObject,
-  checkPrecision,
-  checkShape,
-  describe,
-} from './validate';
+import { checkConstructorOptions, stepJob } from './options';
+import { type DType, type Precision, checkBoolean, checkDim, checkKnownKeys, checkObject, checkShape, describe } from './validate';
 
 export interface AutoBackendOptions {
   /** Default 'float32'. */
@@ -38,7 +24,6 @@ export interface AutoBackendOptions {
 }
 
 const OPTION_KEYS = ['dtype', 'iterations', 'precision', 'legacy', 'threads', 'device', 'onDevice'];
-const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
 
 /**
  * The backend `backend: 'auto'` picks for a training step on these layers (described as for SpectralNormBatch) with
@@ -47,17 +32,11 @@ const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
 export function autoBackend(layers: readonly LayerSpec[], options: AutoBackendOptions = {}): BackendName {
   const opts = checkObject('options', options);
   checkKnownKeys('options', opts, OPTION_KEYS);
-  const settings = {
-    dtype: checkDtype('options.dtype', opts.dtype),
-    iterations: checkInteger('options.iterations', opts.iterations, 1, MAX_ITERATIONS, 1),
-    precision: checkPrecision('options.precision', opts.precision),
-    legacy: checkBoolean('options.legacy', opts.legacy, false),
-    threads: checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads()),
-  };
-  const onDevice = checkBoolean('options.onDevice', opts.onDevice, false);
-  const option = checkBackendOption('backend', 'auto', 'options.device', opts.device);
-  if (onDevice && option.cuda === null) {
-    throw new RangeError(`options.onDevice is true, but the cuda backend is unavailable: ${option.cudaReason}`);
+  const { onDevice: onDeviceOption, ...common } = opts;
+  const { settings } = checkConstructorOptions('options', common, []);
+  const onDevice = checkBoolean('options.onDevice', onDeviceOption, false);
+  if (onDevice && settings.backend.cuda === null) {
+    throw new RangeError(`options.onDevice is true, but the cuda backend is unavailable: ${settings.backend.cudaReason}`);
   }
   if (!Array.isArray(layers) || layers.length === 0) {
     throw new TypeError(`layers must be a non-empty array of { shape, dim? }, got ${describe(layers)}`);
@@ -70,5 +49,5 @@ export function autoBackend(layers: readonly LayerSpec[], options: AutoBackendOp
     const shape = checkShape(`${at}.shape`, layer.shape);
     return matrixGeometry(shape, checkDim(`${at}.dim`, layer.dim, shape.length), settings.legacy);
   });
-  return resolveBackend(option, { ...stepJob(settings, geometries), onDevice }).name;
+  return resolveBackend(settings.backend, { ...stepJob(settings, geometries), onDevice }).name;
 }

@@ -52,7 +52,7 @@ export interface SpectralNormBatchState {
   layers: { shape: number[]; dim: number; name?: string; u: number[]; v: number[] }[];
 }
 
-const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
+export const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
 
 /** How constructor errors name the arguments: fromState names them after the state object. */
 interface Naming {

@@ -120,40 +120,30 @@ function job(on: Operand, layers: number, iterations: number, out: boolean, thre
   return buildJob(states, weights, outs, { dtype: 'float32', iterations, tolerance: -1, eps: 1e-12, precision, legacy: false, threads });
 }
 
-/** A calibration job, and whether to time it cold: after the CPU backend's idle workers have gone to sleep. */
-interface Timed {
-  job: PowerJob;
-  cold?: boolean;
-}
-
 /** Idle workers poll this long before they sleep (native/cpu/thread_pool.cpp kSpin is 100 µs), with a margin. */
 const WORKERS_ASLEEP_NS = 300_000n;
 
 /**
  * Each job's fastest run over `rounds` rounds, the jobs timed in turn so that a shared machine's drifts hit them
- * alike (the constants come from differences between them). Timing noise only ever adds, hence the minimum; but a
- * cold job's median, since its cost is the wait and a worker that happened to be awake would hide it.
+ * alike (the constants come from differences between them). Timing noise only ever adds, hence the minimum.
  */
-function fastestSeconds(run: (job: PowerJob) => unknown, jobs: readonly Timed[], rounds: number): number[] {
-  const times: number[][] = jobs.map(() => []);
-  let last = process.hrtime.bigint();
+function fastestSeconds(run: (job: PowerJob) => unknown, jobs: readonly PowerJob[], rounds: number): number[] {
+  const fastest = jobs.map(() => Infinity);
   for (let r = 0; r < rounds; r++) {
-    jobs.forEach(({ job: j, cold }, i) => {
-      if (cold) while (process.hrtime.bigint() - last < WORKERS_ASLEEP_NS);
+    jobs.forEach((j, i) => {
       const start = process.hrtime.bigint();
       run(j);
-      last = process.hrtime.bigint();
-      times[i].push(Number(last - start) / 1e9);
+      fastest[i] = Math.min(fastest[i], Number(process.hrtime.bigint() - start) / 1e9);
     });
   }
-  return times.map((t, i) => (jobs[i].cold ? t.sort((a, b) => a - b)[t.length >> 1] : Math.min(...t)));
+  return fastest;
 }
 
 /**
  * fastestSeconds, repeated until two blocks agree within 15% on every job (at most `maxBlocks`): V8 compiles the
  * JS backend's loops on a background thread, some time after they get hot, and the times drop when it is done.
  */
-function settledSeconds(run: (job: PowerJob) => unknown, jobs: readonly Timed[], rounds: number, maxBlocks: number): number[] {
+function settledSeconds(run: (job: PowerJob) => unknown, jobs: readonly PowerJob[], rounds: number, maxBlocks: number): number[] {
   let previous = fastestSeconds(run, jobs, rounds);
   for (let block = 1; block < maxBlocks; block++) {
     const current = fastestSeconds(run, jobs, rounds);
@@ -161,6 +151,23 @@ function settledSeconds(run: (job: PowerJob) => unknown, jobs: readonly Timed[],
     previous = current;
   }
   return previous;
+}
+
+/**
+ * The median of `samples` runs of a job, each after the CPU backend's idle workers have gone to sleep: its cost
+ * includes waking them, which the fastest run would hide (a worker that happened to be awake).
+ */
+function coldSeconds(run: (job: PowerJob) => unknown, job: PowerJob, samples: number): number {
+  const times: number[] = [];
+  let last = process.hrtime.bigint();
+  for (let s = 0; s < samples; s++) {
+    while (process.hrtime.bigint() - last < WORKERS_ASLEEP_NS);
+    const start = process.hrtime.bigint();
+    run(job);
+    last = process.hrtime.bigint();
+    times.push(Number(last - start) / 1e9);
+  }
+  return times.sort((a, b) => a - b)[samples >> 1];
 }
 
 /** A difference of two times, as the time of the extra work: at least 1% of the larger, lest noise make it ≤ 0. */
@@ -172,28 +179,29 @@ type NativeConstants = Pick<HostCostConstants, 'cpuCallSeconds' | 'cpuLayerSecon
 
 /**
  * The native backend: calls of one tiny layer and of eight on one thread, eight again on every thread with the
- * workers asleep, then one thread's sweep rates (mixed and float64) and division rate from jobs differing only in
+ * workers asleep, and one thread's sweep rates (mixed and float64) and division rate from jobs differing only in
  * iterations or out on a 128×512 float32 layer: 256 KiB, in cache, and one thread's worth (CPU_ELEMENTS_PER_THREAD).
  */
 export function measureNative(addon: Backend, threads: number): NativeConstants {
   const tiny = operand(2, 2);
   const layer = operand(128, 512);
   const n = layer.weight.length;
-  const [call, eight, eightWoken, k1, k5, k1f64, k5f64, k1NoOut] = settledSeconds((j) => addon.run(j), [
-    { job: job(tiny, 1, 1, true, 1, 'mixed') },
-    { job: job(tiny, 8, 1, true, 1, 'mixed') },
-    { job: job(tiny, 8, 1, true, threads, 'mixed'), cold: true },
-    { job: job(layer, 1, 1, true, 1, 'mixed') },
-    { job: job(layer, 1, 5, true, 1, 'mixed') },
-    { job: job(layer, 1, 1, true, 1, 'float64') },
-    { job: job(layer, 1, 5, true, 1, 'float64') },
-    { job: job(layer, 1, 1, false, 1, 'mixed') },
-  ], 5, 6);
+  const run = (j: PowerJob) => addon.run(j);
+  const [call, eight, k1, k5, k1f64, k5f64, k1NoOut] = settledSeconds(run, [
+    job(tiny, 1, 1, true, 1, 'mixed'),
+    job(tiny, 8, 1, true, 1, 'mixed'),
+    job(layer, 1, 1, true, 1, 'mixed'),
+    job(layer, 1, 5, true, 1, 'mixed'),
+    job(layer, 1, 1, true, 1, 'float64'),
+    job(layer, 1, 5, true, 1, 'float64'),
+    job(layer, 1, 1, false, 1, 'mixed'),
+  ], 5, 4);
+  // With one thread there is nothing to wake: no such cost.
+  const eightWoken = threads > 1 ? coldSeconds(run, job(tiny, 8, 1, true, threads, 'mixed'), 5) : eight;
   return {
     cpuCallSeconds: call,
     cpuLayerSeconds: extra(eight, call) / 7,
-    // With one thread there is nothing to wake: no such cost.
-    cpuWakeSeconds: threads > 1 ? extra(eightWoken, eight) : 1e-9,
+    cpuWakeSeconds: extra(eightWoken, eight),
     cpuSweepElementsPerSecond: (4 * n) / extra(k5, k1),
     cpuSweepFloat64ElementsPerSecond: (4 * n) / extra(k5f64, k1f64),
     cpuDivideElementsPerSecond: n / extra(k1, k1NoOut),
@@ -208,12 +216,12 @@ export function measureJs(): JsConstants {
   const layer = operand(32, 32);
   const n = layer.weight.length;
   const [call, eight, k1, k5, k1NoOut] = settledSeconds((j) => jsBackend.run(j), [
-    { job: job(tiny, 1, 1, true, 1, 'mixed') },
-    { job: job(tiny, 8, 1, true, 1, 'mixed') },
-    { job: job(layer, 1, 1, true, 1, 'mixed') },
-    { job: job(layer, 1, 5, true, 1, 'mixed') },
-    { job: job(layer, 1, 1, false, 1, 'mixed') },
-  ], 20, 12);
+    job(tiny, 1, 1, true, 1, 'mixed'),
+    job(tiny, 8, 1, true, 1, 'mixed'),
+    job(layer, 1, 1, true, 1, 'mixed'),
+    job(layer, 1, 5, true, 1, 'mixed'),
+    job(layer, 1, 1, false, 1, 'mixed'),
+  ], 10, 10);
   return {
     jsCallSeconds: call,
     jsLayerSeconds: extra(eight, call) / 7,
@@ -256,7 +264,7 @@ function elapsedMs(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-/** The host's constants: the native and JS backends' (interleaved as two phases), and the OS's cache size. */
+/** The host's constants: the native and JS backends', and the OS's cache size. */
 export function measureHostConstants(addon: NativeAddon, threads: number): Measured<HostCostConstants> {
   const start = process.hrtime.bigint();
   const cache = systemCacheBytes();
@@ -285,9 +293,9 @@ export function measureCudaConstants(addon: NativeAddon, device: number): Measur
   const large = operand(1024, 2048);
   const bytes = large.weight.byteLength;
   const [call, eight, big] = settledSeconds((j) => addon.run({ ...j, device }), [
-    { job: job(tiny, 1, 1, true, 1, 'mixed') },
-    { job: job(tiny, 8, 1, true, 1, 'mixed') },
-    { job: job(large, 1, 1, true, 1, 'mixed') },
+    job(tiny, 1, 1, true, 1, 'mixed'),
+    job(tiny, 8, 1, true, 1, 'mixed'),
+    job(large, 1, 1, true, 1, 'mixed'),
   ], 3, 3);
   // The 8 MiB job's time less the call and its kernels (a sweep reads W, the division reads and writes it) is its
   // two transfers.

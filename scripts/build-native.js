@@ -2,10 +2,10 @@
 // The install step. Installed as a dependency, the package uses the prebuilt addon it ships for this platform
 // (prebuilds/linux-x64, made by `npm pack`) when that loads here; otherwise, or when asked
 // (`npm rebuild spectral-norm --build-from-source`, or SPECTRAL_NORM_BUILD_FROM_SOURCE=1), it builds the addon from
-// source with cmake-js, in a temporary folder so that only the .node file stays in node_modules. In this repository's
-// own checkout it always builds from source, into build/. It never fails the install: without a prebuilt that fits
-// and without cmake or a C++ compiler, it prints one warning and the library runs on its pure-JS backend (which then
-// warns again at run time, where npm does not hide it).
+// source with cmake-js, in a temporary folder, so that only the .node file stays in node_modules, in place of the
+// prebuilt. In this repository's own checkout it always builds from source, into build/. It never fails the install:
+// without a prebuilt that fits and without cmake or a C++ compiler, it prints one warning and the library runs on its
+// pure-JS backend (which then warns again at run time, where npm does not hide it).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -100,6 +100,8 @@ function main() {
     fs.mkdirSync(path.dirname(release), { recursive: true });
     fs.copyFileSync(path.join(outDir, 'Release', ADDON), release);
     fs.rmSync(path.join(root, 'build', 'native-build.log'), { force: true });
+    // The build replaces the prebuilt (the loader would try it first anyway), as prebuild-install's builds do.
+    fs.rmSync(path.join(root, 'prebuilds'), { recursive: true, force: true });
     console.log(`spectral-norm: built the native addon from source (${path.relative(root, release)})`);
   } finally {
     fs.rmSync(outDir, { recursive: true, force: true });

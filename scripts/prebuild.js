@@ -72,10 +72,14 @@ if (cuda === 'ON' && !info.cuda.compiled) fail('the prebuilt was built with SN_C
 const needed = neededVersions(target);
 for (const [library, max] of Object.entries(MAX_VERSIONS)) {
   if (needed[library] && compare(needed[library], max) > 0) {
-    fail(`${path.relative(root, target)} needs ${library}_${needed[library]}, newer than the ${library}_${max} docs/development.md promises`);
+    fail(
+      `${path.relative(root, target)} needs ${library}_${needed[library]}, newer than the ${library}_${max} docs/development.md promises`,
+    );
   }
 }
-const needs = Object.entries(needed).map(([library, version]) => `${library}_${version}`).join(', ');
+const needs = Object.entries(needed)
+  .map(([library, version]) => `${library}_${version}`)
+  .join(', ');
 console.log(
   `prebuild: ${path.relative(root, target)}: ${fs.statSync(target).size} bytes; CPU (${info.cpu.simd} here) and ` +
     `${info.cuda.compiled ? `CUDA (runtime ${info.cuda.runtimeVersion})` : 'no CUDA'}; needs ${needs}; Node-API 8`,

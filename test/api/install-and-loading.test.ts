@@ -86,7 +86,10 @@ describe('install and loading', () => {
       assert.equal(result.status, 0, result.stderr);
       const lines = result.stderr.trim().split('\n');
       assert.equal(lines.length, 1, `expected one warning line, got:\n${result.stderr}`);
-      assert.match(lines[0], /^spectral-norm: WARNING: the native addon was not built \(cmake was not found on PATH\); the library will run on its pure-JS backend/);
+      assert.match(
+        lines[0],
+        /^spectral-norm: WARNING: the native addon was not built \(cmake was not found on PATH\); the library will run on its pure-JS backend/,
+      );
       assert.equal(result.stdout, '');
       assert.deepEqual(fs.readdirSync(buildDir), [], 'nothing half-built is left behind');
     } finally {
@@ -115,7 +118,10 @@ describe('install and loading', () => {
     assert.equal(report.backend, 'js');
     assert.ok(report.sigma > 0);
     assert.match(report.reason, /SPECTRAL_NORM_DISABLE_NATIVE/);
-    assert.match(report.cpuError, /^RangeError: options\.backend 'cpu' is unavailable: the native addon did not load \(SPECTRAL_NORM_DISABLE_NATIVE is set\)/);
+    assert.match(
+      report.cpuError,
+      /^RangeError: options\.backend 'cpu' is unavailable: the native addon did not load \(SPECTRAL_NORM_DISABLE_NATIVE is set\)/,
+    );
   });
 
   it('an explicit SPECTRAL_NORM_BINDING that does not load is reported with its path, not replaced by another build', () => {
@@ -152,7 +158,7 @@ describe('install and loading', () => {
     assert.ok(warning.message.endsWith(report.reason), 'backendInfo().cpu.reason says the same as the warning');
   });
 
-  it('no warning when JS was asked for, by backend: \'js\' or SPECTRAL_NORM_DISABLE_NATIVE', () => {
+  it("no warning when JS was asked for, by backend: 'js' or SPECTRAL_NORM_DISABLE_NATIVE", () => {
     const script = `
       const warnings = [];
       process.on('warning', (w) => warnings.push(w.code));

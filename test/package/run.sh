@@ -2,7 +2,7 @@
 # `npm run test:package`: the package as a new user gets it. Packs the tarball (npm pack builds the prebuilt addon),
 # checks what it holds, installs it in a temporary consumer project with no compiler and no cmake on PATH, then runs
 # the consumer's smoke tests (native CPU backend from the prebuilt, ESM, the CLI, the shipped example, the JS fallback
-# and its one warning) and type-checks the consumer with `tsc --strict` on TypeScript 5.0, 5.9 and 7, without
+# and its one warning), rebuilds from source on request, and type-checks the consumer with `tsc --strict` on TypeScript 5.0, 5.9 and 7, without
 # @types/node and without skipLibCheck. `test/package/run.sh path/to/spectral-norm-x.y.z.tgz` skips the pack.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -69,6 +69,22 @@ step "the shipped example and the CLI ran and wrote nothing into the package"
 mv "$installed/prebuilds" "$work/prebuilds"
 node fallback.cjs
 mv "$work/prebuilds" "$installed/prebuilds"
+
+# --- A build from source when asked, with the machine's compilers -----------------------------------------------------
+# CPU only (npm_config_cmake_SN_CUDA reaches cmake-js as -DSN_CUDA=OFF) to keep it short; it must leave the addon alone
+# in node_modules, in place of the prebuilt.
+step "npm rebuild spectral-norm --build-from-source"
+npm_config_cmake_SN_CUDA=OFF npm rebuild spectral-norm --build-from-source --foreground-scripts > "$work/rebuild.log" 2>&1 ||
+  { cat "$work/rebuild.log"; fail "npm rebuild failed"; }
+grep -q 'spectral-norm: built the native addon from source (build/Release/spectral_norm.node)' "$work/rebuild.log" ||
+  { cat "$work/rebuild.log"; fail "the rebuild did not build from source"; }
+[[ "$(cd "$installed" && find build prebuilds -type f 2>/dev/null)" == "build/Release/spectral_norm.node" ]] ||
+  fail "after the build from source the package holds: $(cd "$installed" && find build prebuilds 2>/dev/null | tr '\n' ' ')"
+node -e "const i = require('spectral-norm').backendInfo(); if (!i.cpu.available || !i.cpu.path.endsWith('build/Release/spectral_norm.node')) { console.error(i.cpu); process.exit(1); }" ||
+  fail "the addon built from source does not load"
+size=$(du -sb "$installed" | cut -f1)
+((size <= MAX_INSTALLED_BYTES)) || fail "after the build from source node_modules/spectral-norm is $size bytes"
+step "built from source: node_modules/spectral-norm $size bytes, the addon alone in build/"
 
 # --- Type-check as a consumer ---------------------------------------------------------------------------------------
 # The repository's own TypeScript, plus the oldest 5.x and TypeScript 7 (the native compiler), installed apart from

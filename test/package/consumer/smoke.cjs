@@ -10,11 +10,14 @@ process.on('warning', (warning) => warnings.push(`${warning.code}: ${warning.mes
 const sn = require('spectral-norm');
 const info = sn.backendInfo();
 assert.equal(info.cpu.available, true, `the native CPU backend did not load: ${info.cpu.reason}`);
-assert.equal(info.cpu.path, path.join(path.dirname(require.resolve('spectral-norm/package.json')), 'prebuilds', 'linux-x64', 'spectral_norm.node'));
+assert.equal(
+  info.cpu.path,
+  path.join(path.dirname(require.resolve('spectral-norm/package.json')), 'prebuilds', 'linux-x64', 'spectral_norm.node'),
+);
 assert.equal(info.cuda.compiled, true, 'the prebuilt addon has no CUDA backend');
 
 let seed = 7;
-const next = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5);
+const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5;
 const weight = Float32Array.from({ length: 96 * 75 }, next);
 const exact = sn.exactSpectralNorm(weight, [96, 75]);
 const r = sn.spectralNorm(weight, [96, 75], { backend: 'cpu', tolerance: 1e-7, maxIterations: 1000 });
@@ -32,5 +35,7 @@ assert.throws(() => require('spectral-norm/dist/lib/backends'), { code: 'ERR_PAC
 
 process.nextTick(() => {
   assert.deepEqual(warnings, []);
-  console.log(`smoke.cjs: cpu (${info.cpu.simd}) σ ${r.sigma.toFixed(6)} = exact ${exact.toFixed(6)}; cuda compiled, ${info.cuda.reason ?? 'usable'}`);
+  console.log(
+    `smoke.cjs: cpu (${info.cpu.simd}) σ ${r.sigma.toFixed(6)} = exact ${exact.toFixed(6)}; cuda compiled, ${info.cuda.reason ?? 'usable'}`,
+  );
 });

@@ -15,6 +15,8 @@ const root = path.resolve(__dirname, '..');
 const ADDON = 'spectral_norm.node';
 // The newest symbol versions the prebuilt may need: glibc 2.34 (pthread and dl symbols moved into libc there) and
 // the libstdc++ of GCC 12 (std::condition_variable::wait), as a Debian 12 build gives. docs/development.md lists them.
+// (Linking libstdc++ and libgcc statically would drop the GLIBCXX need but raise the glibc one to 2.36: the static
+// libstdc++ calls arc4random, the static unwinder _dl_find_object.)
 const MAX_VERSIONS = { GLIBC: '2.34', GLIBCXX: '3.4.30', CXXABI: '1.3.13' };
 
 function fail(message) {
@@ -49,13 +51,19 @@ const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 console.log(`prebuild: building the addon (SN_CUDA=${cuda}) in ${path.relative(root, outDir)}/`);
 fs.mkdirSync(outDir, { recursive: true });
 const log = path.join(outDir, 'prebuild.log');
-const result = spawnSync(process.execPath, [cmakeJs, 'build', '--out', outDir, `--CDSN_CUDA=${cuda}`], {
-  cwd: root,
-  encoding: 'utf8',
-  maxBuffer: 64 * 1024 * 1024,
-});
-fs.writeFileSync(log, `${result.stdout ?? ''}\n${result.stderr ?? ''}`);
-if (result.status !== 0) fail(`the build failed (status ${result.status}); its output is in ${path.relative(root, log)}`);
+fs.writeFileSync(log, '');
+// Configured every time (`cmake-js build` alone keeps an existing configuration and its options); ninja then
+// rebuilds only what the options changed.
+for (const command of ['configure', 'build']) {
+  const options = command === 'configure' ? [`--CDSN_CUDA=${cuda}`] : [];
+  const result = spawnSync(process.execPath, [cmakeJs, command, '--out', outDir, ...options], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  fs.appendFileSync(log, `${result.stdout ?? ''}\n${result.stderr ?? ''}`);
+  if (result.status !== 0) fail(`cmake-js ${command} failed (status ${result.status}); its output is in ${path.relative(root, log)}`);
+}
 
 const target = path.join(root, 'prebuilds', 'linux-x64', ADDON);
 fs.rmSync(path.dirname(target), { recursive: true, force: true });

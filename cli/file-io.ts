@@ -124,13 +124,19 @@ export async function sameFile(a: string, b: string): Promise<boolean> {
   }
 }
 
-/** Every temporary file of every StagedOutput not yet committed or aborted, for removal on a signal. */
+/** Every temporary file (and created folder) of every StagedOutput not yet committed or aborted, for a signal. */
 const liveTemporaries = new Set<string>();
+const liveFolders = new Set<string>();
 
-/** Removes the temporary files now, synchronously: the last thing a process does when a signal ends it. */
+/**
+ * Removes the temporary files now, synchronously, and the folders created for them if they are left empty: the
+ * last thing a process does when a signal ends it.
+ */
 export function removeTemporaryFiles(): void {
   for (const temp of liveTemporaries) fsSync.rmSync(temp, { force: true });
   liveTemporaries.clear();
+  for (const top of [...liveFolders].reverse()) removeEmptyFolders(top);
+  liveFolders.clear();
 }
 
 /** One output file being written, under a temporary name; its errors name the final path, never the temporary. */
@@ -215,7 +221,10 @@ export class StagedOutput {
     const folder = path.dirname(final);
     try {
       const created = await fs.mkdir(folder, { recursive: true });
-      if (created !== undefined) this.createdFolders.push(created);
+      if (created !== undefined) {
+        this.createdFolders.push(created);
+        liveFolders.add(created);
+      }
     } catch (error) {
       throw new ModelFileError(final, `cannot create its folder: ${describeFsError(error)}`);
     }
@@ -270,6 +279,7 @@ export class StagedOutput {
       liveTemporaries.delete(entry.temp);
     }
     this.staged.length = 0;
+    for (const folder of this.createdFolders) liveFolders.delete(folder);
     this.createdFolders.length = 0;
   }
 
@@ -281,24 +291,29 @@ export class StagedOutput {
     }
     this.staged.length = 0;
     // Folders this output created, deepest first, only if still empty.
-    for (const folder of this.createdFolders.reverse()) await removeEmptyFolders(folder);
+    for (const folder of this.createdFolders.reverse()) {
+      removeEmptyFolders(folder);
+      liveFolders.delete(folder);
+    }
     this.createdFolders.length = 0;
   }
 }
 
-/** Removes `top` and the folders under it if they hold nothing else (mkdir -p created the chain from `top` down). */
-async function removeEmptyFolders(top: string): Promise<void> {
-  const walk = async (folder: string): Promise<boolean> => {
-    let entries: fsSync.Dirent[];
-    try {
-      entries = await fs.readdir(folder, { withFileTypes: true });
-    } catch {
-      return false;
-    }
-    let empty = true;
-    for (const e of entries) empty = e.isDirectory() && (await walk(path.join(folder, e.name))) && empty;
-    if (empty) await fs.rmdir(folder).catch(() => undefined);
-    return empty;
-  };
-  await walk(top);
+/** Removes `top` and the folders under it if they hold nothing else (folders that mkdir -p created for outputs). */
+function removeEmptyFolders(top: string): boolean {
+  let entries: fsSync.Dirent[];
+  try {
+    entries = fsSync.readdirSync(top, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  let empty = true;
+  for (const e of entries) empty = e.isDirectory() && removeEmptyFolders(path.join(top, e.name)) && empty;
+  if (!empty) return false;
+  try {
+    fsSync.rmdirSync(top);
+    return true;
+  } catch {
+    return false;
+  }
 }

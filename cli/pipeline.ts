@@ -11,7 +11,8 @@ export type TensorWork<T> = (selected: Selected, values: FloatArray, device: num
 
 export class TensorPipeline<T> {
   private readonly readAhead: ReadAhead;
-  private readonly started: Promise<T>[] = [];
+  /** Each started job's result until taken (then dropped: a normalized copy must not outlive its write). */
+  private readonly started: (Promise<T> | undefined)[] = [];
   private readonly free: (number | undefined)[];
   private taken = 0;
   private readonly concurrency: number;
@@ -57,8 +58,10 @@ export class TensorPipeline<T> {
   async next(): Promise<{ selected: Selected; result: T }> {
     this.fill();
     const selected = this.order[this.taken];
-    const result = await this.started[this.taken];
+    const job = this.started[this.taken]!;
+    this.started[this.taken] = undefined;
     this.taken++;
+    const result = await job;
     this.fill();
     return { selected, result };
   }

@@ -26,7 +26,8 @@ export function valueBytes(tensor: ModelTensor): number {
 }
 
 export class ReadAhead {
-  private readonly results: Promise<FloatArray>[] = [];
+  /** Each tensor's values while read ahead; dropped once taken, so the consumer alone decides how long they live. */
+  private readonly results: (Promise<FloatArray> | undefined)[] = [];
   /** Values bytes charged so far, per tensor index. */
   private readonly charged: number[];
   /** The index the consumer took last: tensors after it are ahead. */
@@ -67,7 +68,7 @@ export class ReadAhead {
       let settle!: { resolve: (v: FloatArray) => void; reject: (e: unknown) => void };
       this.results.push(new Promise<FloatArray>((resolve, reject) => (settle = { resolve, reject })));
       // Never let an unawaited failure (after close) become an unhandled rejection.
-      this.results[i].catch(() => undefined);
+      this.results[i]!.catch(() => undefined);
       this.wake();
       const tensor = this.order[i];
       const ratio = valueBytes(tensor) / Math.max(1, tensor.byteLength);
@@ -102,7 +103,9 @@ export class ReadAhead {
     this.charged[i] = 0;
     this.wake();
     await this.until(() => this.results.length > i);
-    return { tensor: this.order[i], values: await this.results[i] };
+    const values = this.results[i]!;
+    this.results[i] = undefined;
+    return { tensor: this.order[i], values: await values };
   }
 
   /** Stops reading (after an error elsewhere); pending reads end at their next chunk. */

@@ -27,6 +27,23 @@ export function encodeValues(storage: FloatStorage, values: FloatArray): Uint8Ar
   }
 }
 
+/** Elements encoded at a time by writeValues: half precision needs a buffer, and this bounds it at 8 MiB. */
+const ENCODE_ELEMENTS = 4 << 20;
+
+/**
+ * Writes values as stored bytes through `emit(bytes, byteOffset)`, in pieces: float32 and float64 are written as
+ * they are, half precision is encoded a piece at a time, so no second copy of the tensor is ever held.
+ */
+export async function writeValues(storage: FloatStorage, values: FloatArray, emit: (bytes: Uint8Array, byteOffset: number) => Promise<void>): Promise<void> {
+  if (storage === 'float32' || storage === 'float64') {
+    await emit(encodeValues(storage, values), 0);
+    return;
+  }
+  for (let at = 0; at < values.length; at += ENCODE_ELEMENTS) {
+    await emit(encodeValues(storage, values.subarray(at, at + ENCODE_ELEMENTS)), 2 * at);
+  }
+}
+
 /** Checks that a transform's replacement has the type and length `read` gave; anything else is a bug here. */
 export function checkReplacement(name: string, storage: FloatStorage, values: FloatArray, count: number): void {
   const expected = storage === 'float64' ? Float64Array : Float32Array;

@@ -15,7 +15,7 @@ import { ModelFileError } from '../errors';
 import { type ByteRange, type OutputFile, StagedOutput, describeFsError, readValues, sameFile } from '../file-io';
 import type { ModelFile, ModelTensor, ReadGate, RewriteResult, Transform } from '../model';
 import { elementCount } from '../model';
-import { CODECS, type FloatStorage, checkReplacement, encodeValues } from './codecs';
+import { CODECS, type FloatStorage, checkReplacement, encodeValues, writeValues } from './codecs';
 import { decodeBfloat16, decodeFloat16 } from './half';
 import { insideFolder } from './safetensors-index';
 import { type Field, WireFile, encodeVarint } from './wire';
@@ -335,7 +335,7 @@ export async function openOnnx(file: string): Promise<ModelFile> {
         for (const t of inFile) {
           const values = await take(t);
           const e = (t.storage as { external: ExternalData }).external;
-          if (values !== null) await out.writeAt(encodeValues(STORAGE[t.dataType], values), e.offset);
+          if (values !== null) await writeValues(STORAGE[t.dataType], values, (bytes, at) => out.writeAt(bytes, e.offset + at));
         }
         files.push(externalOut(external));
       }
@@ -432,7 +432,7 @@ async function writeModel(
       await out.copyFrom(wire.handle, position, raw.start - position, file);
       const values = await take(t);
       if (values === null) await out.copyFrom(wire.handle, raw.start, raw.end - raw.start, file, t.name);
-      else await out.write(encodeValues(STORAGE[t.dataType], values));
+      else await writeValues(STORAGE[t.dataType], values, (bytes) => out.write(bytes));
       position = raw.end;
     }
   }

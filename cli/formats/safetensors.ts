@@ -9,7 +9,7 @@ import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
 import { StagedOutput, openForReading, readExactly, readValues, sameFile } from '../file-io';
 import { type ModelFile, type ModelTensor, type ReadGate, type RewriteResult, type Transform, elementCount } from '../model';
-import { CODECS, type FloatStorage, checkReplacement, encodeValues } from './codecs';
+import { CODECS, type FloatStorage, checkReplacement, writeValues } from './codecs';
 
 /** Bits per element of every dtype the format defines. */
 const DTYPE_BITS: Record<string, number> = {
@@ -192,7 +192,7 @@ export async function writeShard(staged: StagedOutput, output: string, shard: Sa
     } else {
       const storage = STORAGE[t.dtype];
       checkReplacement(t.name, storage, values, elementCount(t.shape));
-      await out.write(encodeValues(storage, values));
+      await writeValues(storage, values, (bytes) => out.write(bytes));
     }
   }
 }

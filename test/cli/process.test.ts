@@ -1,7 +1,7 @@
 // The spectral-norm command as a child process: help, exit codes, --json on a clean stdout, one-line errors; and a
 // real TF.js model shipped in an npm package (@vladmandic/face-api's tiny face detector, uint8-quantized).
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -152,6 +152,41 @@ describe('CLI: the command', () => {
     assert.equal(empty.status, 2);
     assert.equal(empty.stdout, '');
   });
+
+  it('-o creates the folders it needs, and an output error names the output, never the temporary file', async () => {
+    const file = writeSafetensors(folder, 'o.safetensors', [tensorOf('w', 'F32', [5, 4])]);
+    const output = path.join(folder, 'new', 'deeper', 'out.safetensors');
+    const r = run('normalize', file, '-o', output);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(path.dirname(output)), ['out.safetensors']);
+    // A folder that cannot be created (a file stands in the way): one line naming the output, exit 1.
+    const blocked = path.join(file, 'sub', 'out.safetensors');
+    const e = run('normalize', file, '-o', blocked);
+    assert.equal(e.status, 1);
+    assert.equal(e.stderr, `spectral-norm: ${blocked}: cannot create its folder: ENOTDIR: not a directory\n`);
+    assert.doesNotMatch(e.stderr, /\.tmp/);
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    it(`${signal} during normalize removes the temporary output and ends the process by that signal`, async function () {
+      this.timeout(120000);
+      // Slow on purpose: many tensors on the pure-JS backend, each to the iteration limit.
+      const tensors = Array.from({ length: 60 }, (_, i) => tensorOf(`layer${i}.weight`, 'F32', [128, 128]));
+      const file = writeSafetensors(folder, `slow-${signal}.safetensors`, tensors);
+      const outFolder = path.join(folder, `out-${signal}`);
+      const child = spawn(process.execPath, [CLI, 'normalize', file, '-o', path.join(outFolder, 'out.safetensors'), '--backend', 'js', '--tolerance', '0', '--max-iterations', '5000']);
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+      const temporary = () => (fs.existsSync(outFolder) ? fs.readdirSync(outFolder).filter((n) => n.endsWith('.tmp')) : []);
+      while (temporary().length === 0) {
+        assert.equal(child.exitCode, null, 'the command ended before its temporary file appeared');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      child.kill(signal);
+      const end = await exited;
+      assert.deepEqual(end, { code: null, signal }, 'dies of the same signal: the shell sees 128 + its number');
+      assert.ok(!fs.existsSync(outFolder), 'no temporary file, no output, and not the folder created for it');
+    });
+  }
 
   it('the package bin points at the compiled CLI, which starts with a shebang', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));

@@ -85,7 +85,7 @@ describe('CLI: the command', () => {
     assert.match(lines[0], /σ by exactSpectralNorm/);
     assert.match(lines[2], /^tensor\s+shape\s+dtype\s+dim\s+σ\s+iters\s+ms$/);
     assert.match(lines[3], /^w1\s+\[9, 4\]\s+F32\s+0\s+[\d.]+\s+-\s+[\d.]+$/);
-    assert.match(lines.at(-2)!, /^2 tensors reported, 0 not selected; [\d.]+ MB read; σ time [\d.]+ ms, total [\d.]+ ms \(\d+ MB\/s\)$/);
+    assert.match(lines.at(-2)!, /^2 tensors reported, 0 not selected; [\d.]+ kB read; σ time [\d.]+ ms, total [\d.]+ ms \(\d+ MB\/s\)$/);
     assert.match(lines.at(-1)!, /^product of σ: a Lipschitz upper bound for a plain feed-forward chain of these layers with 1-Lipschitz activations, and nothing more: [\d.e+-]+$/);
   });
 

@@ -61,9 +61,9 @@ export class TensorPipeline<T> {
     const job = this.started[this.taken]!;
     this.started[this.taken] = undefined;
     this.taken++;
-    const result = await job;
-    this.fill();
-    return { selected, result };
+    // The next computation starts when the consumer asks for it, not now: normalize holds this result until it is
+    // written, and two W/σ alive at once would break the memory bound (reading ahead continues meanwhile).
+    return { selected, result: await job };
   }
 
   /** Stops reading ahead, after an error. */

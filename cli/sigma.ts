@@ -74,8 +74,11 @@ export async function sigmaOf(
   }
 }
 
-/** σ, and W/σ into a new array of the same type (the library divides; a zero matrix comes back unchanged). */
-export async function normalizedCopy(
+/**
+ * σ, and W/σ in place: `values` is the command's own decoded copy, so dividing it in place keeps one array per tensor
+ * (the library leaves the weights as they were on any error, and a zero matrix comes back unchanged).
+ */
+export async function normalizeValues(
   file: string,
   name: string,
   values: FloatArray,
@@ -84,12 +87,11 @@ export async function normalizedCopy(
   options: Omit<ComputeOptions, 'exact'>,
   device?: number,
 ): Promise<{ result: SigmaResult & { iterations: number }; out: FloatArray }> {
-  const out = values instanceof Float64Array ? new Float64Array(values.length) : new Float32Array(values.length);
   const start = performance.now();
   try {
-    const r = await spectralNormalizeAsync(values, shape, { ...iterationOptions(dim, options, device), out });
+    const r = await spectralNormalizeAsync(values, shape, iterationOptions(dim, options, device));
     const result = { sigma: r.sigma, iterations: r.iterations, converged: r.converged, backend: r.backend, ms: performance.now() - start };
-    return { result, out };
+    return { result, out: values };
   } catch (error) {
     if (isNonFiniteError(error)) {
       const { nonFinite } = nonFiniteOf(values, 0);

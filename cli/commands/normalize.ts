@@ -12,7 +12,7 @@ import { openModel } from '../open-model';
 import { TensorPipeline } from '../pipeline';
 import { progressBar } from '../progress';
 import { type Selected, type SelectionOptions, selectTensors } from '../selection';
-import { type ComputeOptions, type SigmaResult, normalizedCopy } from '../sigma';
+import { type ComputeOptions, type SigmaResult, normalizeValues } from '../sigma';
 import { type Column, formatMs, formatRows, formatShape, formatSigma } from '../table';
 
 export interface NormalizeOptions extends SelectionOptions, Omit<ComputeOptions, 'exact'> {
@@ -84,7 +84,7 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
     const pipeline = new TensorPipeline<Computed>(
       model,
       order,
-      async (s, values, device) => ({ ...(await normalizedCopy(model.path, s.tensor.name, values, s.tensor.shape, s.dim, options, device)), device }),
+      async (s, values, device) => ({ ...(await normalizeValues(model.path, s.tensor.name, values, s.tensor.shape, s.dim, options, device)), device }),
       slots,
       progress,
     );

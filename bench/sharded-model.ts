@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { encodeFloat16 } from '../cli/formats/half';
+import { encodeSafetensorsHeader } from '../cli/formats/safetensors';
 import { mulberry32 } from '../lib/seeded-random';
 
 const POOL = 256;
@@ -82,15 +83,10 @@ export function writeShardedModel(folder: string, gigabytes: number, seed = 2026
       offset += bytes;
       weightMap[layer.name] = name;
     }
-    let json = JSON.stringify(header);
-    json += ' '.repeat((8 - ((8 + json.length) % 8)) % 8);
     const file = path.join(folder, name);
     const fd = fs.openSync(file, 'w');
     try {
-      const length = Buffer.alloc(8);
-      length.writeBigUInt64LE(BigInt(json.length));
-      fs.writeSync(fd, length);
-      fs.writeSync(fd, json);
+      fs.writeSync(fd, encodeSafetensorsHeader(header));
       for (const layer of group) {
         const key = `${layer.rows}x${layer.columns}`;
         if (!pools.has(key)) pools.set(key, rowPool(layer.columns, layer.rows, random));

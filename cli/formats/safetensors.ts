@@ -235,6 +235,16 @@ export interface NewTensor {
   data: Uint8Array;
 }
 
+/** A safetensors file's first bytes: the header's length, then its JSON padded with spaces to a multiple of 8 bytes. */
+export function encodeSafetensorsHeader(header: Record<string, unknown>): Uint8Array {
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const bytes = new Uint8Array(8 + Buffer.byteLength(json));
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(bytes.length - 8), true);
+  Buffer.from(bytes.buffer).write(json, 8, 'utf8');
+  return bytes;
+}
+
 /**
  * Writes a new safetensors file (examples and tests): tensors in the order given, the header padded with spaces to
  * a multiple of 8 bytes as the reference implementation does.
@@ -247,13 +257,10 @@ export function encodeSafetensorsFile(tensors: readonly NewTensor[], metadata?: 
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const jsonBytes = Buffer.from(json, 'utf8');
-  const file = new Uint8Array(8 + jsonBytes.length + offset);
-  new DataView(file.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
-  file.set(jsonBytes, 8);
-  let position = 8 + jsonBytes.length;
+  const head = encodeSafetensorsHeader(header);
+  const file = new Uint8Array(head.length + offset);
+  file.set(head);
+  let position = head.length;
   for (const t of tensors) {
     file.set(t.data, position);
     position += t.data.byteLength;

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { CHUNK_BYTES } from '../../cli/file-io';
+import { encodeSafetensorsHeader } from '../../cli/formats/safetensors';
 import type { ModelFile, ModelTensor, ReadGate } from '../../cli/model';
 import { READ_AHEAD_BYTES, ReadAhead } from '../../cli/read-ahead';
 import { temporaryFolder } from '../support/cli-fixtures';
@@ -89,15 +90,11 @@ function sparseSafetensors(file: string, tensors: { dtype: 'F32' | 'F16'; shape:
     starts.push(offset);
     offset += bytes;
   });
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + json.length) % 8)) % 8);
+  const head = encodeSafetensorsHeader(header);
   const fd = fs.openSync(file, 'w');
   try {
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(json.length));
-    fs.writeSync(fd, length);
-    fs.writeSync(fd, json);
-    const dataStart = 8 + json.length;
+    fs.writeSync(fd, head);
+    const dataStart = head.length;
     fs.ftruncateSync(fd, dataStart + offset);
     tensors.forEach((t, i) => fs.writeSync(fd, t.dtype === 'F32' ? Buffer.from(Float32Array.of(1).buffer) : Buffer.from([0x00, 0x3c]), 0, t.dtype === 'F32' ? 4 : 2, dataStart + starts[i]));
   } finally {

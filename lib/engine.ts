@@ -98,21 +98,22 @@ export type Core<R> = Generator<Job, R, boolean>;
 
 /** Runs a job; false when some layer was non-finite (and nothing was modified). */
 export function execute(backend: ResolvedBackend, job: Job): boolean {
-  return forDevice(job) ? deviceRunner(backend).run(job) : backend.impl.run(job);
+  return isDeviceJob(job) ? deviceRunner(backend).run(job) : backend.impl.run(job);
 }
 
 export function executeAsync(backend: ResolvedBackend, job: Job): Promise<boolean> {
-  return forDevice(job) ? deviceRunner(backend).runAsync(job) : backend.impl.runAsync(job);
+  return isDeviceJob(job) ? deviceRunner(backend).runAsync(job) : backend.impl.runAsync(job);
 }
 
-function forDevice(job: Job): job is DevicePowerJob {
+export function isDeviceJob(job: Job): job is DevicePowerJob {
   return job.device !== undefined;
 }
 
-/** A job for a CUDA device goes to the addon as it is; only the cuda backend makes such jobs. */
+/** A job for a CUDA device goes to the addon as it is: on the cuda backend, or the one 'auto' keeps for device jobs. */
 function deviceRunner(backend: ResolvedBackend): NativeAddon {
-  if (backend.name !== 'cuda') throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
-  return backend.native;
+  const cuda = backend.name === 'cuda' ? backend : backend.cuda;
+  if (cuda === null) throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
+  return cuda.native;
 }
 
 /** Runs a core to its end now, each job with backend.run. */

@@ -10,6 +10,7 @@ import {
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
+  resolveSettings,
 } from './options';
 import { type DType, type Precision, checkTargets } from './validate';
 
@@ -56,10 +57,10 @@ export class SpectralNormalizer {
 
   constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
     const names = naming ?? { shape: 'shape', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v'], [shape]);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v']);
     const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
     const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
-    this.set = new LayerSet('SpectralNormalizer', [layer], settings);
+    this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry]));
   }
 
   get shape(): readonly number[] {
@@ -140,7 +141,7 @@ export class SpectralNormalizer {
   private *warmupCore(weight: unknown, iterations: unknown): Core<number> {
     const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', 'none');
     const job = this.set.hostJob(targets, checkWarmupIterations(iterations));
-    return this.set.finishHost(job, yield job)[0];
+    return this.set.finishStep(job, yield job)[0];
   }
 
   private *stepCore(weight: unknown, options: unknown): Core<number> {
@@ -148,6 +149,6 @@ export class SpectralNormalizer {
     const mode = out === undefined ? ('in-place' as const) : { outs: [out], names: () => 'options.out' };
     const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', mode);
     const job = this.set.hostJob(targets, this.set.stepIterations(update));
-    return this.set.finishHost(job, yield job)[0];
+    return this.set.finishStep(job, yield job)[0];
   }
 }

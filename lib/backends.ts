@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 
-import type { Backend, CudaDevice, CudaInfo, NativeAddon, NativeInfo } from '../binding';
+import type { Backend, CudaDevice, CudaInfo, NativeAddon, NativeInfo, PackedPowerJob, PowerJob } from '../binding';
 import { jsBackend } from './js-backend';
 import { describe } from './validate';
 
@@ -43,6 +43,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 interface NativeLoad {
   binding: NativeAddon | null;
+  /** The cpu backend over it. */
+  cpu: Backend | null;
   info: NativeInfo | null;
   path: string | null;
   errors: string[];
@@ -58,7 +60,7 @@ let nativeLoad: NativeLoad | undefined;
 function loadNative(): NativeLoad {
   if (nativeLoad) return nativeLoad;
   if (process.env.SPECTRAL_NORM_DISABLE_NATIVE) {
-    nativeLoad = { binding: null, info: null, path: null, errors: ['SPECTRAL_NORM_DISABLE_NATIVE is set'] };
+    nativeLoad = { binding: null, cpu: null, info: null, path: null, errors: ['SPECTRAL_NORM_DISABLE_NATIVE is set'] };
     return nativeLoad;
   }
   const override = process.env.SPECTRAL_NORM_BINDING;
@@ -71,14 +73,14 @@ function loadNative(): NativeLoad {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const binding = require(candidate) as NativeAddon;
       const info = binding.backendInfo();
-      nativeLoad = { binding, info, path: candidate, errors };
+      nativeLoad = { binding, cpu: cpuBackend(binding), info, path: candidate, errors };
       return nativeLoad;
     } catch (error) {
       const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
       errors.push(`${candidate}: ${message}`);
     }
   }
-  nativeLoad = { binding: null, info: null, path: null, errors };
+  nativeLoad = { binding: null, cpu: null, info: null, path: null, errors };
   return nativeLoad;
 }
 
@@ -92,6 +94,68 @@ function cudaReason(native: NativeLoad, cuda: CudaInfo | null): string | null {
   if (!cuda) return `the native addon did not load (${native.errors.join('; ')})`;
   if (!cuda.compiled || cuda.devices.length === 0 || cuda.reason) return cuda.reason || 'no CUDA device was found';
   return null;
+}
+
+/**
+ * A host job as the addon's packed entry points take it (binding.d.ts PackedPowerJob): reading a PowerJob's two dozen
+ * properties through Node-API cost more than the math of a small layer, and grew with every layer of a batch. The
+ * header and the list are this module's own, reused from call to call: the addon reads them before it returns (an
+ * async call too), and JS cannot call in again meanwhile. `release` empties the list afterwards, so that it keeps no
+ * caller's array alive.
+ */
+let packedHeader = new Float64Array(64);
+const packedArrays: PackedPowerJob['arrays'] = [];
+
+export function packJob(job: PowerJob): PackedPowerJob {
+  const n = job.layers.length;
+  if (packedHeader.length < 8 + 4 * n) packedHeader = new Float64Array(2 * (8 + 4 * n));
+  const header = packedHeader;
+  header[0] = job.dtype === 'float64' ? 1 : 0;
+  header[1] = job.iterations;
+  header[2] = job.tolerance;
+  header[3] = job.eps;
+  header[4] = job.legacy ? 1 : 0;
+  header[5] = job.threads;
+  header[6] = job.precision === 'float64' ? 1 : 0;
+  header[7] = n;
+  const arrays = packedArrays;
+  arrays.length = 4 + 4 * n;
+  arrays[0] = job.sigma;
+  arrays[1] = job.status;
+  arrays[2] = job.iterationsRun;
+  arrays[3] = job.converged;
+  for (let i = 0; i < n; i++) {
+    const layer = job.layers[i];
+    const h = 8 + 4 * i;
+    header[h] = layer.outer;
+    header[h + 1] = layer.rows;
+    header[h + 2] = layer.inner;
+    header[h + 3] = layer.vectorNorm ? 1 : 0;
+    const a = 4 + 4 * i;
+    arrays[a] = layer.weight;
+    arrays[a + 1] = layer.out;
+    arrays[a + 2] = layer.u;
+    arrays[a + 3] = layer.v;
+  }
+  return { header, arrays };
+}
+
+/** Runs a call on the packed job and then empties the shared list, whatever the call did. */
+function withPacked<R>(job: PowerJob, call: (packed: PackedPowerJob) => R): R {
+  try {
+    return call(packJob(job));
+  } finally {
+    packedArrays.length = 0;
+  }
+}
+
+/** The cpu backend: the addon's packed entry points. */
+function cpuBackend(binding: NativeAddon): Backend {
+  return {
+    backendInfo: () => binding.backendInfo(),
+    run: (job) => withPacked(job, (packed) => binding.runPacked(packed)),
+    runAsync: (job) => withPacked(job, (packed) => binding.runPackedAsync(packed)),
+  };
 }
 
 /** The cuda backend: the addon's own run and runAsync, with the job sent to one device. */
@@ -200,7 +264,7 @@ export function resolveBackend(
   }
   if (native.binding) {
     if (choice === 'auto' && elements !== undefined && elements <= AUTO_JS_MAX_ELEMENTS) return { name: 'js', impl: jsBackend };
-    return { name: 'cpu', impl: native.binding };
+    return { name: 'cpu', impl: native.cpu! };
   }
   if (choice === 'cpu') {
     throw new RangeError(`${name} 'cpu' is unavailable: the native addon did not load (${native.errors.join('; ')})`);

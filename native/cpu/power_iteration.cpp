@@ -82,7 +82,8 @@ double scaled_float_copy(const float* v, size_t n, float* x32) {
   float largest = 0;
   for (size_t i = 0; i < n; ++i) largest = std::max(largest, std::fabs(v[i]));
   const int e = largest > 0 ? -(std::ilogb(largest) + 3) : 0;
-  for (size_t i = 0; i < n; ++i) x32[i] = std::ldexp(v[i], e);
+  const double scale = std::ldexp(1.0, e);  // a power of two: the product rounds only where it is subnormal, as ldexp
+  for (size_t i = 0; i < n; ++i) x32[i] = static_cast<float>(v[i] * scale);
   return std::ldexp(1.0, -e);
 }
 

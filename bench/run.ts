@@ -182,7 +182,7 @@ async function main(): Promise<void> {
   }
 
   const targets = evaluateTargets(workloads, rows);
-  console.log('\ntargets (issue 3), measured in this run:');
+  console.log('\ntargets (issues 3 and 13), measured in this run:');
   for (const t of targets) console.log(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'} ${t.target}: ${t.measured}`);
 
   const date = new Date().toISOString();
@@ -263,13 +263,14 @@ function evaluateTargets(workloads: Workload[], rows: Row[]): Target[] {
     if (w.group === 'single' && w.elements >= 512 * 4608) check(`${w.name}: ≥ 10× textbook JS`, ratio(w.name, 'textbook JS', PRIMARY), 10, times);
   }
   for (const w of workloads) {
-    const goal = w.iterations === 1 ? 1.4 : 1.8;
+    // Issue 13: 512×4608 sits in cache, where numpy's sgemv is at its best: 1.2× there.
+    const goal = w.name.startsWith('512×4608') ? 1.2 : w.iterations === 1 ? 1.4 : 1.8;
     check(`${w.name}: ≥ ${goal}× numpy`, ratio(w.name, 'numpy', PRIMARY), goal, times);
   }
   for (const w of workloads) check(`${w.name}: ≥ 10× PyTorch CPU`, ratio(w.name, 'torch', PRIMARY), 10, times);
   const many = workloads.find((w) => w.name.startsWith('many-small'));
   if (many) {
-    check(`${many.name}: batch ≥ 1.5× separate normalizers`, ratio(many.name, 'spectral-norm cpu, a normalizer per layer', PRIMARY), 1.5, times);
+    check(`${many.name}: batch ≥ 2× separate normalizers`, ratio(many.name, 'spectral-norm cpu, a normalizer per layer', PRIMARY), 2, times);
   }
   for (const w of workloads) {
     const best = Math.min(...['spectral-norm cpu', 'spectral-norm cpu, 1 thread', 'spectral-norm js'].map((c) => get(w.name, c)?.stats.medianMs ?? Infinity));

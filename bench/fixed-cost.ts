@@ -79,7 +79,10 @@ async function main(): Promise<void> {
   console.log(`one-shot (maxIterations 1): ${oneShotUs.toFixed(1)} µs; normalizer step: ${stepUs.toFixed(1)} µs; numpy step: ${numpyUs?.toFixed(1) ?? 'n/a'} µs`);
   console.log(`fastest sample: one-shot ${bestUs.oneShot.toFixed(1)} µs, step ${bestUs.normalizerStep.toFixed(1)} µs, numpy ${numpyStats ? (numpyStats.minMs * 1e3).toFixed(1) : 'n/a'} µs`);
   for (const t of targets) console.log(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'} ${t.target}: ${t.measured}`);
-  writeRecord(path.join('bench', 'results'), 'fixed-cost', 'bench:fixed-cost', {
+  // A run capped by SN_SIMD gets its own file, named for the path it ran.
+  const name = process.env.SN_SIMD ? `fixed-cost-${backendInfo().cpu.simd}` : 'fixed-cost';
+  writeRecord(path.join('bench', 'results'), name, 'bench:fixed-cost', {
+    simdCap: process.env.SN_SIMD ?? null,
     layer: { shape, bytesMoved },
     threads,
     readAtSizeGBs: readAtSize / 1e9,

@@ -136,11 +136,27 @@ export interface DevicePowerJob extends Omit<PowerJob, 'layers' | 'device'> {
   device: number;
 }
 
+/**
+ * A PowerJob on host arrays, packed for the CPU backend (lib/backends.ts packJob): its numbers in one Float64Array and
+ * its arrays in one list, which the addon reads in a fraction of the Node-API calls a PowerJob's two dozen
+ * properties take (more than a small layer's math). header: dtype (0 float32, 1 float64), iterations, tolerance,
+ * eps, legacy (0 or 1), threads, precision (0 'mixed', 1 'float64'), the layer count n, then outer, rows, inner and
+ * vectorNorm (0 or 1) of each layer (any numbers after those are ignored). arrays: sigma, status, iterationsRun,
+ * converged, then weight, out (or null), u and v of each layer.
+ */
+export interface PackedPowerJob {
+  header: Float64Array;
+  arrays: (FloatArray | Int32Array | Uint8Array | null)[];
+}
+
 /** The native addon: a Backend that can also run jobs on CUDA devices, plus its `internal` object. */
 export interface NativeAddon extends Backend {
   /** A job with `device` set runs on that CUDA device (the cuda backend); its layers may use device slices. */
   run(job: PowerJob | DevicePowerJob): boolean;
   runAsync(job: PowerJob | DevicePowerJob): Promise<boolean>;
+  /** run and runAsync for a host job on the CPU, packed; the same checks, results and errors. */
+  runPacked(job: PackedPowerJob): boolean;
+  runPackedAsync(job: PackedPowerJob): Promise<boolean>;
   /** Allocates `length` elements on a CUDA device; throws an Error (code ERR_SPECTRAL_NORM_CUDA or _OUT_OF_MEMORY). */
   DeviceArray: new (dtype: 'float32' | 'float64', length: number, device: number) => DeviceArray;
   /**

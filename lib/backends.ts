@@ -2,7 +2,7 @@
 // every error, so a backend that cannot load can say why.
 import { availableParallelism } from 'node:os';
 
-import type { Backend, CudaDevice, CudaInfo, NativeAddon } from '../binding';
+import type { Backend, CudaDevice, CudaInfo, NativeAddon, PackedPowerJob, PowerJob } from '../binding';
 import { type CalibrationTarget, type CostModelInfo, costModelInfo, jobConstants } from './cost-calibration';
 import { type CostConstants, type CostedJob, type Predictions, cheapestBackend, predict } from './cost-model';
 import { jsBackend } from './js-backend';
@@ -65,6 +65,77 @@ function cudaBackend(binding: NativeAddon, device: number): Backend {
     run: (job) => binding.run({ ...job, device }),
     runAsync: (job) => binding.runAsync({ ...job, device }),
   };
+}
+
+/**
+ * A host job as the addon's packed entry points take it (binding.d.ts PackedPowerJob): reading a PowerJob's two dozen
+ * properties through Node-API cost more than the math of a small layer, and grew with every layer of a batch. The
+ * header and the list are this module's own, reused from call to call: the addon reads them before it returns (an
+ * async call too), and JS cannot call in again meanwhile. `release` empties the list afterwards, so that it keeps no
+ * caller's array alive.
+ */
+let packedHeader = new Float64Array(64);
+const packedArrays: PackedPowerJob['arrays'] = [];
+
+export function packJob(job: PowerJob): PackedPowerJob {
+  const n = job.layers.length;
+  if (packedHeader.length < 8 + 4 * n) packedHeader = new Float64Array(2 * (8 + 4 * n));
+  const header = packedHeader;
+  header[0] = job.dtype === 'float64' ? 1 : 0;
+  header[1] = job.iterations;
+  header[2] = job.tolerance;
+  header[3] = job.eps;
+  header[4] = job.legacy ? 1 : 0;
+  header[5] = job.threads;
+  header[6] = job.precision === 'float64' ? 1 : 0;
+  header[7] = n;
+  const arrays = packedArrays;
+  arrays.length = 4 + 4 * n;
+  arrays[0] = job.sigma;
+  arrays[1] = job.status;
+  arrays[2] = job.iterationsRun;
+  arrays[3] = job.converged;
+  for (let i = 0; i < n; i++) {
+    const layer = job.layers[i];
+    const h = 8 + 4 * i;
+    header[h] = layer.outer;
+    header[h + 1] = layer.rows;
+    header[h + 2] = layer.inner;
+    header[h + 3] = layer.vectorNorm ? 1 : 0;
+    const a = 4 + 4 * i;
+    arrays[a] = layer.weight;
+    arrays[a + 1] = layer.out;
+    arrays[a + 2] = layer.u;
+    arrays[a + 3] = layer.v;
+  }
+  return { header, arrays };
+}
+
+/** Runs a call on the packed job and then empties the shared list, whatever the call did. */
+function withPacked<R>(job: PowerJob, call: (packed: PackedPowerJob) => R): R {
+  try {
+    return call(packJob(job));
+  } finally {
+    packedArrays.length = 0;
+  }
+}
+
+/** The cpu backend: the addon's packed entry points. */
+function cpuBackend(binding: NativeAddon): Backend {
+  return {
+    backendInfo: () => binding.backendInfo(),
+    run: (job) => withPacked(job, (packed) => binding.runPacked(packed)),
+    runAsync: (job) => withPacked(job, (packed) => binding.runPackedAsync(packed)),
+  };
+}
+
+const cpuBackends = new WeakMap<NativeAddon, Backend>();
+
+/** The cpu backend over the loaded addon, made once. */
+function cpuOf(binding: NativeAddon): Backend {
+  let cpu = cpuBackends.get(binding);
+  if (!cpu) cpuBackends.set(binding, (cpu = cpuBackend(binding)));
+  return cpu;
 }
 
 /** The loaded native addon, for benchmarks; null when it did not load. Not part of the public API. */
@@ -197,7 +268,7 @@ export function resolveBackend(option: BackendOption, job: CostedJob): ResolvedB
   const name = option.choice === 'auto' ? pickAuto(native, option.cuda, job) : option.choice;
   if (name === 'cuda') return option.cuda!;
   const cuda = option.choice === 'auto' ? option.cuda : null;
-  if (name === 'cpu') return { name, impl: native.binding!, cuda };
+  if (name === 'cpu') return { name, impl: cpuOf(native.binding!), cuda };
   if (!native.binding && option.choice !== 'js') warnJsFallback(native);
   return { name, impl: jsBackend, cuda };
 }

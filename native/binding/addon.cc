@@ -20,11 +20,14 @@ Napi::Object JobArgument(const Napi::CallbackInfo& info) {
   return info[0].As<Napi::Object>();
 }
 
+using Unmarshal = PowerJob (*)(const Napi::Object&, std::vector<Napi::Object>*);
+
 // Sync: returns true when every layer was finite (and committed), false when nothing was modified.
+template <Unmarshal FromJs>
 Napi::Value Run(const Napi::CallbackInfo& info) {
   std::vector<Napi::Object> arrays;
   try {
-    PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
+    PowerJob job = FromJs(JobArgument(info), &arrays);
     job.Execute();
     return Napi::Boolean::New(info.Env(), job.all_finite());
   } catch (const Napi::Error&) {
@@ -35,10 +38,11 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
 }
 
 // Async: the same, off the event loop; a promise of the same boolean.
+template <Unmarshal FromJs>
 Napi::Value RunAsync(const Napi::CallbackInfo& info) {
   std::vector<Napi::Object> arrays;
   try {
-    PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
+    PowerJob job = FromJs(JobArgument(info), &arrays);
     auto* worker = new PowerWorker(info.Env(), std::move(job), arrays);
     Napi::Promise promise = worker->Promise();
     worker->Queue();  // the worker deletes itself when done
@@ -54,8 +58,10 @@ Napi::Value RunAsync(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   export_function<BackendInfo>(env, exports, "backendInfo");
-  export_function<Run>(env, exports, "run");
-  export_function<RunAsync>(env, exports, "runAsync");
+  export_function<Run<PowerJob::FromJs>>(env, exports, "run");
+  export_function<RunAsync<PowerJob::FromJs>>(env, exports, "runAsync");
+  export_function<Run<PowerJob::FromPacked>>(env, exports, "runPacked");
+  export_function<RunAsync<PowerJob::FromPacked>>(env, exports, "runPackedAsync");
   exports.Set("DeviceArray", DeviceArray::Define(env));
   Napi::Object internal = Napi::Object::New(env);
   add_testing_hooks(env, internal);

@@ -69,18 +69,11 @@ void parallel_copy(HostCopier& copier, const std::vector<CopyPiece>& pieces) {
   for (const CopyPiece& p : pieces) total += p.bytes;
   if (total == 0) return;
   const unsigned parts = copier.parts();
-  // Part k copies the bytes [k·total/parts, (k+1)·total/parts) of the pieces laid end to end.
   auto body = [&](unsigned part) {
-    const size_t begin = total * part / parts;
-    const size_t end = total * (part + 1) / parts;
-    size_t at = 0;
-    for (const CopyPiece& p : pieces) {
-      const size_t lo = std::max(begin, at);
-      const size_t hi = std::min(end, at + p.bytes);
-      if (lo < hi) std::memcpy(static_cast<char*>(p.target) + (lo - at), static_cast<const char*>(p.source) + (lo - at), hi - lo);
-      at += p.bytes;
-      if (at >= end) break;
-    }
+    for_each_in_share(pieces, total, part, parts, [](const CopyPiece& p) { return p.bytes; },
+                      [](const CopyPiece& p, size_t first, size_t count) {
+                        std::memcpy(static_cast<char*>(p.target) + first, static_cast<const char*>(p.source) + first, count);
+                      });
   };
   if (total < (size_t(1) << 16) || parts == 1) {  // small: not worth waking the helpers
     for (unsigned k = 0; k < parts; ++k) body(k);

@@ -48,4 +48,21 @@ struct CopyPiece {
 // Copies the pieces on the copier's threads, each taking an equal share of the bytes.
 void parallel_copy(HostCopier& copier, const std::vector<CopyPiece>& pieces);
 
+// Share `part` of `parts` equal shares of `total` units over pieces laid end to end (piece p has size(p) units):
+// calls fn(p, first, count) for each piece that overlaps the share, with the overlap as an offset into p and a count.
+template <typename Piece, typename Size, typename Fn>
+void for_each_in_share(const std::vector<Piece>& pieces, size_t total, unsigned part, unsigned parts, Size size, Fn fn) {
+  const size_t begin = total * part / parts;
+  const size_t end = total * (part + 1) / parts;
+  size_t at = 0;
+  for (const Piece& p : pieces) {
+    const size_t n = size(p);
+    const size_t lo = begin > at ? begin : at;
+    const size_t hi = end < at + n ? end : at + n;
+    if (lo < hi) fn(p, lo - at, hi - lo);
+    at += n;
+    if (at >= end) break;
+  }
+}
+
 }  // namespace sn::cuda

@@ -87,26 +87,17 @@ void divide_on_host(HostCopier& copier, const std::vector<HostDivision<T>>& divi
   if (total == 0) return;
   const unsigned parts = copier.parts();
   auto body = [&](unsigned part) {
-    const size_t begin = total * part / parts;
-    const size_t end = total * (part + 1) / parts;
-    size_t at = 0;
-    for (const HostDivision<T>& d : divisions) {
-      const size_t lo = std::max(begin, at);
-      const size_t hi = std::min(end, at + d.n);
-      if (lo < hi) {
-        const T* w = d.weight + (lo - at);
-        T* out = d.out + (lo - at);
-        const size_t n = hi - lo;
-        if (d.copy_only) {
-          if (out != w) std::memmove(out, w, n * sizeof(T));
-        } else {
-          const T sigma = d.sigma;
-          for (size_t i = 0; i < n; ++i) out[i] = w[i] / sigma;  // the same IEEE division the device would do
-        }
-      }
-      at += d.n;
-      if (at >= end) break;
-    }
+    for_each_in_share(divisions, total, part, parts, [](const HostDivision<T>& d) { return d.n; },
+                      [](const HostDivision<T>& d, size_t first, size_t n) {
+                        const T* w = d.weight + first;
+                        T* out = d.out + first;
+                        if (d.copy_only) {
+                          if (out != w) std::memmove(out, w, n * sizeof(T));
+                        } else {
+                          const T sigma = d.sigma;
+                          for (size_t i = 0; i < n; ++i) out[i] = w[i] / sigma;  // the same IEEE division as the device's
+                        }
+                      });
   };
   if (total < (size_t(1) << 15)) {
     for (unsigned k = 0; k < parts; ++k) body(k);

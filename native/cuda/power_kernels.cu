@@ -33,17 +33,8 @@ uint32_t largest_cluster(int device, uint32_t limit) {
   uint32_t c = 1;
   while (c * 2 <= limit) c *= 2;
   for (; c > 1; c /= 2) {
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(c, 1, 1);
-    config.blockDim = dim3(kThreads, 1, 1);
-    config.dynamicSmemBytes = tiled_sweep_shared_bytes(4);
-    cudaLaunchAttribute attribute[1];
-    attribute[0].id = cudaLaunchAttributeClusterDimension;
-    attribute[0].val.clusterDim.x = c;
-    attribute[0].val.clusterDim.y = 1;
-    attribute[0].val.clusterDim.z = 1;
-    config.attrs = attribute;
-    config.numAttrs = 1;
+    cudaLaunchAttribute attribute;
+    const cudaLaunchConfig_t config = cluster_launch_config(c, kThreads, tiled_sweep_shared_bytes(4), c, nullptr, attribute);
     int clusters = 0;
     if (cudaOccupancyMaxActiveClusters(&clusters, sweep_tiled_kernel<float, true, 4, true>, &config) == cudaSuccess &&
         clusters > 0) {

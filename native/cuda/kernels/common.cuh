@@ -18,24 +18,32 @@
 namespace sn::cuda {
 
 #ifndef SN_CUDA_EMULATION
-// cudaLaunchKernelEx with a cluster dimension when `cluster` > 1 (sm_90); a plain launch otherwise.
-template <typename... Params, typename... Args>
-void launch_ex(void (*kernel)(Params...), unsigned blocks, unsigned threads, size_t shared, unsigned cluster,
-               cudaStream_t stream, Args... args) {
+// A 1-D launch configuration with clusters of `cluster` blocks when `cluster` > 1 (sm_90), a plain one otherwise;
+// `attribute` holds the cluster dimension and must outlive the configuration.
+inline cudaLaunchConfig_t cluster_launch_config(unsigned blocks, unsigned threads, size_t shared, unsigned cluster,
+                                                cudaStream_t stream, cudaLaunchAttribute& attribute) {
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(blocks, 1, 1);
   config.blockDim = dim3(threads, 1, 1);
   config.dynamicSmemBytes = shared;
   config.stream = stream;
-  cudaLaunchAttribute attribute[1];
   if (cluster > 1) {
-    attribute[0].id = cudaLaunchAttributeClusterDimension;
-    attribute[0].val.clusterDim.x = cluster;
-    attribute[0].val.clusterDim.y = 1;
-    attribute[0].val.clusterDim.z = 1;
-    config.attrs = attribute;
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = cluster;
+    attribute.val.clusterDim.y = 1;
+    attribute.val.clusterDim.z = 1;
+    config.attrs = &attribute;
     config.numAttrs = 1;
   }
+  return config;
+}
+
+// cudaLaunchKernelEx with a cluster dimension when `cluster` > 1 (sm_90); a plain launch otherwise.
+template <typename... Params, typename... Args>
+void launch_ex(void (*kernel)(Params...), unsigned blocks, unsigned threads, size_t shared, unsigned cluster,
+               cudaStream_t stream, Args... args) {
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_launch_config(blocks, threads, shared, cluster, stream, attribute);
   SN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...));
 }
 #endif

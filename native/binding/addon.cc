@@ -1,11 +1,14 @@
-// The Node-API entry point: the production calls (backendInfo, run, runAsync, DeviceArray) and the `internal`
+// The Node-API entry point: the production calls (backendInfo, run, runAsync, cudaProbe, DeviceArray) and the `internal`
 // object of test hooks and benchmark probes (internal.h). Unmarshal, schedule, map errors; no math here.
 #include <napi.h>
 
+#include <cmath>
 #include <exception>
 #include <vector>
 
+#include "../cuda/cuda_backend.h"
 #include "backend_info.h"
+#include "cuda_users.h"
 #include "device_array.h"
 #include "errors.h"
 #include "internal.h"
@@ -54,6 +57,27 @@ Napi::Value RunAsync(const Napi::CallbackInfo& info) {
   }
 }
 
+// cudaProbe(device): what the 'auto' cost model needs of a GPU, measured now (binding.d.ts, CudaProbe).
+Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const double device = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(device >= 0 && device <= 1023) || std::floor(device) != device) {
+    throw_range_error(env, "device must be an integer from 0 to 1023");
+  }
+  ensure_cuda_user(env);
+  try {
+    const cuda::ProbeResult r = cuda::probe_device(static_cast<int>(device));
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("hostToDeviceBytesPerSecond", r.host_to_device_bytes_per_second);
+    result.Set("deviceToHostBytesPerSecond", r.device_to_host_bytes_per_second);
+    result.Set("launchSeconds", r.launch_seconds);
+    result.Set("deviceCopyBytesPerSecond", r.device_copy_bytes_per_second);
+    return result;
+  } catch (const cuda::BackendError& e) {
+    throw js_error(env, cuda_failure(e));
+  }
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -62,6 +86,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   export_function<RunAsync<PowerJob::FromJs>>(env, exports, "runAsync");
   export_function<Run<PowerJob::FromPacked>>(env, exports, "runPacked");
   export_function<RunAsync<PowerJob::FromPacked>>(env, exports, "runPackedAsync");
+  export_function<CudaProbe>(env, exports, "cudaProbe");
   exports.Set("DeviceArray", DeviceArray::Define(env));
   Napi::Object internal = Napi::Object::New(env);
   add_testing_hooks(env, internal);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "cuda_users.h"
 #include "device_array.h"
 #include "errors.h"
 
@@ -249,6 +250,7 @@ PowerJob PowerJob::FromJs(const Napi::Object& job, std::vector<Napi::Object>* ar
     const double d = number_or_negative(env, device);
     if (!(d >= 0 && d <= 1023) || std::floor(d) != d) throw_range_error(env, "job.device must be an integer from 0 to 1023");
     p.device_ = static_cast<int>(d);
+    ensure_cuda_user(env);
   }
 
   const Napi::Value layers_value = job.Get("layers");

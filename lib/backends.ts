@@ -4,6 +4,8 @@ import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 
 import type { Backend, CudaDevice, CudaInfo, NativeAddon, NativeInfo } from '../binding';
+import { type CalibrationTarget, type CostModelInfo, costModelInfo, jobConstants } from './cost-calibration';
+import { type CostConstants, type CostedJob, type Predictions, cheapestBackend, predict } from './cost-model';
 import { jsBackend } from './js-backend';
 import { describe } from './validate';
 
@@ -13,8 +15,13 @@ export type BackendChoice = BackendName | 'auto';
 export interface BackendInfo {
   /** The backends a call may request in this process. */
   available: BackendName[];
-  /** What `backend: 'auto'` (the default) picks. */
+  /**
+   * What `backend: 'auto'` (the default) picks for a training step of one 1024×1024 float32 layer on host arrays.
+   * It picks per job: `autoBackend(layers, options)` says what it picks for yours.
+   */
   auto: BackendName;
+  /** The constants of the cost model 'auto' decides with, and where they came from. */
+  costModel: CostModelInfo;
   cpu: {
     available: boolean;
     /** The native addon (and with it the CPU backend) was built and loaded. */
@@ -113,15 +120,152 @@ export function defaultThreads(): number {
   return native.info ? native.info.cpu.hardwareThreads : availableParallelism();
 }
 
+/** The cuda backend: jobs go to one device, and it can hold weights in device memory (lib/device.ts). */
+export interface CudaBackend {
+  name: 'cuda';
+  impl: Backend;
+  /** The CUDA device every job goes to. */
+  device: number;
+  /** The addon itself: it allocates device memory and runs jobs on device slices. */
+  native: NativeAddon;
+}
+
+/** The cpu or js backend for host arrays. */
+export interface HostBackend {
+  name: 'cpu' | 'js';
+  impl: Backend;
+  /**
+   * Where jobs on DeviceWeights go: under 'auto', the cuda backend when a device is usable (host arrays went where
+   * they are predicted to finish first); null under a pinned 'cpu' or 'js'.
+   */
+  cuda: CudaBackend | null;
+}
+
+export type ResolvedBackend = HostBackend | CudaBackend;
+
+/** The backend jobs on device memory run on, or null when there is none. */
+export function deviceBackend(backend: ResolvedBackend): CudaBackend | null {
+  return backend.name === 'cuda' ? backend : backend.cuda;
+}
+
+/** A checked backend option; 'auto' is resolved once the job is known. */
+export interface BackendOption {
+  choice: BackendChoice;
+  /** The usable cuda backend of the device asked for (or device 0); null when cuda is unusable or not asked for. */
+  cuda: CudaBackend | null;
+  /** Why no CUDA device is usable, or null when one is. */
+  cudaReason: string | null;
+}
+
+/**
+ * Checks a backend option and its device without resolving 'auto'. Throws a RangeError naming the option when it is
+ * unknown or unavailable. `device` (named `deviceName` in errors) picks the GPU of the cuda backend, and only
+ * applies to it.
+ */
+export function checkBackendOption(name: string, value: unknown, deviceName?: string, device?: unknown): BackendOption {
+  const choice = value === undefined ? 'auto' : value;
+  if (choice !== 'auto' && choice !== 'cpu' && choice !== 'cuda' && choice !== 'js') {
+    throw new RangeError(`${name} must be 'auto', 'cuda', 'cpu' or 'js', got ${describe(choice)}`);
+  }
+  if (device !== undefined && (typeof device !== 'number' || !Number.isInteger(device) || device < 0)) {
+    throw new RangeError(`${deviceName} must be a non-negative integer, got ${describe(device)}`);
+  }
+  if (device !== undefined && choice !== 'cuda' && choice !== 'auto') {
+    throw new RangeError(`${deviceName} applies only to the cuda backend, but ${name} is '${choice}'`);
+  }
+  const native = loadNative();
+  const info = cudaInfo(native);
+  const reason = cudaReason(native, info);
+  let cuda: CudaBackend | null = null;
+  if (choice === 'cuda' || choice === 'auto') {
+    const index = (device as number | undefined) ?? 0;
+    if (reason === null && index >= info!.devices.length) {
+      throw new RangeError(`${deviceName} is ${index}, but there are ${info!.devices.length} CUDA devices`);
+    }
+    if (reason !== null && choice === 'cuda') throw new RangeError(`${name} 'cuda' is unavailable: ${reason}`);
+    if (reason === null) cuda = { name: 'cuda', impl: cudaBackend(native.binding!, index), device: index, native: native.binding! };
+  }
+  if (choice === 'cpu' && !native.binding) {
+    throw new RangeError(`${name} 'cpu' is unavailable: the native addon did not load (${native.errors.join('; ')})`);
+  }
+  return { choice, cuda, cudaReason: reason };
+}
+
+function calibrationTarget(native: NativeLoad): CalibrationTarget {
+  return { addon: native.binding!, addonPath: native.path!, info: native.info!, threads: defaultThreads() };
+}
+
+/** What the cost model measures and caches for, for tests: null without the addon. Not part of the public API. */
+export function nativeCalibrationTarget(): CalibrationTarget | null {
+  const native = loadNative();
+  return native.binding ? calibrationTarget(native) : null;
+}
+
+/** The constants 'auto' decides with, and the backends it weighs: cuda only when its device could be costed. */
+function autoCandidates(native: NativeLoad, cuda: CudaBackend | null): { constants: CostConstants; candidates: BackendName[] } {
+  const { constants, cudaReason } = jobConstants(calibrationTarget(native), cuda === null ? null : cuda.device);
+  return { constants, candidates: cuda === null || cudaReason !== null ? ['cpu', 'js'] : ['cpu', 'js', 'cuda'] };
+}
+
+/**
+ * What 'auto' picks for a job: cuda for one on DeviceWeights; otherwise the available backend the cost model
+ * (lib/cost-model.ts) predicts to finish first.
+ */
+function pickAuto(native: NativeLoad, cuda: CudaBackend | null, job: CostedJob): BackendName {
+  if (job.onDevice) {
+    if (cuda === null) throw new Error('a job on DeviceWeights needs a usable CUDA device');
+    return 'cuda';
+  }
+  if (!native.binding) return 'js';
+  const { constants, candidates } = autoCandidates(native, cuda);
+  return cheapestBackend(job, constants, candidates);
+}
+
+/**
+ * What 'auto' would pick for `job` and the seconds the model predicts on each backend it weighs, for benchmarks
+ * that print the model beside their measurements. Not part of the public API.
+ */
+export function explainAuto(job: CostedJob, device = 0): { pick: BackendName; predicted: Predictions } {
+  const native = loadNative();
+  const option = checkBackendOption('backend', 'auto', 'device', device);
+  const pick = pickAuto(native, option.cuda, job);
+  if (!native.binding) return { pick, predicted: {} };
+  const { constants, candidates } = autoCandidates(native, option.cuda);
+  return { pick, predicted: predict(job, constants, candidates) };
+}
+
+/** The backend a job runs on: the one the option names, or for 'auto' the one the cost model picks for `job`. */
+export function resolveBackend(option: BackendOption, job: CostedJob): ResolvedBackend {
+  const native = loadNative();
+  const name = option.choice === 'auto' ? pickAuto(native, option.cuda, job) : option.choice;
+  if (name === 'cuda') return option.cuda!;
+  const cuda = option.choice === 'auto' ? option.cuda : null;
+  return name === 'cpu' ? { name, impl: native.binding!, cuda } : { name, impl: jsBackend, cuda };
+}
+
+/** The job backendInfo().auto reports the pick for: one 1024×1024 float32 layer, one training step. */
+const REFERENCE_JOB: CostedJob = {
+  layers: [{ elements: 1024 * 1024, vectorNorm: false, divide: true }],
+  dtype: 'float32',
+  precision: 'mixed',
+  iterations: 1,
+  converge: false,
+  legacy: false,
+  threads: 0,
+  onDevice: false,
+};
+
 export function backendInfo(): BackendInfo {
   const native = loadNative();
   const cpuAvailable = native.binding !== null;
   const cuda = cudaInfo(native);
   const cudaUnusable = cudaReason(native, cuda);
   const available: BackendName[] = [...(cudaUnusable === null ? ['cuda' as const] : []), ...(cpuAvailable ? ['cpu' as const] : []), 'js'];
+  const option = checkBackendOption('backend', 'auto');
   return {
     available,
-    auto: available[0],
+    auto: resolveBackend(option, { ...REFERENCE_JOB, threads: defaultThreads() }).name,
+    costModel: cpuAvailable ? costModelInfo(calibrationTarget(native), cudaUnusable === null) : noCostModel(),
     cpu: {
       available: cpuAvailable,
       compiled: native.info?.cpu.compiled ?? false,
@@ -142,68 +286,7 @@ export function backendInfo(): BackendInfo {
   };
 }
 
-export type ResolvedBackend =
-  | { name: 'cpu' | 'js'; impl: Backend }
-  | {
-      name: 'cuda';
-      impl: Backend;
-      /** The CUDA device every job goes to. */
-      device: number;
-      /** The addon itself: it allocates device memory and runs jobs on device slices (lib/device.ts). */
-      native: NativeAddon;
-    };
-
-/** The cuda backend: the one that can hold weights in device memory. */
-export type CudaBackend = Extract<ResolvedBackend, { name: 'cuda' }>;
-
-/**
- * 'auto' gives a job of at most this many weight elements (all layers together) to the pure-JS backend: there the
- * native call's fixed cost, about 3 µs of argument unmarshalling, is more than the work. Measured side by side on the
- * development machine (2026-11-26): 8×8 took 1.2–3.6 µs in JS and 3.2–3.9 µs native, 16×16 about the same in both,
- * and from 32×32 on native wins (3.5 against 7.4 µs; 4.4 against 19 µs at 64×64).
- */
-export const AUTO_JS_MAX_ELEMENTS = 256;
-
-/**
- * The backend a call runs on. Throws a RangeError naming the option when it is unknown or unavailable. `device`
- * (named `deviceName` in errors) picks the GPU of the cuda backend, and only applies to it. `elements`, the job's
- * weight elements when known, lets 'auto' pick by size class.
- */
-export function resolveBackend(
-  name: string,
-  value: unknown,
-  deviceName?: string,
-  device?: unknown,
-  elements?: number,
-): ResolvedBackend {
-  const choice = value === undefined ? 'auto' : value;
-  if (choice !== 'auto' && choice !== 'cpu' && choice !== 'cuda' && choice !== 'js') {
-    throw new RangeError(`${name} must be 'auto', 'cuda', 'cpu' or 'js', got ${describe(choice)}`);
-  }
-  if (device !== undefined && (typeof device !== 'number' || !Number.isInteger(device) || device < 0)) {
-    throw new RangeError(`${deviceName} must be a non-negative integer, got ${describe(device)}`);
-  }
-  if (device !== undefined && choice !== 'cuda' && choice !== 'auto') {
-    throw new RangeError(`${deviceName} applies only to the cuda backend, but ${name} is '${choice}'`);
-  }
-  const native = loadNative();
-  if (choice === 'js') return { name: 'js', impl: jsBackend };
-  if (choice === 'cuda' || choice === 'auto') {
-    const cuda = cudaInfo(native);
-    const reason = cudaReason(native, cuda);
-    const index = (device as number | undefined) ?? 0;
-    if (reason === null && index >= cuda!.devices.length) {
-      throw new RangeError(`${deviceName} is ${index}, but there are ${cuda!.devices.length} CUDA devices`);
-    }
-    if (reason === null) return { name: 'cuda', impl: cudaBackend(native.binding!, index), device: index, native: native.binding! };
-    if (choice === 'cuda') throw new RangeError(`${name} 'cuda' is unavailable: ${reason}`);
-  }
-  if (native.binding) {
-    if (choice === 'auto' && elements !== undefined && elements <= AUTO_JS_MAX_ELEMENTS) return { name: 'js', impl: jsBackend };
-    return { name: 'cpu', impl: native.binding };
-  }
-  if (choice === 'cpu') {
-    throw new RangeError(`${name} 'cpu' is unavailable: the native addon did not load (${native.errors.join('; ')})`);
-  }
-  return { name: 'js', impl: jsBackend };
+/** Without the addon there is nothing to choose between: js runs every job, and nothing is measured. */
+function noCostModel(): CostModelInfo {
+  return { constants: {}, sources: {}, cacheFile: null, cacheError: null, measureMs: 0, cudaReason: null };
 }

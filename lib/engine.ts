@@ -109,10 +109,11 @@ export function isDeviceJob(job: Job): job is DevicePowerJob {
   return job.device !== undefined;
 }
 
-/** A job for a CUDA device goes to the addon as it is; only the cuda backend makes such jobs. */
+/** A job for a CUDA device goes to the addon as it is: on the cuda backend, or the one 'auto' keeps for device jobs. */
 function deviceRunner(backend: ResolvedBackend): NativeAddon {
-  if (backend.name !== 'cuda') throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
-  return backend.native;
+  const cuda = backend.name === 'cuda' ? backend : backend.cuda;
+  if (cuda === null) throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
+  return cuda.native;
 }
 
 /** Runs a core to its end now, each job with backend.run. */

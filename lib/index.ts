@@ -3,6 +3,9 @@
 export type { FloatArray, CudaDevice } from '../binding';
 export { ErrorCode } from './codes';
 export { backendInfo, type BackendInfo, type BackendName, type BackendChoice } from './backends';
+export { autoBackend, type AutoBackendOptions } from './auto-backend';
+export type { CostModelInfo, CostSource } from './cost-calibration';
+export type { CostConstants, HostCostConstants, CudaCostConstants } from './cost-model';
 export { SpectralNormalizer, type SpectralNormalizerOptions, type SpectralNormalizerState, type StepOptions } from './normalizer';
 export {
   SpectralNormBatch,

@@ -10,6 +10,7 @@ import {
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
+  resolveSettings,
 } from './options';
 import { type DType, type Precision, checkTargets } from './validate';
 
@@ -56,10 +57,10 @@ export class SpectralNormalizer {
 
   constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
     const names = naming ?? { shape: 'shape', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v'], [shape]);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v']);
     const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
     const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
-    this.set = new LayerSet('SpectralNormalizer', [layer], settings);
+    this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry]));
   }
 
   get shape(): readonly number[] {

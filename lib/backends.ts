@@ -1,12 +1,12 @@
-// Which backends this process can use, and which one a call gets. The loader tries its candidates in order and
-// keeps every error, so a backend that cannot load can say why.
+// Which backends this process can use, and which one a call gets. lib/native-loader.ts loads the addon and keeps
+// every error, so a backend that cannot load can say why.
 import { availableParallelism } from 'node:os';
-import * as path from 'node:path';
 
-import type { Backend, CudaDevice, CudaInfo, NativeAddon, NativeInfo } from '../binding';
+import type { Backend, CudaDevice, CudaInfo, NativeAddon } from '../binding';
 import { type CalibrationTarget, type CostModelInfo, costModelInfo, jobConstants } from './cost-calibration';
 import { type CostConstants, type CostedJob, type Predictions, cheapestBackend, predict } from './cost-model';
 import { jsBackend } from './js-backend';
+import { type NativeLoad, loadNative, nativeMissingReason, warnJsFallback } from './native-loader';
 import { describe } from './validate';
 
 export type BackendName = 'cpu' | 'cuda' | 'js';
@@ -46,49 +46,6 @@ export interface BackendInfo {
   js: { available: true };
 }
 
-const ROOT = path.resolve(__dirname, '..', '..');
-
-interface NativeLoad {
-  binding: NativeAddon | null;
-  info: NativeInfo | null;
-  path: string | null;
-  errors: string[];
-}
-
-let nativeLoad: NativeLoad | undefined;
-
-/**
- * Candidates, in order: the local Release and Debug builds; or, when SPECTRAL_NORM_BINDING names a .node file, that
- * file alone (an explicit choice that fails should say so, not quietly load another build).
- * SPECTRAL_NORM_DISABLE_NATIVE=1 skips them all, as on a machine where the addon could not be built.
- */
-function loadNative(): NativeLoad {
-  if (nativeLoad) return nativeLoad;
-  if (process.env.SPECTRAL_NORM_DISABLE_NATIVE) {
-    nativeLoad = { binding: null, info: null, path: null, errors: ['SPECTRAL_NORM_DISABLE_NATIVE is set'] };
-    return nativeLoad;
-  }
-  const override = process.env.SPECTRAL_NORM_BINDING;
-  const candidates = override
-    ? [path.resolve(override)]
-    : [path.join(ROOT, 'build', 'Release', 'spectral_norm.node'), path.join(ROOT, 'build', 'Debug', 'spectral_norm.node')];
-  const errors: string[] = [];
-  for (const candidate of candidates) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const binding = require(candidate) as NativeAddon;
-      const info = binding.backendInfo();
-      nativeLoad = { binding, info, path: candidate, errors };
-      return nativeLoad;
-    } catch (error) {
-      const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-      errors.push(`${candidate}: ${message}`);
-    }
-  }
-  nativeLoad = { binding: null, info: null, path: null, errors };
-  return nativeLoad;
-}
-
 /** The CUDA part of the addon's report, asked afresh: a sticky device error since load makes the backend unusable. */
 function cudaInfo(native: NativeLoad): CudaInfo | null {
   return native.binding ? native.binding.backendInfo().cuda : null;
@@ -96,7 +53,7 @@ function cudaInfo(native: NativeLoad): CudaInfo | null {
 
 /** Why the cuda backend cannot run, or null when it can. */
 function cudaReason(native: NativeLoad, cuda: CudaInfo | null): string | null {
-  if (!cuda) return `the native addon did not load (${native.errors.join('; ')})`;
+  if (!cuda) return nativeMissingReason(native);
   if (!cuda.compiled || cuda.devices.length === 0 || cuda.reason) return cuda.reason || 'no CUDA device was found';
   return null;
 }
@@ -186,7 +143,7 @@ export function checkBackendOption(name: string, value: unknown, deviceName?: st
     if (reason === null) cuda = { name: 'cuda', impl: cudaBackend(native.binding!, index), device: index, native: native.binding! };
   }
   if (choice === 'cpu' && !native.binding) {
-    throw new RangeError(`${name} 'cpu' is unavailable: the native addon did not load (${native.errors.join('; ')})`);
+    throw new RangeError(`${name} 'cpu' is unavailable: ${nativeMissingReason(native)}`);
   }
   return { choice, cuda, cudaReason: reason };
 }
@@ -240,7 +197,9 @@ export function resolveBackend(option: BackendOption, job: CostedJob): ResolvedB
   const name = option.choice === 'auto' ? pickAuto(native, option.cuda, job) : option.choice;
   if (name === 'cuda') return option.cuda!;
   const cuda = option.choice === 'auto' ? option.cuda : null;
-  return name === 'cpu' ? { name, impl: native.binding!, cuda } : { name, impl: jsBackend, cuda };
+  if (name === 'cpu') return { name, impl: native.binding!, cuda };
+  if (!native.binding && option.choice !== 'js') warnJsFallback(native);
+  return { name, impl: jsBackend, cuda };
 }
 
 /** The job backendInfo().auto reports the pick for: one 1024×1024 float32 layer, one training step. */
@@ -272,7 +231,7 @@ export function backendInfo(): BackendInfo {
       simd: native.info ? native.info.cpu.simd : null,
       threads: defaultThreads(),
       path: native.path,
-      reason: cpuAvailable ? null : `the native addon did not load: ${native.errors.join('; ')}`,
+      reason: cpuAvailable ? null : nativeMissingReason(native),
     },
     cuda: {
       available: cudaUnusable === null,

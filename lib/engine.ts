@@ -5,6 +5,8 @@
 // Each operation is written once, as a core: a generator that yields the jobs it needs run and receives each one's
 // outcome. runSync drives a core with the backend's run, runAsync with its runAsync, so the sync and async APIs
 // share every line but the call.
+// Core's Generator type, for consumers compiling with TypeScript's default lib (ES5).
+/// <reference lib="es2015.generator" preserve="true" />
 import type { DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
 import { LayerStatus } from './codes';

@@ -238,7 +238,7 @@ async function main(): Promise<void> {
 function peerVersions(): Record<string, string | null> {
   const version = (pkg: string) => {
     try {
-      return require(`${pkg}/package.json`).version as string;
+      return (JSON.parse(fs.readFileSync(require.resolve(`${pkg}/package.json`), 'utf8')) as { version: string }).version;
     } catch {
       return null;
     }

@@ -44,7 +44,7 @@ export function parsePattern(option: string, source: string): RegExp {
   try {
     return new RegExp(source);
   } catch (error) {
-    throw new RangeError(`${option} '${source}' is not a valid regular expression: ${(error as Error).message}`);
+    throw new RangeError(`${option} '${source}' is not a valid regular expression: ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -63,7 +63,7 @@ export function parseEnvConstants(text: string | undefined): Partial<CostConstan
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new TypeError(`${ENV_CONSTANTS} must be a JSON object of constants (e.g. '{"cpuCallSeconds":3e-6}'): ${(error as Error).message}`);
+    throw new TypeError(`${ENV_CONSTANTS} must be a JSON object of constants (e.g. '{"cpuCallSeconds":3e-6}'): ${(error as Error).message}`, { cause: error });
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new TypeError(`${ENV_CONSTANTS} must be a JSON object of constants, got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`);
@@ -338,7 +338,7 @@ interface CacheFile {
 
 /** What the constants depend on: the machine, its threads, the addon build, V8 (the JS backend's speed), CUDA. */
 export function cacheKey(addonPath: string, info: NativeInfo, threads: number): Record<string, unknown> {
-  let addon: { size: number; mtimeMs: number } | null = null;
+  let addon: { size: number; mtimeMs: number } | null;
   try {
     const stat = fs.statSync(addonPath);
     addon = { size: stat.size, mtimeMs: stat.mtimeMs };

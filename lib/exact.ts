@@ -118,7 +118,7 @@ function largestSingularValue(a: Float64Array, m: number, n: number): number {
   alpha.push(a1);
   us.push(p.map((x) => x / a1));
 
-  let sigma = a1;
+  let sigma: number;
   for (let k = 1; k <= maxSteps; k++) {
     const u = us[k - 1];
     const r = new Float64Array(n);

@@ -229,7 +229,7 @@ export async function openOnnx(file: string): Promise<ModelFile> {
   };
   let graph: Field;
   let tensors: OnnxTensor[];
-  let sparse = 0;
+  let sparse: number;
   try {
     const top = await wire.fields(0, wire.size, 'the model');
     const graphs = top.filter((f) => f.number === MODEL_GRAPH);

@@ -9,7 +9,6 @@ import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from '..
 import type { FloatArray } from '../../lib';
 import { gaussian, product } from './helpers';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const onnx: any = require('onnx-proto').onnx;
 

@@ -94,12 +94,18 @@ function cudaReason(native: NativeLoad, cuda: CudaInfo | null): string | null {
   return null;
 }
 
-/** The cuda backend: the addon's own run and runAsync, with the job sent to one device. */
+/**
+ * The cuda backend: the addon's own run and runAsync, with the job sent to one device. Convolution operators are not
+ * on CUDA yet: the addon refuses operator layers in a device job, and convApply and convSpectrum (used for certified
+ * bounds) run on the CPU.
+ */
 function cudaBackend(binding: NativeAddon, device: number): Backend {
   return {
     backendInfo: () => binding.backendInfo(),
     run: (job) => binding.run({ ...job, device }),
     runAsync: (job) => binding.runAsync({ ...job, device }),
+    convApply: (job) => binding.convApply(job),
+    convSpectrum: (job) => binding.convSpectrum(job),
   };
 }
 

@@ -5,7 +5,7 @@
 // Each operation is written once, as a core: a generator that yields the jobs it needs run and receives each one's
 // outcome. runSync drives a core with the backend's run, runAsync with its runAsync, so the sync and async APIs
 // share every line but the call.
-import type { DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
+import type { ConvOperator, DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
 import { LayerStatus } from './codes';
 import type { MatrixGeometry } from './layout';
@@ -17,6 +17,8 @@ import type { DType, Precision } from './validate';
  */
 export interface LayerState<A extends FloatArray | DeviceSlice = FloatArray> {
   geometry: MatrixGeometry;
+  /** A convolution layer's operator (u output-shaped, v input-shaped); absent for a matrix. */
+  operator?: ConvOperator;
   u: A;
   v: A;
 }
@@ -68,6 +70,7 @@ export function buildJob<A extends FloatArray | DeviceSlice>(
       rows: layer.geometry.rows,
       inner: layer.geometry.inner,
       vectorNorm: layer.geometry.vectorNorm,
+      ...(layer.operator ? { operator: layer.operator } : {}),
     })),
     iterations: params.iterations,
     tolerance: params.tolerance,

@@ -1,4 +1,5 @@
-// The Node-API entry point: the production calls (backendInfo, run, runAsync, DeviceArray) and the `internal`
+// The Node-API entry point: the production calls (backendInfo, run, runAsync, convApply, convSpectrum, DeviceArray)
+// and the `internal`
 // object of test hooks and benchmark probes (internal.h). Unmarshal, schedule, map errors; no math here.
 #include <napi.h>
 
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "backend_info.h"
+#include "conv_job.h"
 #include "device_array.h"
 #include "errors.h"
 #include "internal.h"
@@ -56,6 +58,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   export_function<BackendInfo>(env, exports, "backendInfo");
   export_function<Run>(env, exports, "run");
   export_function<RunAsync>(env, exports, "runAsync");
+  export_function<ConvApply>(env, exports, "convApply");
+  export_function<ConvSpectrum>(env, exports, "convSpectrum");
   exports.Set("DeviceArray", DeviceArray::Define(env));
   Napi::Object internal = Napi::Object::New(env);
   add_testing_hooks(env, internal);

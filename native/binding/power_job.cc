@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "conv_job.h"
 #include "device_array.h"
 #include "errors.h"
 
@@ -110,9 +111,9 @@ Geometry parse_geometry(Napi::Env env, const Napi::Object& layer, const std::str
 
 // out covers the weight exactly (in place) or not at all, and has its length.
 template <typename T>
-void check_out(Napi::Env env, const T* out, size_t out_length, const T* weight, const Geometry& g, const std::string& name) {
-  if (out_length != g.size) throw_range_error(env, name + ".out has the wrong length");
-  const bool disjoint = out + g.size <= weight || weight + g.size <= out;
+void check_out(Napi::Env env, const T* out, size_t out_length, const T* weight, size_t size, const std::string& name) {
+  if (out_length != size) throw_range_error(env, name + ".out has the wrong length");
+  const bool disjoint = out + size <= weight || weight + size <= out;
   if (out != weight && !disjoint) throw_range_error(env, name + ".out partially overlaps the weight");
 }
 
@@ -130,15 +131,21 @@ LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t ind
   LayerBuffers<T> b;
   b.layout = g.layout;
   b.vector_norm = g.vector_norm;
+  b.is_conv = parse_operator(env, layer.Get("operator"), name + ".operator", &b.conv);
+  if (b.is_conv && (g.vector_norm || g.layout.outer != 1 || g.layout.rows != b.conv.output_size() ||
+                    g.layout.inner != b.conv.input_size())) {
+    throw_range_error(env, name + " does not match its operator's input and output sizes");
+  }
+  const size_t size = b.weight_size();
 
   const View<T> weight = typed_array<T>(env, layer.Get("weight"), type, [&] { return name + ".weight"; }, arrays);
-  if (weight.length != g.size) throw_range_error(env, name + ".weight has the wrong length");
+  if (weight.length != size) throw_range_error(env, name + ".weight has the wrong length");
   b.weight = weight.data;
 
   const Napi::Value out = layer.Get("out");
   if (!out.IsNull() && !out.IsUndefined()) {
     const View<T> o = typed_array<T>(env, out, type, [&] { return name + ".out"; }, arrays);
-    check_out(env, o.data, o.length, weight.data, g, name);
+    check_out(env, o.data, o.length, weight.data, size, name);
     b.out = o.data;
   }
 
@@ -156,6 +163,10 @@ cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& la
                                            napi_typedarray_type type, std::vector<Napi::Object>* arrays, int device) {
   const std::string name = "job.layers[" + std::to_string(index) + "]";
   const Geometry g = parse_geometry(env, layer, name);
+  const Napi::Value op = layer.Get("operator");
+  if (!op.IsUndefined() && !op.IsNull()) {
+    throw_range_error(env, name + ".operator: the cuda backend does not run convolution operators yet");
+  }
   cuda::CudaLayerBuffers<T> b;
   b.layout = g.layout;
   b.vector_norm = g.vector_norm;
@@ -170,7 +181,7 @@ cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& la
   if (!out.IsNull() && !out.IsUndefined()) {
     const Field<T> o = field<T>(env, out, type, name + ".out", arrays, device);
     same_place(o, "out");
-    check_out(env, o.data, o.length, weight.data, g, name);
+    check_out(env, o.data, o.length, weight.data, g.size, name);
     b.out = o.data;
   }
   const Field<T> u = field<T>(env, layer.Get("u"), type, name + ".u", arrays, device);

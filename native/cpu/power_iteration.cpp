@@ -5,7 +5,9 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <optional>
 
+#include "conv_operator.h"
 #include "kernels.h"
 #include "scratch_allocator.h"
 #include "thread_pool.h"
@@ -85,6 +87,7 @@ class LayerRun {
         partials_(partials) {}
 
   LayerResult run() {
+    if (b_.is_conv) conv_.emplace(b_.weight, b_.conv);
     LayerResult r;
     double sigma = 0;
     bool finite;
@@ -245,19 +248,32 @@ class LayerRun {
 
   // d = M x.
   void matvec() {
+    if (conv_) {
+      conv_->forward(s_.x, s_.d, static_cast<unsigned>(threads_));
+      return;
+    }
     parallel_for(threads_, threads_, [&](size_t i) {
       const size_t r0 = row_begin(i), r1 = row_begin(i + 1);
       k_.matvec_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0);
     });
   }
 
-  // d = M x and t = Mᵀd, in one pass.
+  // d = M x and t = Mᵀd, in one pass (a convolution, then its transpose).
   void sweep() {
+    if (conv_) {
+      matvec();
+      rmatvec_of_d();
+      return;
+    }
     accumulate_t([&](size_t r0, size_t r1, double* t) { k_.sweep_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0, t); });
   }
 
   // t = Mᵀd.
   void rmatvec_of_d() {
+    if (conv_) {
+      conv_->transpose(s_.d, s_.t, static_cast<unsigned>(threads_));
+      return;
+    }
     accumulate_t([&](size_t r0, size_t r1, double* t) { k_.accumulate_rows(b_.weight, L_, r0, r1, s_.d + r0, t); });
   }
 
@@ -288,6 +304,7 @@ class LayerRun {
   const size_t threads_;
   Scratch<T> s_;
   double* partials_;
+  std::optional<ConvOperator> conv_;  // a convolution layer's operator
 };
 
 // Out buffers (other than W itself) that add up to this many bytes in one job get non-temporal stores: they would
@@ -330,13 +347,13 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
   ScratchVector<unsigned> per_layer_threads(n);
   for (size_t i = 0; i < n; ++i) {
     const MatrixLayout& L = layers[i].layout;
-    per_layer_threads[i] = layer_threads(L.size(), threads);
+    per_layer_threads[i] = layer_threads(layers[i].is_conv ? layers[i].conv.work() : L.size(), threads);
     if (layers[i].vector_norm) continue;
     double_offset[i] = doubles;
     doubles += L.rows + 2 * L.cols();
     t_offset[i] = ts;
     ts += L.rows + L.cols();
-    if (per_layer_threads[i] > 1) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
+    if (per_layer_threads[i] > 1 && !layers[i].is_conv) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
   }
   ScratchVector<double> arena_d(doubles + partial_doubles);
   ScratchVector<T> arena_t(ts);
@@ -382,7 +399,7 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
   // Last layer first: phase 1 ran the layers in index order, so the last ones are the likeliest still in cache.
   for (size_t i = n; i-- > 0;) {
     if (layers[i].out == nullptr) continue;
-    const size_t size = layers[i].layout.size();
+    const size_t size = layers[i].weight_size();
     if (layers[i].out != layers[i].weight) separate_out_bytes += size * sizeof(T);
     for (size_t begin = 0; begin < size; begin += kChunk) pieces.push_back({i, begin, std::min(size, begin + kChunk)});
   }

@@ -213,3 +213,24 @@ export function resolveBackend(
   }
   return { name: 'js', impl: jsBackend };
 }
+
+/**
+ * The backend for work with convolution operators: as resolveBackend, except that the cuda backend does not run
+ * them yet, so 'cuda' (or a `device`) is a RangeError and 'auto' picks the CPU (or js) instead.
+ */
+export function resolveOperatorBackend(
+  name: string,
+  value: unknown,
+  deviceName?: string,
+  device?: unknown,
+  elements?: number,
+): ResolvedBackend {
+  if (value === 'cuda') {
+    throw new RangeError(`${name} 'cuda' does not run convolution operators yet; use 'cpu', 'js' or 'auto'`);
+  }
+  if (device !== undefined) {
+    throw new RangeError(`${deviceName} applies only to the cuda backend, which does not run convolution operators yet`);
+  }
+  const resolved = resolveBackend(name, value, deviceName, undefined, elements);
+  return resolved.name === 'cuda' ? resolveBackend(name, nativeAddon() ? 'cpu' : 'js') : resolved;
+}

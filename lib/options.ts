@@ -1,6 +1,6 @@
 // The options and arguments SpectralNormalizer and SpectralNormBatch share, checked: the constructor's common
 // settings, fromState's runtime options and state header, and a step's or warm-up's own arguments.
-import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
+import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend, resolveOperatorBackend } from './backends';
 import {
   type DType,
   type Precision,
@@ -53,18 +53,20 @@ export interface Settings {
 
 /**
  * A constructor's options object: checked to be an object with no unknown keys (the common ones plus `ownKeys`),
- * and its common settings ('auto' picks the backend by the size of `shapes`). Returns the settings and the object,
- * for the caller's own keys.
+ * and its common settings ('auto' picks the backend by the size of `shapes`; with `operators`, some layer is a
+ * convolution operator, which the cuda backend does not run). Returns the settings and the object, for the caller's
+ * own keys.
  */
 export function checkConstructorOptions(
   name: string,
   options: unknown,
   ownKeys: readonly string[],
   shapes: readonly unknown[],
+  operators = false,
 ): { settings: Settings; opts: Record<string, unknown> } {
   const opts = checkObject(name, options);
   checkKnownKeys(name, opts, [...COMMON_KEYS, ...ownKeys]);
-  return { settings: checkSettings(name, opts, totalElements(shapes)), opts };
+  return { settings: checkSettings(name, opts, operators ? undefined : totalElements(shapes), operators), opts };
 }
 
 /** The weight elements of these shapes, or undefined while any is malformed (its own check reports that). */
@@ -77,7 +79,8 @@ export function totalElements(shapes: readonly unknown[]): number | undefined {
   return total;
 }
 
-function checkSettings(name: string, options: Record<string, unknown>, elements: number | undefined): Settings {
+function checkSettings(name: string, options: Record<string, unknown>, elements: number | undefined, operators: boolean): Settings {
+  const resolve = operators ? resolveOperatorBackend : resolveBackend;
   return {
     iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
     eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),
@@ -85,7 +88,7 @@ function checkSettings(name: string, options: Record<string, unknown>, elements:
     precision: checkPrecision(`${name}.precision`, options.precision),
     legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
     threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
-    backend: resolveBackend(`${name}.backend`, options.backend, `${name}.device`, options.device, elements),
+    backend: resolve(`${name}.backend`, options.backend, `${name}.device`, options.device, elements),
   };
 }
 

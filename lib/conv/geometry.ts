@@ -43,7 +43,7 @@ function checkPair(name: string, value: unknown, min: number, fallback: number |
     throw new TypeError(`${name} must be ${fallback === undefined ? '' : 'a number or '}an array [height, width] of integers, got ${describe(value)}`);
   }
   for (const x of pair as number[]) {
-    if (!Number.isSafeInteger(x) || x < min) throw new RangeError(`${name} must hold integers >= ${min}, got [${pair.join(', ')}]`);
+    if (!Number.isSafeInteger(x) || x < min) throw new RangeError(`${name} must hold integers >= ${min}, got ${JSON.stringify(value)}`);
   }
   return [pair[0], pair[1]];
 }

@@ -8,10 +8,10 @@
 // zero-padded convolution is a restriction of a circular one on a slightly larger grid, and striding only keeps some
 // of its rows, which never increases the norm. Both bounds account for rounding.
 import type { ConvOperator, ConvSpectrumJob, FloatArray, PowerJob } from '../../binding';
-import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from '../backends';
+import { type BackendName, type ResolvedBackend, defaultThreads, resolveOperatorBackend } from '../backends';
 import { LayerStatus } from '../codes';
 import { allocateResults } from '../engine';
-import { maxAbs } from '../scaling';
+import { maxAbs, powerOfTwoScaling } from '../scaling';
 import {
   MAX_ITERATIONS,
   MAX_THREADS,
@@ -53,15 +53,6 @@ export interface ConvSpectralNormResult {
 
 const KEYS = [...CONV_OPTION_KEYS, 'tolerance', 'maxIterations', 'backend', 'threads'];
 
-/** The backend for convolution operators: 'cuda' is refused, and 'auto' never picks it. */
-export function resolveConvBackend(name: string, value: unknown, work: number): ResolvedBackend {
-  if (value === 'cuda') {
-    throw new RangeError(`${name} 'cuda' does not run convolution operators yet; use 'cpu' or 'js' (or 'auto')`);
-  }
-  const resolved = resolveBackend(name, value === undefined ? 'auto' : value, undefined, undefined, work);
-  return resolved.name === 'cuda' ? resolveBackend(name, 'cpu') : resolved;
-}
-
 /** A ConvSpectrumJob for the operator's circulant (or its stride-1 version's). */
 function spectrumJob(kernel: Float64Array, op: ConvOperator, threads: number, stride1: boolean): { job: ConvSpectrumJob; multiplicity: number; exact: boolean } {
   const plan = circulantPlan(op, stride1);
@@ -90,14 +81,16 @@ export function lowerBound(backend: ResolvedBackend, kernel: FloatArray, op: Con
 
 /** The certified upper bound of the operator's circulant(s), and the circulant's top vector as a start. */
 function circulantBound(backend: ResolvedBackend, kernel: Float64Array, op: ConvOperator, threads: number) {
+  // An output that repeats a circulant row m times at most: ‖C‖ ≤ √m·‖circulant‖.
+  const repeated = (upper: number, multiplicity: number) => (multiplicity === 1 ? upper : roundUp(upper * Math.sqrt(multiplicity), 2));
   const main = spectrumJob(kernel, op, threads, false);
   const result = backend.impl.convSpectrum(main.job);
-  let upper = roundUp(result.upper * Math.sqrt(main.multiplicity), 2);
-  if (!main.exact && (op.strideHeight > 1 || op.strideWidth > 1)) {
-    // Striding keeps some of the stride-1 operator's rows: its bound holds too, and the smaller one counts.
+  let upper = repeated(result.upper, main.multiplicity);
+  if (op.strideHeight > 1 || op.strideWidth > 1) {
+    // Striding keeps some of the stride-1 operator's rows: its bound holds too, and the smaller one counts (so a
+    // stride never raises the bound, even by the last bits of an exact one).
     const stride1 = spectrumJob(kernel, op, threads, true);
-    const other = backend.impl.convSpectrum(stride1.job);
-    upper = Math.min(upper, roundUp(other.upper * Math.sqrt(stride1.multiplicity), 2));
+    upper = Math.min(upper, repeated(backend.impl.convSpectrum(stride1.job).upper, stride1.multiplicity));
   }
   return { upper, estimate: result.estimate, vector: main.job.vector, exact: main.exact };
 }
@@ -149,27 +142,29 @@ export function convSpectralNorm(weight: FloatArray, shape: readonly number[], o
   const tolerance = checkNonNegative('options.tolerance', opts.tolerance, 1e-6);
   const maxIterations = checkInteger('options.maxIterations', opts.maxIterations, 1, MAX_ITERATIONS, 1000);
   const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
-  const backend = resolveConvBackend('options.backend', opts.backend, convWork(op));
+  const backend = resolveOperatorBackend('options.backend', opts.backend, undefined, undefined, convWork(op));
   const largest = maxAbs(w);
   if (largest.nonFinite >= 0) {
     throw new RangeError(`weight contains NaN or Infinity (at index ${largest.nonFinite}); nothing was modified`);
   }
-  const kernel = Float64Array.from(w);
+  if (largest.value === 0) {
+    return { sigma: 0, lower: 0, upper: 0, iterations: 0, converged: true, method: 'fft', backend: backend.name };
+  }
+  // Scaled by a power of two (exact) so that max|K| is near 1: nothing under- or overflows, and σ(2^k·W) is exactly
+  // 2^k·σ(W) in every step. The results scale back exactly.
+  const { down, up } = powerOfTwoScaling(largest.value);
+  const kernel = Float64Array.from(w, down);
   const circulant = circulantBound(backend, kernel, op, threads);
   const absolute = absoluteNormBound(kernel, op);
-  const common = { backend: backend.name };
+  const lowerFrom = (x: Float64Array) => lowerBound(backend, kernel, op, x, threads, absolute);
+  const upper = up(circulant.upper);
   if (circulant.exact) {
-    const lower = lowerBound(backend, kernel, op, circulant.vector, threads, absolute);
-    const upper = circulant.upper;
-    const sigma = Math.min(upper, Math.max(lower, circulant.estimate));
-    return { sigma, lower, upper, iterations: 0, converged: upper - lower <= tolerance * upper, method: 'fft', ...common };
+    const lower = up(lowerFrom(circulant.vector));
+    const sigma = Math.min(upper, Math.max(lower, up(circulant.estimate)));
+    return { sigma, lower, upper, iterations: 0, converged: upper - lower <= tolerance * upper, method: 'fft', backend: backend.name };
   }
   const run = powerIteration(backend, kernel, op, circulant.vector, tolerance, maxIterations, threads);
-  const lower = Math.max(
-    lowerBound(backend, kernel, op, run.v, threads, absolute),
-    lowerBound(backend, kernel, op, circulant.vector, threads, absolute),
-  );
-  const upper = circulant.upper;
-  const sigma = Math.min(upper, Math.max(lower, run.sigma));
-  return { sigma, lower, upper, iterations: run.iterations, converged: run.converged, method: 'power-iteration', ...common };
+  const lower = up(Math.max(lowerFrom(run.v), lowerFrom(circulant.vector)));
+  const sigma = Math.min(upper, Math.max(lower, up(run.sigma)));
+  return { sigma, lower, upper, iterations: run.iterations, converged: run.converged, method: 'power-iteration', backend: backend.name };
 }

@@ -14,10 +14,11 @@ export function gamma(n: number): number {
 
 /**
  * x rounded away from zero by `ops` roundings' worth: a bound computed with a few float64 operations, made to cover
- * the true value of the same formula. Also covers one subnormal step, for values near underflow.
+ * the true value of the same formula. Also covers one subnormal step, for values near underflow; an exact 0 (of a
+ * zero matrix) stays 0.
  */
 export function roundUp(x: number, ops = 4): number {
-  return x * (1 + 2 * ops * UNIT_ROUNDOFF) + Number.MIN_VALUE;
+  return x === 0 ? 0 : x * (1 + 2 * ops * UNIT_ROUNDOFF) + Number.MIN_VALUE;
 }
 
 export function roundDown(x: number, ops = 4): number {

@@ -77,7 +77,7 @@ double gamma(double n) {
 }
 
 double round_up(double x, double ops) {
-  return x * (1 + 2 * ops * kUnitRoundoff) + std::numeric_limits<double>::denorm_min();
+  return x == 0 ? 0 : x * (1 + 2 * ops * kUnitRoundoff) + std::numeric_limits<double>::denorm_min();
 }
 
 double round_down(double x, double ops) {

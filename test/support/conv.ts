@@ -2,7 +2,7 @@
 // formula for circular convolutions written out directly (a DFT per frequency, each block's σ by exactSpectralNorm),
 // and PyTorch's power iteration through a convolution and its transpose.
 import type { ConvOperator } from '../../binding';
-import { type ConvOptions, exactSpectralNorm } from '../../lib';
+import { type ConvOptions, SpectralNormalizer, convSpectralNorm, exactSpectralNorm } from '../../lib';
 import { checkConv, kernelIndexer } from '../../lib/conv/geometry';
 import { convForward, convTranspose } from '../../lib/conv/reference';
 import { gaussian, random, randomInt } from './helpers';
@@ -147,4 +147,29 @@ export function referenceConvStep(
   let sigma = 0;
   for (let i = 0; i < u.length; i++) sigma += u[i] * cv[i];
   return { u, v, sigma };
+}
+
+/**
+ * For the SIMD variant checks (test/children/simd-variant-check.ts): the native operator's steps and the FFT method on
+ * a few fixed geometries, against the float64 references; throws on a mismatch.
+ */
+export function checkConvKernels(): void {
+  const cases: [number[], ConvOptions][] = [
+    [[19, 5, 3, 3], { inputSize: [9, 11], padding: 1 }],
+    [[4, 4, 21, 8], { inputSize: [10, 8], padding: 1, stride: 2, paddingMode: 'circular', layout: 'hwio' }],
+    [[3, 9, 5, 2], { inputSize: [7, 6], padding: [2, 1], stride: [1, 3] }],
+  ];
+  for (const [shape, options] of cases) {
+    const op = operatorOf(shape, options);
+    const weight = gaussianKernel(shape.reduce((a, b) => a * b, 1), 'float64');
+    const sn = new SpectralNormalizer(shape, { operator: { kind: 'conv2d', ...options }, dtype: 'float64', backend: 'cpu', seed: 1, iterations: 2 });
+    const ref = referenceConvStep(weight, op, sn.u, sn.v, 2, 1e-12, false, 'float64');
+    const sigma = sn.step(weight.slice());
+    if (Math.abs(sigma - ref.sigma) > 1e-10 * ref.sigma) throw new Error(`[${shape}]: step σ ${sigma}, reference ${ref.sigma}`);
+    const exact = denseSigma(weight, op);
+    const r = convSpectralNorm(weight, shape, { ...options, backend: 'cpu' });
+    if (!(r.lower <= exact * (1 + 1e-12) && r.upper >= exact * (1 - 1e-12))) {
+      throw new Error(`[${shape}]: bounds [${r.lower}, ${r.upper}] miss σ ${exact}`);
+    }
+  }
 }

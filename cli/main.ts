@@ -8,6 +8,7 @@ import { backendInfo } from '../lib';
 import { info } from './commands/info';
 import { normalize } from './commands/normalize';
 import { report } from './commands/report';
+import { type BoundsFlags, boundsOptions, withBoundsFlags } from './bounds-flags';
 import { firstLine } from './errors';
 import { type DimRule, parseDimRule, parsePattern } from './selection';
 
@@ -88,13 +89,15 @@ function program(io: Io): Command {
     .showHelpAfterError('(run with --help for usage)');
 
   withSelectionAndBackend(
-    cli
-      .command('report')
-      .description('σ of every selected weight tensor, with iterations and time, then totals')
-      .argument('<model>', 'a .safetensors file, or a TF.js model.json or *weights_manifest.json (or a folder holding model.json)')
-      .option('--exact', 'σ by exactSpectralNorm (float64, relative error ≤ 1e-10) instead of power iteration', false),
-  ).action(async (model: string, flags: CommonFlags & { exact: boolean }) => {
-    await report(model, { ...common(flags), exact: flags.exact }, print);
+    withBoundsFlags(
+      cli
+        .command('report')
+        .description('σ of every selected weight tensor, with iterations and time, then totals')
+        .argument('<model>', 'a .safetensors file, or a TF.js model.json or *weights_manifest.json (or a folder holding model.json)')
+        .option('--exact', 'σ by exactSpectralNorm (float64, relative error ≤ 1e-10) instead of power iteration', false),
+    ),
+  ).action(async (model: string, flags: CommonFlags & BoundsFlags & { exact: boolean }, command: Command) => {
+    await report(model, { ...common(flags), ...boundsOptions(flags, command), exact: flags.exact }, print);
   });
 
   withSelectionAndBackend(

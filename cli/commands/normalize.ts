@@ -1,6 +1,7 @@
 // spectral-norm normalize <model> -o <out>: a new model of the same format with each selected tensor W·target/σ
 // (with --clip, only where σ > target); everything else copied byte for byte.
 import type { FloatArray } from '../../lib';
+import { certifiedClip } from '../bounds';
 import { ModelFileError, firstLine } from '../errors';
 import type { ModelTensor } from '../model';
 import { openModel } from '../open-model';
@@ -31,6 +32,8 @@ export interface NormalizeRow {
   /** The dtype written, when it differs from the one read (dequantized tfjs weights). */
   writtenAs: string | null;
   ms: number;
+  /** --clip: the certified upper bound on σ the decision used (0: ‖W‖_F ≤ target already); null without --clip. */
+  certifiedUpper: number | null;
 }
 
 export interface NormalizeJson {
@@ -57,13 +60,20 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
     const dims = new Map(selected.map((s) => [s.tensor, s.dim]));
     const transform = async (tensor: ModelTensor, values: FloatArray): Promise<FloatArray | null> => {
       const dim = dims.get(tensor) as number;
-      const { result, out: scaled } = await normalizedCopy(file, tensor.name, values, tensor.shape, dim, options);
+      const { result, out } = await normalizedCopy(file, tensor.name, values, tensor.shape, dim, options);
+      let scaled = out;
       backends.add(result.backend);
       let action: Action = 'normalized';
+      let certifiedUpper: number | null = null;
       if (result.sigma === 0) action = 'kept: zero matrix';
-      else if (options.clip && !(result.sigma > options.target)) action = 'kept: σ ≤ target';
-      else if (options.target !== 1) for (let i = 0; i < scaled.length; i++) scaled[i] *= options.target;
-      rows.push({ name: tensor.name, shape: tensor.shape, dtype: tensor.dtype, dim, sigma: result.sigma, iterations: result.iterations, action, writtenAs: null, ms: result.ms });
+      else if (options.clip) {
+        // Power iteration's σ is an estimate from below: the decision and the division use a certified bound.
+        const clip = certifiedClip(file, tensor.name, values, tensor.shape, dim, tensor.dtype, options.target, options);
+        certifiedUpper = clip.upper;
+        if (clip.values === null) action = 'kept: σ ≤ target';
+        else scaled = clip.values;
+      } else if (options.target !== 1) for (let i = 0; i < scaled.length; i++) scaled[i] *= options.target;
+      rows.push({ name: tensor.name, shape: tensor.shape, dtype: tensor.dtype, dim, sigma: result.sigma, iterations: result.iterations, action, writtenAs: null, ms: result.ms, certifiedUpper });
       progress.tick(tensor.name);
       return action === 'normalized' ? scaled : null;
     };
@@ -115,7 +125,7 @@ function formatNormalize(r: NormalizeJson): string {
     ]),
     [false, false, false, true, true, true, false, true],
   );
-  const goal = r.clip ? `σ clipped to at most ${r.target}` : `σ = ${r.target}`;
+  const goal = r.clip ? `σ clipped to at most ${r.target} (certified: W·target/U with U a certified upper bound on σ)` : `σ = ${r.target}`;
   return [
     `${r.input} → ${r.output} (${r.format}): ${goal}, on the ${r.backend} backend`,
     '',

@@ -1,0 +1,159 @@
+// Certified σ for the commands (issue 14): report's --conv-input columns (the operator norm of each 4-D tensor as
+// a convolution on that input, and its certified upper bound) and --certify column ([lower, upper] of the matrix σ),
+// and normalize --clip's certified division, which guarantees σ ≤ target in the file written.
+import { type BackendChoice, type FloatArray, convSpectralNorm, spectralNorm } from '../lib';
+import { ModelFileError, firstLine } from './errors';
+
+export type PaddingFlag = number | 'same';
+
+/** --conv-input HxW [--stride s] [--padding p|same] [--padding-mode zeros|circular], and --certify. */
+export interface BoundsOptions {
+  convInput?: [number, number];
+  stride?: number;
+  padding?: PaddingFlag;
+  paddingMode?: 'zeros' | 'circular';
+  certify?: boolean;
+}
+
+interface Compute {
+  backend: BackendChoice;
+  threads?: number;
+  tolerance: number;
+  maxIterations: number;
+}
+
+export interface OperatorColumn {
+  /** σ of x ↦ conv2d(x, W) on the input, and its certified bounds; or why it could not be computed for this tensor. */
+  sigma?: number;
+  lower?: number;
+  upper?: number;
+  method?: 'fft' | 'power-iteration';
+  iterations?: number;
+  error?: string;
+}
+
+export interface Columns {
+  operator?: OperatorColumn;
+  certified?: { lower: number; upper: number };
+}
+
+/** "32x32" or "32" → [32, 32]. */
+export function parseConvInput(text: string): [number, number] {
+  const parts = text.toLowerCase().split('x');
+  const sizes = parts.map((p) => (/^\d+$/.test(p.trim()) ? Number(p) : NaN));
+  if (sizes.length === 1) sizes.push(sizes[0]);
+  if (sizes.length !== 2 || !sizes.every((s) => Number.isSafeInteger(s) && s >= 1)) {
+    throw new Error(`must be HxW with positive integers, e.g. 32x32, got '${text}'`);
+  }
+  return [sizes[0], sizes[1]];
+}
+
+export function parsePadding(text: string): PaddingFlag {
+  if (text === 'same') return 'same';
+  if (!/^\d+$/.test(text.trim())) throw new Error(`must be a non-negative integer or 'same', got '${text}'`);
+  return Number(text);
+}
+
+/** The layout a format stores conv kernels in: PyTorch's for safetensors, TF/Keras's for TF.js. */
+function layoutOf(format: 'safetensors' | 'tfjs'): 'oihw' | 'hwio' {
+  return format === 'tfjs' ? 'hwio' : 'oihw';
+}
+
+function operatorColumn(values: FloatArray, shape: number[], format: 'safetensors' | 'tfjs', options: BoundsOptions, compute: Compute): OperatorColumn {
+  const layout = layoutOf(format);
+  const [kh, kw] = layout === 'oihw' ? [shape[2], shape[3]] : [shape[0], shape[1]];
+  const same = (k: number) => (k % 2 === 1 ? (k - 1) / 2 : NaN);
+  const padding = options.padding === 'same' ? [same(kh), same(kw)] : [options.padding ?? 0, options.padding ?? 0];
+  if (padding.some(Number.isNaN)) return { error: `--padding same needs an odd kernel, got ${kh}×${kw}` };
+  try {
+    const r = convSpectralNorm(values, shape, {
+      inputSize: options.convInput!,
+      stride: options.stride ?? 1,
+      padding,
+      paddingMode: options.paddingMode ?? 'zeros',
+      layout,
+      backend: compute.backend === 'cuda' ? 'auto' : compute.backend,
+      threads: compute.threads,
+      tolerance: compute.tolerance,
+      maxIterations: compute.maxIterations,
+    });
+    return { sigma: r.sigma, lower: r.lower, upper: r.upper, method: r.method, iterations: r.iterations };
+  } catch (error) {
+    // A kernel this input, stride or padding does not fit (a 1×1 kernel with --padding 1, say): that tensor only.
+    if (error instanceof RangeError && /^options\./.test(error.message)) return { error: error.message.replace(/^options\./, '--') };
+    throw error;
+  }
+}
+
+/** The extra columns of one tensor, as the options ask; failures are named by file and tensor. */
+export function boundsColumns(
+  file: string,
+  name: string,
+  values: FloatArray,
+  shape: number[],
+  dim: number,
+  format: 'safetensors' | 'tfjs',
+  options: BoundsOptions,
+  compute: Compute,
+): Columns {
+  try {
+    const columns: Columns = {};
+    if (options.convInput && shape.length === 4) columns.operator = operatorColumn(values, shape, format, options, compute);
+    if (options.certify) {
+      const r = spectralNorm(values, shape, { dim, certify: true, backend: compute.backend, threads: compute.threads, tolerance: compute.tolerance, maxIterations: compute.maxIterations });
+      columns.certified = { lower: r.lower!, upper: r.upper! };
+    }
+    return columns;
+  } catch (error) {
+    if (error instanceof ModelFileError) throw error;
+    throw new ModelFileError(file, `cannot compute σ: ${firstLine(error)}`, name);
+  }
+}
+
+/** The unit roundoff of the dtype a tensor is written back in (quantized TF.js weights are written as float32). */
+function storedRoundoff(dtype: string): number {
+  if (dtype === 'F64' || dtype === 'float64') return 2 ** -53;
+  if (dtype === 'F16') return 2 ** -11;
+  if (dtype === 'BF16') return 2 ** -8;
+  return 2 ** -24;
+}
+
+export interface ClipDecision {
+  /** Certified: σ of the tensor as read is at most this (0 when ‖W‖_F alone shows σ ≤ target). */
+  upper: number;
+  /** null: σ ≤ target is certified, keep the tensor; else W·s with σ of the stored result ≤ target. */
+  values: FloatArray | null;
+}
+
+/**
+ * normalize --clip, guaranteed: power iteration's σ is an estimate from below, so a tensor is changed, or kept, on a
+ * certified upper bound U ≥ σ (‖W‖_F when that is already ≤ target, else spectralNorm's certified bounds). A tensor
+ * with U > target becomes W·s, s = target/(U + u·‖W‖_F), u the unit roundoff of the dtype it is stored in: rounding
+ * each element adds E with ‖E‖₂ ≤ u·s·‖W‖_F, so σ(stored) ≤ s·(U + u·‖W‖_F) = target.
+ */
+export function certifiedClip(
+  file: string,
+  name: string,
+  values: FloatArray,
+  shape: number[],
+  dim: number,
+  dtype: string,
+  target: number,
+  compute: Compute,
+): ClipDecision {
+  let squares = 0;
+  for (let i = 0; i < values.length; i++) squares += values[i] * values[i];
+  // ‖W‖_F, rounded up generously (a sum of n squares is within n·2^-53 relative).
+  const frobenius = Math.sqrt(squares) * (1 + values.length * 2 ** -52) + Number.MIN_VALUE;
+  if (frobenius <= target) return { upper: 0, values: null };
+  const { upper } = boundsColumns(file, name, values, shape, dim, 'safetensors', { certify: true }, compute).certified!;
+  if (upper <= target) return { upper, values: null };
+  // The roundings on the way: the product in float64, into float32 (half formats are encoded from float32), then the
+  // stored dtype.
+  const half = dtype === 'F16' || dtype === 'BF16';
+  const u = storedRoundoff(dtype) + (half ? 2 ** -24 : 0) + 2 ** -52;
+  const scale = target / ((upper + u * frobenius) * (1 + 2 ** -50));
+  const out = values instanceof Float64Array ? new Float64Array(values.length) : new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i] * scale;
+  return { upper, values: out };
+}

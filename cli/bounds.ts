@@ -3,6 +3,7 @@
 // and normalize --clip's certified division, which guarantees σ ≤ target in the file written.
 import { type BackendChoice, type FloatArray, convSpectralNorm, spectralNorm } from '../lib';
 import { ModelFileError, firstLine } from './errors';
+import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from './formats/half';
 
 export type PaddingFlag = number | 'same';
 
@@ -112,24 +113,38 @@ export function boundsColumns(
 
 /** The unit roundoff of the dtype a tensor is written back in (quantized TF.js weights are written as float32). */
 function storedRoundoff(dtype: string): number {
-  if (dtype === 'F64' || dtype === 'float64') return 2 ** -53;
+  if (dtype === 'F64') return 2 ** -53;
   if (dtype === 'F16') return 2 ** -11;
   if (dtype === 'BF16') return 2 ** -8;
   return 2 ** -24;
 }
 
+/** values·scale exactly as the file will store them: rounded to the stored dtype (half formats through float32). */
+function stored(values: FloatArray, scale: number, dtype: string): FloatArray {
+  if (values instanceof Float64Array) return values.map((x) => x * scale);
+  const f32 = Float32Array.from(values, (x) => x * scale);
+  if (dtype === 'F16') return decodeFloat16(encodeFloat16(f32));
+  if (dtype === 'BF16') return decodeBfloat16(encodeBfloat16(f32));
+  return f32;
+}
+
 export interface ClipDecision {
   /** Certified: σ of the tensor as read is at most this (0 when ‖W‖_F alone shows σ ≤ target). */
   upper: number;
-  /** null: σ ≤ target is certified, keep the tensor; else W·s with σ of the stored result ≤ target. */
+  /** null: σ ≤ target is certified, keep the tensor; else the values to write, whose σ is certified ≤ target. */
   values: FloatArray | null;
 }
+
+/** Tries of the direct division before the worst-case one. */
+const CLIP_TRIES = 3;
 
 /**
  * normalize --clip, guaranteed: power iteration's σ is an estimate from below, so a tensor is changed, or kept, on a
  * certified upper bound U ≥ σ (‖W‖_F when that is already ≤ target, else spectralNorm's certified bounds). A tensor
- * with U > target becomes W·s, s = target/(U + u·‖W‖_F), u the unit roundoff of the dtype it is stored in: rounding
- * each element adds E with ‖E‖₂ ≤ u·s·‖W‖_F, so σ(stored) ≤ s·(U + u·‖W‖_F) = target.
+ * with U > target becomes W·s rounded to its stored dtype, and is written only once the certified bound of exactly
+ * those stored values is ≤ target: s = target/U first, nudged down by what the rounding added if needed. Should that
+ * not settle in a few tries, s = target/(U + u·‖W‖_F), u the stored dtype's unit roundoff, holds by construction:
+ * rounding each element adds E with ‖E‖₂ ≤ u·s·‖W‖_F, so σ(stored) ≤ s·(U + u·‖W‖_F) = target.
  */
 export function certifiedClip(
   file: string,
@@ -141,19 +156,24 @@ export function certifiedClip(
   target: number,
   compute: Compute,
 ): ClipDecision {
+  const upperOf = (w: FloatArray) => boundsColumns(file, name, w, shape, dim, 'safetensors', { certify: true }, compute).certified!.upper;
   let squares = 0;
   for (let i = 0; i < values.length; i++) squares += values[i] * values[i];
   // ‖W‖_F, rounded up generously (a sum of n squares is within n·2^-53 relative).
   const frobenius = Math.sqrt(squares) * (1 + values.length * 2 ** -52) + Number.MIN_VALUE;
   if (frobenius <= target) return { upper: 0, values: null };
-  const { upper } = boundsColumns(file, name, values, shape, dim, 'safetensors', { certify: true }, compute).certified!;
+  const upper = upperOf(values);
   if (upper <= target) return { upper, values: null };
+  let scale = target / upper;
+  for (let attempt = 0; attempt < CLIP_TRIES; attempt++) {
+    const candidate = stored(values, scale, dtype);
+    const after = upperOf(candidate);
+    if (after <= target) return { upper, values: candidate };
+    scale *= (target / after) * (1 - 2 ** -40);
+  }
   // The roundings on the way: the product in float64, into float32 (half formats are encoded from float32), then the
   // stored dtype.
   const half = dtype === 'F16' || dtype === 'BF16';
   const u = storedRoundoff(dtype) + (half ? 2 ** -24 : 0) + 2 ** -52;
-  const scale = target / ((upper + u * frobenius) * (1 + 2 ** -50));
-  const out = values instanceof Float64Array ? new Float64Array(values.length) : new Float32Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = values[i] * scale;
-  return { upper, values: out };
+  return { upper, values: stored(values, target / ((upper + u * frobenius) * (1 + 2 ** -50)), dtype) };
 }

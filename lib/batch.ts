@@ -3,7 +3,7 @@ import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
 import { DeviceWeights } from './device';
 import { type ConvOperatorOptions, operatorOptions } from './conv/geometry';
-import type { Core } from './engine';
+import type { Core, Job } from './engine';
 import { type Layer, LayerSet, createLayer, toNumbers } from './layer-set';
 import {
   type CommonOptions,
@@ -157,17 +157,19 @@ export class SpectralNormBatch {
 
   private *warmupCore(weights: unknown, iterations: unknown): Core<Float64Array> {
     const job = this.set.hostJob(this.warmupTargets(weights), checkWarmupIterations(iterations));
-    return this.set.finishHost(job, yield job).slice();
+    return this.set.finishStep(job, yield job).slice();
   }
 
   private *stepCore(weights: unknown, options: unknown): Core<Float64Array> {
-    if (weights instanceof DeviceWeights) {
-      const job = this.set.deviceJob(weights, this.deviceStepIterations(weights, options));
-      return this.set.finishDevice(job, yield job).slice();
-    }
+    const job = this.stepJob(weights, options);
+    return this.set.finishStep(job, yield job).slice();
+  }
+
+  /** A step's job, its arguments checked: on the CUDA device for DeviceWeights, else on the host arrays. */
+  private stepJob(weights: unknown, options: unknown): Job {
+    if (weights instanceof DeviceWeights) return this.set.deviceJob(weights, this.deviceStepIterations(weights, options));
     const { targets, iterations } = this.stepArguments(weights, options);
-    const job = this.set.hostJob(targets, iterations);
-    return this.set.finishHost(job, yield job).slice();
+    return this.set.hostJob(targets, iterations);
   }
 
   /** A device step's checks: the handle is this batch's and alive, and W/σ goes back into it (no `out`). */

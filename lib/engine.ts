@@ -101,14 +101,14 @@ export type Core<R> = Generator<Job, R, boolean>;
 
 /** Runs a job; false when some layer was non-finite (and nothing was modified). */
 export function execute(backend: ResolvedBackend, job: Job): boolean {
-  return forDevice(job) ? deviceRunner(backend).run(job) : backend.impl.run(job);
+  return isDeviceJob(job) ? deviceRunner(backend).run(job) : backend.impl.run(job);
 }
 
 export function executeAsync(backend: ResolvedBackend, job: Job): Promise<boolean> {
-  return forDevice(job) ? deviceRunner(backend).runAsync(job) : backend.impl.runAsync(job);
+  return isDeviceJob(job) ? deviceRunner(backend).runAsync(job) : backend.impl.runAsync(job);
 }
 
-function forDevice(job: Job): job is DevicePowerJob {
+export function isDeviceJob(job: Job): job is DevicePowerJob {
   return job.device !== undefined;
 }
 

@@ -4,7 +4,19 @@
 import type { ConvOperator, DevicePowerJob, FloatArray, PowerJob } from '../binding';
 import { checkOperator, inputLength, outputSize } from './conv/geometry';
 import { DeviceVectors, type DeviceWeights } from './device';
-import { type Core, type JobResults, type LayerState, type RunParams, allocateResults, buildJob, finish, runAsync, runSync } from './engine';
+import {
+  type Core,
+  type Job,
+  type JobResults,
+  type LayerState,
+  type RunParams,
+  allocateResults,
+  buildJob,
+  finish,
+  isDeviceJob,
+  runAsync,
+  runSync,
+} from './engine';
 import { type MatrixGeometry, matrixGeometry } from './layout';
 import { OperationQueue } from './operation-queue';
 import type { Settings } from './options';
@@ -117,20 +129,13 @@ export class LayerSet {
     return this.queue.enqueue(() => runAsync(this.settings.backend, core));
   }
 
-  // A step is one job: a core builds it with hostJob or deviceJob, yields it, and gets σ from finishHost or
-  // finishDevice. σ is this set's own array, which the next job overwrites: a core copies what it returns.
+  // A step is one job: a core builds it with hostJob or deviceJob, yields it, and gets σ from finishStep. σ is this
+  // set's own array, which the next job overwrites: a core copies what it returns.
 
   /** `iterations` power iterations (0: eval mode) on host arrays, W/σ into targets.outs. */
   hostJob(targets: Targets, iterations: number): PowerJob {
     this.syncVectorsToHost();
     return buildJob(this.states, targets.weights, targets.outs, this.params(iterations), this.results);
-  }
-
-  /** σ per layer, or the RangeError of a non-finite layer (nothing modified); the host's u and v are now the newer. */
-  finishHost(job: PowerJob, allFinite: boolean): Float64Array {
-    const sigma = finish(job, allFinite, this.label).sigma;
-    this.deviceVectors?.hostChanged();
-    return sigma;
   }
 
   /** A step on weights kept on the CUDA device: divided there in place, with u and v kept there too. */
@@ -142,10 +147,14 @@ export class LayerSet {
     return { ...job, device: weights.backend.device };
   }
 
-  /** finishHost for a device job: the device's u and v are now the newer. */
-  finishDevice(job: DevicePowerJob, allFinite: boolean): Float64Array {
+  /**
+   * σ per layer, or the RangeError of a non-finite layer (nothing modified then). The side the job ran on, host or
+   * device, now holds the newer u and v.
+   */
+  finishStep(job: Job, allFinite: boolean): Float64Array {
     const sigma = finish(job, allFinite, this.label).sigma;
-    this.deviceVectors?.deviceChanged();
+    if (isDeviceJob(job)) this.deviceVectors?.deviceChanged();
+    else this.deviceVectors?.hostChanged();
     return sigma;
   }
 }

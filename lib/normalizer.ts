@@ -151,7 +151,7 @@ export class SpectralNormalizer {
   private *warmupCore(weight: unknown, iterations: unknown): Core<number> {
     const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', 'none');
     const job = this.set.hostJob(targets, checkWarmupIterations(iterations));
-    return this.set.finishHost(job, yield job)[0];
+    return this.set.finishStep(job, yield job)[0];
   }
 
   private *stepCore(weight: unknown, options: unknown): Core<number> {
@@ -159,6 +159,6 @@ export class SpectralNormalizer {
     const mode = out === undefined ? ('in-place' as const) : { outs: [out], names: () => 'options.out' };
     const targets = checkTargets(this.set.layers, this.dtype, [weight], () => 'weight', mode);
     const job = this.set.hostJob(targets, this.set.stepIterations(update));
-    return this.set.finishHost(job, yield job)[0];
+    return this.set.finishStep(job, yield job)[0];
   }
 }

@@ -264,6 +264,38 @@ describe('convolution operators', () => {
     });
   });
 
+  describe('the result', () => {
+    for (const backend of backends) {
+      it(`${backend}: exactly the contract's fields; iterations and converged follow tolerance and maxIterations`, () => {
+        const shape = [5, 3, 3, 3];
+        const w = gaussianKernel(product(shape));
+        const keys = ['backend', 'converged', 'iterations', 'lower', 'method', 'sigma', 'upper'];
+        // The FFT method: no power iterations, exact, converged.
+        const fft = convSpectralNorm(w, shape, { inputSize: [7, 6], padding: 1, paddingMode: 'circular', backend });
+        assert.deepEqual(Object.keys(fft).sort(), keys);
+        assert.equal(fft.method, 'fft');
+        assert.equal(fft.iterations, 0);
+        assert.equal(fft.converged, true);
+        assert.equal(fft.backend, backend);
+        // Power iteration: stopped by maxIterations before the tolerance is met, then run to the tolerance.
+        const options = { inputSize: [9, 7], padding: 1, stride: 2, backend } as const;
+        const short = convSpectralNorm(w, shape, { ...options, tolerance: 0, maxIterations: 2 });
+        assert.deepEqual(Object.keys(short).sort(), keys);
+        assert.equal(short.method, 'power-iteration');
+        assert.equal(short.iterations, 2);
+        assert.equal(short.converged, false);
+        const full = convSpectralNorm(w, shape, { ...options, tolerance: 1e-10, maxIterations: 100000 });
+        assert.equal(full.converged, true);
+        assert.ok(full.iterations > 2 && full.iterations < 100000, `iterations ${full.iterations}`);
+        const dense = denseSigma(w, operatorOf(shape, { inputSize: [9, 7], padding: 1, stride: 2 }));
+        assertBrackets(short, dense, 1e-12, 'maxIterations 2');
+        assertBrackets(full, dense, 1e-12, 'tolerance 1e-10');
+        // The tolerance bounds the change between iterations, not the error: 1e-10 of change leaves σ within 1e-6 here.
+        assert.ok(Math.abs(full.sigma / dense - 1) <= 1e-6, `σ ${full.sigma} vs the dense matrix's ${dense}`);
+      });
+    }
+  });
+
   describe("spectralNorm's certified bounds on dense matrices", () => {
     for (const backend of backendsUnderTest()) {
       it(`${backend}: lower ≤ σ ≤ upper with upper/lower − 1 ≤ 1e-6 on every LAPACK fixture case`, () => {

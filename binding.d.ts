@@ -218,11 +218,28 @@ export interface DevicePowerJob extends Omit<PowerJob, 'layers' | 'device'> {
   device: number;
 }
 
+/**
+ * A PowerJob on host arrays, packed for the CPU backend (lib/backends.ts packJob): its numbers in one Float64Array and
+ * its arrays in one list, which the addon reads in a fraction of the Node-API calls a PowerJob's two dozen
+ * properties take (more than a small layer's math). header: dtype (0 float32, 1 float64), iterations, tolerance,
+ * eps, legacy (0 or 1), threads, precision (0 'mixed', 1 'float64'), the layer count n, then outer, rows, inner and
+ * vectorNorm (0 or 1) of each layer (any numbers after those are ignored). arrays: sigma, status, iterationsRun,
+ * converged, then weight, out (or null), u and v of each layer. A layer with an `operator` has no place in it: the cpu
+ * backend sends jobs with convolution operators unpacked.
+ */
+export interface PackedPowerJob {
+  header: Float64Array;
+  arrays: (FloatArray | Int32Array | Uint8Array | null)[];
+}
+
 /** The native addon: a Backend that can also run jobs on CUDA devices, plus its `internal` object. */
 export interface NativeAddon extends Backend {
   /** A job with `device` set runs on that CUDA device (the cuda backend); its layers may use device slices. */
   run(job: PowerJob | DevicePowerJob): boolean;
   runAsync(job: PowerJob | DevicePowerJob): Promise<boolean>;
+  /** run and runAsync for a host job on the CPU, packed; the same checks, results and errors. */
+  runPacked(job: PackedPowerJob): boolean;
+  runPackedAsync(job: PackedPowerJob): Promise<boolean>;
   /** Allocates `length` elements on a CUDA device; throws an Error (code ERR_SPECTRAL_NORM_CUDA or _OUT_OF_MEMORY). */
   DeviceArray: new (dtype: 'float32' | 'float64', length: number, device: number) => DeviceArray;
   /**
@@ -248,18 +265,28 @@ export interface NativeInternals {
   readBandwidth(bytes: number, threads: number, repeats: number): number;
   /** Benchmarks: device-to-device copy bandwidth in bytes/s (read + write), median of `repeats`, CUDA events. */
   cudaCopyBandwidth(device: number, bytes: number, repeats: number): number;
+  /** Benchmarks: the device's streaming read bandwidth in bytes/s, median of `repeats`, CUDA events. */
+  cudaReadBandwidth(device: number, bytes: number, repeats: number): number;
   /** Benchmarks: milliseconds between CUDA events on the device's stream recorded around fn(). */
   cudaTime(device: number, fn: () => void): number;
   /** Tests only: the nth native scratch allocation from now (1 = the next) throws out-of-memory, once; 0 disarms. */
   testFailScratchAllocation(n: number): void;
   /** Tests only: native scratch allocations made so far by this process. */
   testScratchAllocationCount(): number;
-  /** Tests only: the CUDA backend's work lists for a batch (native/cuda/batch_plan.h), computed without a GPU. */
+  /**
+   * Tests only: the CUDA backend's work lists for a batch (native/cuda/batch_plan.h), computed without a GPU, for a
+   * device with `caps` (default: 132 multiprocessors, clusters of up to 8 blocks, 256 threads per block).
+   */
   planCudaBatch(
-    layers: { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean }[],
+    layers: { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean; vectorLoads?: boolean }[],
     elementBytes: number,
     iterated: boolean,
+    caps?: { multiprocessors?: number; maxCluster?: number; blockThreads?: number },
   ): CudaBatchPlan;
+  /** Tests only: what the CUDA backend holds now; all zero once the last environment that used CUDA has ended. */
+  cudaResources(): CudaResources;
+  /** Tests only: the pinned staging chunk (bytes) of the next staging allocation; 0 restores the default (8 MiB). */
+  testCudaStagingChunk(bytes: number): void;
   /** Tests only: native/common/codes.h, keyed by the names lib/codes.ts uses, so a test can check the two agree. */
   codes: {
     layerStatus: Record<string, number>;
@@ -268,21 +295,39 @@ export interface NativeInternals {
   };
 }
 
+export interface CudaResources {
+  users: number;
+  contexts: number;
+  arenaBytes: number;
+  pinnedBytes: number;
+  graphs: number;
+  deviceArrayBytes: number;
+}
+
 export interface CudaBatchPlan {
   layers: {
-    sweepItems: number;
-    finishChunks: number;
+    /** 'tiled': a cluster of `tiles` blocks per slot keeps its columns in registers; 'general': any shape. */
+    kind: 'tiled' | 'general';
+    slots: number;
+    tiles: number;
+    tileColumns: number;
+    units: number;
+    groups: number;
+    chunks: number;
     xOffset: number;
     dOffset: number;
     tOffset: number;
     partialOffset: number;
-    uNewOffset: number;
-    vNewOffset: number;
+    slotStatsOffset: number;
+    chunkStatsOffset: number;
   }[];
-  sweep: { layer: number; slot: number; begin: number; end: number }[];
+  sweep: { layer: number; slot: number; tile: number; begin: number; end: number }[];
+  launches: { kind: 'tiled' | 'general'; cluster: number; units: number; vectorLoads: boolean; begin: number; count: number }[];
+  reduce: { layer: number; group: number; begin: number; end: number }[];
   finish: { layer: number; chunk: number; begin: number; end: number }[];
-  /** kind: CommitKind (lib/codes.ts): Divide the elements [begin, end), or commit the layer's Vectors u and v. */
+  /** kind: CommitKind (lib/codes.ts): Vectors (the first vectorItems), then Divide the elements [begin, end). */
   commit: { layer: number; kind: number; begin: number; end: number }[];
+  vectorItems: number;
+  divideBlocks: number;
   doubles: number;
-  elements: number;
 }

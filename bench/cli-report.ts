@@ -1,21 +1,29 @@
 // `npm run bench:cli`: `spectral-norm report` on real model files, on every backend and with --exact, side by side
-// in one run (rounds interleave the contenders, so machine noise hits them alike). Prints a table and writes
-// bench/results/cli-report-<date>.json.
+// in one run (rounds interleave the contenders, so machine noise hits them alike); then on a sharded float16
+// checkpoint generated on the fly (bench/sharded-model.ts, 8 GB by default), against the file-read bandwidth of the
+// same shards measured in the same run, cold and warm. Prints tables and writes bench/results/cli-report-<date>.json.
 //
-//   npm run bench:cli -- [--rounds 5] [--out bench/results]
+//   npm run bench:cli -- [--rounds 5] [--out bench/results] [--sharded-gb 8 (0: skip)] [--sharded-rounds 1]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { report } from '../cli/commands/report';
+import { dropFromPageCache, readBandwidth, writeShardedModel } from './sharded-model';
 import { writeExampleModels } from '../examples/make-example-models';
 import { type BackendChoice, backendInfo } from '../lib';
 
 const { values: args } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, out: { type: 'string', default: path.join('bench', 'results') } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    out: { type: 'string', default: path.join('bench', 'results') },
+    'sharded-gb': { type: 'string', default: '8' },
+    'sharded-rounds': { type: 'string', default: '1' },
+  },
 });
 const rounds = Number(args.rounds);
+const shardedGigabytes = Number(args['sharded-gb']);
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const examples = writeExampleModels();
@@ -36,6 +44,58 @@ contenders.push({ name: 'js', backend: 'js', exact: false });
 contenders.push({ name: 'exact (exactSpectralNorm, float64 JS)', backend: 'auto', exact: true });
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * report on the generated sharded model, cpu backend, default tolerance, against the read bandwidth of its files:
+ * cold (each read preceded by dropping the files from the page cache) and warm (right after a full read).
+ */
+async function sharded() {
+  if (!(shardedGigabytes > 0)) return null;
+  const folder = path.join(os.tmpdir(), `sn-bench-sharded-${process.pid}`);
+  const free = (() => {
+    const s = fs.statfsSync(os.tmpdir());
+    return s.bavail * s.bsize;
+  })();
+  if (free < 1.5 * shardedGigabytes * 1e9) {
+    console.log(`skipped the sharded model: ${(free / 1e9).toFixed(1)} GB free in ${os.tmpdir()}, and ${shardedGigabytes} GB needs more`);
+    return { skipped: `only ${(free / 1e9).toFixed(1)} GB free` };
+  }
+  try {
+    let start = performance.now();
+    const model = writeShardedModel(folder, shardedGigabytes);
+    console.log(`generated ${model.tensors} float16 tensors, ${(model.bytes / 1e9).toFixed(2)} GB in ${model.shards.length} shards (${((performance.now() - start) / 1000).toFixed(0)} s)`);
+    const options = { include: [], exclude: [], dims: [], backend: 'cpu' as const, tolerance: 1e-6, maxIterations: 1000, json: true, exact: false };
+    const runs = [];
+    for (let round = 0; round < Number(args['sharded-rounds']); round++) {
+      for (const cache of ['cold', 'warm'] as const) {
+        const cold = cache === 'cold' && dropFromPageCache(model.shards);
+        if (cache === 'cold' && !cold) console.log('dd iflag=nocache is not available: the "cold" read is not cold');
+        const read = readBandwidth(model.shards);
+        if (cache === 'cold') dropFromPageCache(model.shards);
+        start = performance.now();
+        const r = await report(model.index, options, () => undefined);
+        const wallMs = performance.now() - start;
+        const iterations = r.tensors.map((t) => t.iterations ?? 0).sort((a, b) => a - b);
+        runs.push({
+          cache,
+          readGBps: read / 1e9,
+          reportGBps: model.bytes / 1e6 / wallMs,
+          ratio: model.bytes / (wallMs / 1000) / read,
+          wallMs,
+          sigmaMs: r.totals.ms,
+          iterationsMedian: iterations[Math.floor(iterations.length / 2)],
+          iterationsMax: iterations.at(-1),
+          converged: r.tensors.every((t) => t.converged),
+          loadAverage: os.loadavg(),
+        });
+        console.log(`${cache}: read ${(read / 1e9).toFixed(2)} GB/s, report ${(model.bytes / 1e6 / wallMs).toFixed(2)} GB/s (${((100 * model.bytes) / (wallMs / 1000) / read).toFixed(0)}% of the read bandwidth), σ time ${(r.totals.ms / 1000).toFixed(1)} s of ${(wallMs / 1000).toFixed(1)} s`);
+      }
+    }
+    return { model: `generated sharded float16 checkpoint (bench/sharded-model.ts), ${model.tensors} tensors`, bytes: model.bytes, shards: model.shards.length, backend: 'cpu', runs };
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+}
 
 async function main() {
   const results = [];
@@ -59,6 +119,7 @@ async function main() {
   }
   console.log(`spectral-norm report on real models, median of ${rounds} rounds, default tolerance 1e-6`);
   console.table(results.map((r) => ({ model: r.model, tensors: r.tensors, contender: r.contender, 'σ ms': r.sigmaMedianMs.toFixed(1), 'total ms': r.wallMedianMs.toFixed(1), 'vs js': `${r.speedupVsJs.toFixed(1)}×` })));
+  const shardedResult = await sharded();
   const date = new Date().toISOString();
   const record = {
     benchmark: 'cli-report',
@@ -75,6 +136,7 @@ async function main() {
     versions: { node: process.version, spectralNorm: require('../../package.json').version },
     notes: 'σ ms: time in the σ computation, summed over tensors; total ms: the whole report, reading and decoding included.',
     results,
+    sharded: shardedResult,
   };
   fs.mkdirSync(args.out!, { recursive: true });
   const file = path.join(args.out!, `cli-report-${date.slice(0, 10)}.json`);

@@ -1,5 +1,5 @@
-// A few steps of the two largest workloads on device-resident weights, for `ncu` on the sweep and commit kernels
-// (bench/gpu-run.sh). Prints nothing but what it ran.
+// A few steps of the two largest workloads on device-resident weights, for `ncu` on the sweep, reduction, finish and
+// commit kernels (bench/gpu-run.sh). Prints nothing but what it ran.
 import { SpectralNormBatch } from '../lib';
 import { elements, fixedWeight, networks, synthetic } from './networks';
 

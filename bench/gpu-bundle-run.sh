@@ -5,7 +5,7 @@
 #   ./run.sh test        the whole mocha suite with the cuda backend required (npm run test:gpu)
 #   ./run.sh test-cpu    the whole suite on the backends this host has (the CPU fallback without a GPU)
 #   ./run.sh workbench   the CUDA kernel workbench (extra arguments are passed on, e.g. --out DIR --quick)
-#   ./run.sh bench       the GPU benchmark against PyTorch (e.g. --out DIR)
+#   ./run.sh bench       the GPU benchmark (npm run bench:gpu): ours, PyTorch eager and CUDA graph, JAX, host arrays (e.g. --out DIR --tune)
 #   ./run.sh profile     a few large steps, for ncu
 #   ./run.sh rebuild     rebuilds the addon here with cmake and nvcc, when the packed one does not load
 set -euo pipefail
@@ -18,7 +18,7 @@ case "${1:-info}" in
   test) SN_TEST_BACKENDS=cuda SN_REQUIRE_CUDA=1 "${mocha[@]}" ;;
   test-cpu) "${mocha[@]}" ;;
   workbench) node dist/bench/cuda-workbench.js "${@:2}" ;;
-  bench) node dist/bench/gpu-vs-torch.js "${@:2}" ;;
+  bench) node dist/bench/gpu-bench.js "${@:2}" ;;
   profile) node dist/bench/cuda-profile-step.js "${@:2}" ;;
   rebuild)
     cmake -S . -B build/cmake -G Ninja -DCMAKE_BUILD_TYPE=Release -DSN_CUDA=ON \

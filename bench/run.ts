@@ -3,7 +3,7 @@
 // side by side in one run, against this machine's read bandwidth measured in the same run. Prints a table and the
 // targets, and writes bench/results/bench-<date>.{json,svg,png}.
 //
-//   npm run bench [-- --quick] [-- --filter <regex>] [-- --out <dir>]
+//   npm run bench [-- --quick] [-- --filter <regex>] [-- --contenders <regex>] [-- --out <dir>]
 //   (`npm run bench --quick` works too: npm passes it on as npm_config_quick.)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +13,7 @@ import { SingleBar } from 'cli-progress';
 
 import { backendInfo } from '../lib';
 import { nativeAddon } from '../lib/backends';
+import { type AutoTableRow, autoTargets, hostColumns, measureAutoTable, printAutoTable } from './auto-table';
 import { writeChart } from './chart';
 import { machine } from './machine';
 import type { Contender, Runner } from './contenders/contender';
@@ -28,6 +29,8 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: process.env.npm_config_quick === 'true' },
     filter: { type: 'string' },
+    // Only the contenders (and Python peers) whose names match: a short run of the SIMD paths against numpy.
+    contenders: { type: 'string' },
     out: { type: 'string', default: path.join('bench', 'results') },
   },
 });
@@ -63,7 +66,9 @@ async function main(): Promise<void> {
 
   const candidates: Contender[] = [...libraryContenders(), textbookContender(), mlMatrixContender(), ...tfjsContenders()];
   const contenders: Contender[] = [];
+  const wanted = (name: string) => !args.contenders || new RegExp(args.contenders).test(name);
   for (const c of candidates) {
+    if (!wanted(c.name)) continue;
     const why = await c.unavailable();
     if (why) skipped[c.name] = why;
     else contenders.push(c);
@@ -110,6 +115,7 @@ async function main(): Promise<void> {
   const sampling: Sampling = { budgetMs: plan.budgetMs, slowMs: plan.slowMs, minSamples: plan.minSamples, maxSamples: plan.maxSamples };
   const peers: PythonPeerReport[] = [];
   for (const name of ['numpy', 'torch'] as const) {
+    if (!wanted(name)) continue;
     bar.update({ workload: `${name} (python)` });
     const report = runPythonPeer(name, workloads, sampling);
     peers.push(report);
@@ -120,6 +126,9 @@ async function main(): Promise<void> {
     }
     bar.increment();
   }
+  // Issue 12's table: 'auto' against the best of the backends it may pick, on its own workloads.
+  const autoColumns = hostColumns(info.available);
+  const autoRows: AutoTableRow[] = await measureAutoTable(autoColumns, plan, threadsAll, undefined, (name) => bar.update({ workload: `auto table: ${name}` }));
   bar.update({ workload: 'done' });
   bar.stop();
 
@@ -172,21 +181,27 @@ async function main(): Promise<void> {
     console.log(`read bandwidth (1 GiB, measured in this run): ${gb(bandwidth.dram1)} on 1 thread, ${gb(bandwidth.dramAll)} on ${threadsAll}`);
   }
   for (const [name, why] of Object.entries(skipped)) console.log(`skipped ${name}: ${why}`);
+  printAutoTable(autoRows, autoColumns);
+  const model = info.costModel;
+  console.log(`cost model: ${model.measureMs > 0 ? `measured in ${model.measureMs.toFixed(1)} ms` : 'nothing measured in this run'}` +
+    `${model.cacheFile ? `; cache ${model.cacheFile}` : ''}; constants ${JSON.stringify(model.constants)} from ${JSON.stringify(model.sources)}`);
   for (const [w, skips] of Object.entries(perWorkloadSkips)) {
     for (const [c, why] of Object.entries(skips)) console.log(`skipped ${c} on ${w}: ${why}`);
   }
 
-  const targets = evaluateTargets(workloads, rows);
-  console.log('\ntargets (issue 3), measured in this run:');
+  const targets = [...evaluateTargets(workloads, rows), ...autoTargets(autoRows)];
+  console.log('\ntargets (issues 3, 12 and 13), measured in this run:');
   for (const t of targets) console.log(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'} ${t.target}: ${t.measured}`);
 
   const date = new Date().toISOString();
-  const base = path.join(args.out as string, `bench-${date.slice(0, 10)}${quick ? '-quick' : ''}`);
+  // A run capped by SN_SIMD (the slower kernel paths) gets its own file, named for the path it ran.
+  const capped = process.env.SN_SIMD ? `-${info.cpu.simd}` : '';
+  const base = path.join(args.out as string, `bench-${date.slice(0, 10)}${capped}${quick ? '-quick' : ''}`);
   fs.mkdirSync(args.out as string, { recursive: true });
   const record = {
     benchmark: 'spectral-norm bench',
     date,
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}${quick && process.argv.length <= 2 ? ' --quick' : ''}`,
+    command: `${process.env.SN_SIMD ? `SN_SIMD=${process.env.SN_SIMD} ` : ''}npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}${quick && process.argv.length <= 2 ? ' --quick' : ''}`,
     machine: machine(),
     versions: {
       node: process.version,
@@ -198,6 +213,8 @@ async function main(): Promise<void> {
     bandwidth: bandwidth && { dram1GBs: bandwidth.dram1 / 1e9, dramAllGBs: bandwidth.dramAll / 1e9, threadsAll, readAtSizeGBs: Object.fromEntries(Object.entries(readAtSize).map(([k, v]) => [k, v / 1e9])) },
     workloads: workloads.map((w) => ({ name: w.name, group: w.group, layers: w.shapes.length, elements: w.elements, iterations: w.iterations, bytesMoved: w.bytesMoved })),
     results: rows,
+    autoTable: autoRows,
+    costModel: info.costModel,
     targets,
     skipped,
     perWorkloadSkips,
@@ -256,18 +273,14 @@ function evaluateTargets(workloads: Workload[], rows: Row[]): Target[] {
     if (w.group === 'single' && w.elements >= 512 * 4608) check(`${w.name}: ≥ 10× textbook JS`, ratio(w.name, 'textbook JS', PRIMARY), 10, times);
   }
   for (const w of workloads) {
-    const goal = w.iterations === 1 ? 1.4 : 1.8;
+    // Issue 13: 512×4608 sits in cache, where numpy's sgemv is at its best: 1.2× there.
+    const goal = w.name.startsWith('512×4608') ? 1.2 : w.iterations === 1 ? 1.4 : 1.8;
     check(`${w.name}: ≥ ${goal}× numpy`, ratio(w.name, 'numpy', PRIMARY), goal, times);
   }
   for (const w of workloads) check(`${w.name}: ≥ 10× PyTorch CPU`, ratio(w.name, 'torch', PRIMARY), 10, times);
   const many = workloads.find((w) => w.name.startsWith('many-small'));
   if (many) {
-    check(`${many.name}: batch ≥ 1.5× separate normalizers`, ratio(many.name, 'spectral-norm cpu, a normalizer per layer', PRIMARY), 1.5, times);
-  }
-  for (const w of workloads) {
-    const best = Math.min(...['spectral-norm cpu', 'spectral-norm cpu, 1 thread', 'spectral-norm js'].map((c) => get(w.name, c)?.stats.medianMs ?? Infinity));
-    const auto = get(w.name, 'spectral-norm auto');
-    check(`${w.name}: auto within 10% of the best backend`, auto ? best / auto.stats.medianMs : null, 1 / 1.1, (x) => `${pct(x)} of the best's speed`);
+    check(`${many.name}: batch ≥ 2× separate normalizers`, ratio(many.name, 'spectral-norm cpu, a normalizer per layer', PRIMARY), 2, times);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 import { type BackendChoice, type FloatArray, convSpectralNorm, spectralNorm } from '../lib';
 import { ModelFileError, firstLine } from './errors';
 import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from './formats/half';
+import type { Format } from './model';
 
 export type PaddingFlag = number | 'same';
 
@@ -55,12 +56,12 @@ export function parsePadding(text: string): PaddingFlag {
   return Number(text);
 }
 
-/** The layout a format stores conv kernels in: PyTorch's for safetensors, TF/Keras's for TF.js. */
-function layoutOf(format: 'safetensors' | 'tfjs'): 'oihw' | 'hwio' {
+/** The layout a format stores conv kernels in: PyTorch's for safetensors and ONNX's (the same), TF/Keras's for TF.js. */
+function layoutOf(format: Format): 'oihw' | 'hwio' {
   return format === 'tfjs' ? 'hwio' : 'oihw';
 }
 
-function operatorColumn(values: FloatArray, shape: number[], format: 'safetensors' | 'tfjs', options: BoundsOptions, compute: Compute): OperatorColumn {
+function operatorColumn(values: FloatArray, shape: number[], format: Format, options: BoundsOptions, compute: Compute): OperatorColumn {
   const layout = layoutOf(format);
   const [kh, kw] = layout === 'oihw' ? [shape[2], shape[3]] : [shape[0], shape[1]];
   const same = (k: number) => (k % 2 === 1 ? (k - 1) / 2 : NaN);
@@ -93,7 +94,7 @@ export function boundsColumns(
   values: FloatArray,
   shape: number[],
   dim: number,
-  format: 'safetensors' | 'tfjs',
+  format: Format,
   options: BoundsOptions,
   compute: Compute,
 ): Columns {
@@ -111,20 +112,29 @@ export function boundsColumns(
   }
 }
 
-/** The unit roundoff of the dtype a tensor is written back in (quantized TF.js weights are written as float32). */
+/**
+ * How a tensor of this dtype (as its format names it: safetensors 'F16', ONNX 'FLOAT16', ...) is written back. Half
+ * formats stay half; quantized TF.js weights are written as float32.
+ */
+function storedAs(dtype: string): 'float64' | 'float32' | 'float16' | 'bfloat16' {
+  if (dtype === 'F64' || dtype === 'DOUBLE') return 'float64';
+  if (dtype === 'F16' || dtype === 'FLOAT16') return 'float16';
+  if (dtype === 'BF16' || dtype === 'BFLOAT16') return 'bfloat16';
+  return 'float32';
+}
+
+/** The unit roundoff of the dtype a tensor is written back in. */
 function storedRoundoff(dtype: string): number {
-  if (dtype === 'F64') return 2 ** -53;
-  if (dtype === 'F16') return 2 ** -11;
-  if (dtype === 'BF16') return 2 ** -8;
-  return 2 ** -24;
+  return { float64: 2 ** -53, float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 }[storedAs(dtype)];
 }
 
 /** values·scale exactly as the file will store them: rounded to the stored dtype (half formats through float32). */
 function stored(values: FloatArray, scale: number, dtype: string): FloatArray {
   if (values instanceof Float64Array) return values.map((x) => x * scale);
   const f32 = Float32Array.from(values, (x) => x * scale);
-  if (dtype === 'F16') return decodeFloat16(encodeFloat16(f32));
-  if (dtype === 'BF16') return decodeBfloat16(encodeBfloat16(f32));
+  const as = storedAs(dtype);
+  if (as === 'float16') return decodeFloat16(encodeFloat16(f32));
+  if (as === 'bfloat16') return decodeBfloat16(encodeBfloat16(f32));
   return f32;
 }
 
@@ -173,7 +183,7 @@ export function certifiedClip(
   }
   // The roundings on the way: the product in float64, into float32 (half formats are encoded from float32), then the
   // stored dtype.
-  const half = dtype === 'F16' || dtype === 'BF16';
+  const half = storedAs(dtype) === 'float16' || storedAs(dtype) === 'bfloat16';
   const u = storedRoundoff(dtype) + (half ? 2 ** -24 : 0) + 2 ** -52;
   return { upper, values: stored(values, target / ((upper + u * frobenius) * (1 + 2 ** -50)), dtype) };
 }

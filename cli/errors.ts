@@ -1,4 +1,6 @@
-// The one kind of error a model file can cause: a one-line message naming the file and, where known, the tensor.
+// The errors the command reports in one line, `spectral-norm: <what>`: a model file's (exit code 1), naming the
+// file and, where known, the tensor; and a usage error (exit code 2): the command line asks for something that
+// cannot be done, such as a selection that matches no tensor.
 export class ModelFileError extends Error {
   constructor(
     readonly file: string,
@@ -7,6 +9,15 @@ export class ModelFileError extends Error {
   ) {
     super(`${file}: ${tensor === undefined ? '' : `tensor '${tensor}': `}${detail}`);
     this.name = 'ModelFileError';
+  }
+}
+
+export class UsageError extends Error {
+  readonly exitCode = 2;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
   }
 }
 

@@ -1,61 +1,116 @@
-// Reading by offset through file handles, so a multi-gigabyte model is never loaded into one buffer, and writing
-// outputs through a temporary file that is renamed into place only when it is complete.
+// Reading by offset through file handles, in bounded chunks, so a multi-gigabyte model is never loaded into one
+// buffer; and writing outputs through temporary files that are renamed into place only when all are complete, and
+// removed on an error or a signal.
 import { randomBytes } from 'node:crypto';
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 
+import type { FloatArray } from '../lib';
 import { ModelFileError, firstLine } from './errors';
+import type { ReadGate } from './model';
+
+/** A system error's code and description without the path it names (which may be an internal temporary file). */
+export function describeFsError(error: unknown): string {
+  const message = firstLine(error);
+  const match = /^([A-Z0-9_]+): ([^,]+)/.exec(message);
+  return match ? `${match[1]}: ${match[2]}` : message;
+}
 
 /** Opens a file for reading; a missing or unreadable file is a ModelFileError naming it. */
 export async function openForReading(file: string, what = 'cannot open'): Promise<fs.FileHandle> {
   try {
     return await fs.open(file, 'r');
   } catch (error) {
-    throw new ModelFileError(file, `${what}: ${firstLine(error)}`);
+    throw new ModelFileError(file, `${what}: ${describeFsError(error)}`);
   }
 }
 
-/** Exactly `length` bytes at `position`; fewer (the file ends first) is a truncated file. */
-export async function readExactly(
-  handle: fs.FileHandle,
-  position: number,
-  length: number,
-  file: string,
-  tensor?: string,
-): Promise<Uint8Array> {
-  const bytes = new Uint8Array(length);
+/** Reads exactly `length` bytes at `position` into `into` at `at`; fewer (the file ends first) is a truncated file. */
+async function readInto(handle: fs.FileHandle, into: Uint8Array, at: number, position: number, length: number, file: string, tensor?: string): Promise<void> {
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(bytes, done, length - done, position + done);
+    const { bytesRead } = await handle.read(into, at + done, length - done, position + done);
     if (bytesRead === 0) {
       throw new ModelFileError(file, `truncated: needs bytes ${position}..${position + length} but the file ends at ${position + done}`, tensor);
     }
     done += bytesRead;
   }
+}
+
+/** Exactly `length` bytes at `position`, in a fresh (so aligned) buffer. */
+export async function readExactly(handle: fs.FileHandle, position: number, length: number, file: string, tensor?: string): Promise<Uint8Array> {
+  const bytes = new Uint8Array(length);
+  await readInto(handle, bytes, 0, position, length, file, tensor);
   return bytes;
 }
 
-export async function writeAll(handle: fs.FileHandle, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
-    done += bytesWritten;
-  }
+/** A stretch of a file holding (part of) a tensor's stored bytes. */
+export interface ByteRange {
+  handle: fs.FileHandle;
+  file: string;
+  position: number;
+  length: number;
 }
 
-/** Copies `length` bytes from `position` in chunks, so memory stays bounded whatever the tensor's size. */
-export async function copyRange(
-  from: fs.FileHandle,
-  position: number,
-  length: number,
-  to: fs.FileHandle,
-  file: string,
-  tensor?: string,
-): Promise<void> {
-  const CHUNK = 16 << 20;
-  for (let done = 0; done < length; done += CHUNK) {
-    await writeAll(to, await readExactly(from, position + done, Math.min(CHUNK, length - done), file, tensor));
+/** How a tensor's stored elements become the values the library computes on. */
+export interface ElementCodec {
+  /** Bytes per stored element. */
+  bytes: number;
+  /** The values' type: float64 only for float64 storage. */
+  wide: 'float32' | 'float64';
+  /** Decodes whole elements from `src` into `dst` from element `at` on; null when the stored bytes are the values. */
+  decode: ((src: Uint8Array, dst: FloatArray, at: number) => void) | null;
+}
+
+/** Bytes read per chunk: large enough for full read bandwidth, small enough to bound the read-ahead finely. */
+export const CHUNK_BYTES = 8 << 20;
+
+/**
+ * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting `gate`
+ * before each chunk. Elements may straddle ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
+ */
+export async function readValues(ranges: readonly ByteRange[], count: number, codec: ElementCodec, tensor: string, gate?: ReadGate): Promise<FloatArray> {
+  const values = codec.wide === 'float64' ? new Float64Array(count) : new Float32Array(count);
+  const total = count * codec.bytes;
+  const stored = ranges.reduce((sum, r) => sum + r.length, 0);
+  if (stored !== total) throw new Error(`internal: ${tensor} has ${stored} stored bytes for ${count} elements of ${codec.bytes} bytes`);
+  if (codec.decode === null) {
+    // The stored bytes are the values: read straight into them.
+    const target = new Uint8Array(values.buffer);
+    let at = 0;
+    for (const r of ranges) {
+      for (let done = 0; done < r.length; ) {
+        const take = Math.min(CHUNK_BYTES, r.length - done);
+        await gate?.(take);
+        await readInto(r.handle, target, at, r.position + done, take, r.file, tensor);
+        at += take;
+        done += take;
+      }
+    }
+    return values;
   }
+  const chunk = Math.max(codec.bytes, CHUNK_BYTES - (CHUNK_BYTES % codec.bytes));
+  const scratch = new Uint8Array(Math.min(chunk + codec.bytes, total));
+  let held = 0;
+  let element = 0;
+  for (const r of ranges) {
+    for (let done = 0; done < r.length; ) {
+      const take = Math.min(scratch.length - held, r.length - done);
+      await gate?.(take);
+      await readInto(r.handle, scratch, held, r.position + done, take, r.file, tensor);
+      held += take;
+      done += take;
+      const whole = Math.floor(held / codec.bytes);
+      if (whole === 0) continue;
+      codec.decode(scratch.subarray(0, whole * codec.bytes), values, element);
+      element += whole;
+      const rest = held - whole * codec.bytes;
+      scratch.copyWithin(0, whole * codec.bytes, held);
+      held = rest;
+    }
+  }
+  return values;
 }
 
 /** True when both paths name the same existing file (also through links). */
@@ -69,44 +124,196 @@ export async function sameFile(a: string, b: string): Promise<boolean> {
   }
 }
 
-/**
- * Output files written beside their final paths under temporary names and renamed into place only after every one
- * is complete and flushed, so an error or a crash never leaves a half-written output (or a damaged original, with
- * --in-place). `abort` removes the temporary files.
- */
-export class StagedOutput {
-  private readonly staged: { final: string; temp: string; handle: fs.FileHandle | null }[] = [];
+/** Every temporary file (and created folder) of every StagedOutput not yet committed or aborted, for a signal. */
+const liveTemporaries = new Set<string>();
+const liveFolders = new Set<string>();
 
-  async create(final: string): Promise<fs.FileHandle> {
-    const temp = path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(temp, 'wx');
-    } catch (error) {
-      throw new ModelFileError(final, `cannot write: ${firstLine(error)}`);
-    }
-    this.staged.push({ final, temp, handle });
-    return handle;
+/**
+ * Removes the temporary files now, synchronously, and the folders created for them if they are left empty: the
+ * last thing a process does when a signal ends it.
+ */
+export function removeTemporaryFiles(): void {
+  for (const temp of liveTemporaries) fsSync.rmSync(temp, { force: true });
+  liveTemporaries.clear();
+  for (const top of [...liveFolders].reverse()) removeEmptyFolders(top);
+  liveFolders.clear();
+}
+
+/** One output file being written, under a temporary name; its errors name the final path, never the temporary. */
+export class OutputFile {
+  private closed = false;
+
+  constructor(
+    readonly final: string,
+    private readonly handle: fs.FileHandle,
+  ) {}
+
+  private failed(error: unknown): never {
+    throw new ModelFileError(this.final, `cannot write: ${describeFsError(error)}`);
   }
 
-  /** Flushes and closes every file, then renames each into place, in the order created. */
-  async commit(): Promise<void> {
-    for (const entry of this.staged) {
-      if (entry.handle) {
-        await entry.handle.sync();
-        await entry.handle.close();
-        entry.handle = null;
+  async write(bytes: Uint8Array): Promise<void> {
+    try {
+      let done = 0;
+      while (done < bytes.length) {
+        const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done);
+        done += bytesWritten;
       }
+    } catch (error) {
+      this.failed(error);
     }
-    for (const entry of this.staged) await fs.rename(entry.temp, entry.final);
+  }
+
+  /** Writes `bytes` at `position` (for patching a copy). */
+  async writeAt(bytes: Uint8Array, position: number): Promise<void> {
+    try {
+      let done = 0;
+      while (done < bytes.length) {
+        const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, position + done);
+        done += bytesWritten;
+      }
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  /** Copies `length` bytes at `position` of another file, in chunks, so memory stays bounded. */
+  async copyFrom(from: fs.FileHandle, position: number, length: number, file: string, tensor?: string): Promise<void> {
+    const buffer = new Uint8Array(Math.min(CHUNK_BYTES, length));
+    for (let done = 0; done < length; ) {
+      const take = Math.min(buffer.length, length - done);
+      await readInto(from, buffer, 0, position + done, take, file, tensor);
+      await this.write(take === buffer.length ? buffer : buffer.subarray(0, take));
+      done += take;
+    }
+  }
+
+  /** Flushes and closes (once; later calls do nothing). */
+  async finish(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.handle.sync();
+      await this.handle.close();
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  async discard(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Output files written beside their final paths under temporary names and renamed into place only after every one
+ * is complete and flushed, so an error, a crash or a signal never leaves a half-written output (or a damaged
+ * original, with --in-place). Missing folders are created, and removed again if nothing is committed. `abort`
+ * removes the temporary files; the CLI's signal handlers do the same through removeTemporaryFiles().
+ */
+export class StagedOutput {
+  private readonly staged: { file: OutputFile; temp: string }[] = [];
+  private readonly createdFolders: string[] = [];
+
+  private async prepare(final: string): Promise<string> {
+    const folder = path.dirname(final);
+    try {
+      const created = await fs.mkdir(folder, { recursive: true });
+      if (created !== undefined) {
+        this.createdFolders.push(created);
+        liveFolders.add(created);
+      }
+    } catch (error) {
+      throw new ModelFileError(final, `cannot create its folder: ${describeFsError(error)}`);
+    }
+    return path.join(folder, `.${path.basename(final)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  }
+
+  /** A new, empty output file. */
+  async create(final: string): Promise<OutputFile> {
+    const temp = await this.prepare(final);
+    let handle: fs.FileHandle;
+    try {
+      liveTemporaries.add(temp);
+      handle = await fs.open(temp, 'wx');
+    } catch (error) {
+      liveTemporaries.delete(temp);
+      throw new ModelFileError(final, `cannot write: ${describeFsError(error)}`);
+    }
+    const file = new OutputFile(final, handle);
+    this.staged.push({ file, temp });
+    return file;
+  }
+
+  /** An output file that starts as a copy of `source` (the kernel copies it, without passing through memory). */
+  async copy(final: string, source: string): Promise<OutputFile> {
+    const temp = await this.prepare(final);
+    let handle: fs.FileHandle;
+    try {
+      liveTemporaries.add(temp);
+      await fs.copyFile(source, temp, fsSync.constants.COPYFILE_EXCL);
+      handle = await fs.open(temp, 'r+');
+    } catch (error) {
+      await fs.rm(temp, { force: true });
+      liveTemporaries.delete(temp);
+      throw new ModelFileError(final, `cannot write a copy of ${source}: ${describeFsError(error)}`);
+    }
+    const file = new OutputFile(final, handle);
+    this.staged.push({ file, temp });
+    return file;
+  }
+
+  /** Flushes and closes every file, then renames each into place, in the order created or in `order` (final paths). */
+  async commit(order?: readonly string[]): Promise<void> {
+    for (const entry of this.staged) await entry.file.finish();
+    const rank = (final: string) => (order === undefined ? 0 : order.indexOf(final));
+    const sequence = order === undefined ? this.staged : [...this.staged].sort((a, b) => rank(a.file.final) - rank(b.file.final));
+    for (const entry of sequence) {
+      try {
+        await fs.rename(entry.temp, entry.file.final);
+      } catch (error) {
+        throw new ModelFileError(entry.file.final, `cannot move into place: ${describeFsError(error)}`);
+      }
+      liveTemporaries.delete(entry.temp);
+    }
     this.staged.length = 0;
+    for (const folder of this.createdFolders) liveFolders.delete(folder);
+    this.createdFolders.length = 0;
   }
 
   async abort(): Promise<void> {
     for (const entry of this.staged) {
-      await entry.handle?.close().catch(() => undefined);
+      await entry.file.discard();
       await fs.rm(entry.temp, { force: true });
+      liveTemporaries.delete(entry.temp);
     }
     this.staged.length = 0;
+    // Folders this output created, deepest first, only if still empty.
+    for (const folder of this.createdFolders.reverse()) {
+      removeEmptyFolders(folder);
+      liveFolders.delete(folder);
+    }
+    this.createdFolders.length = 0;
+  }
+}
+
+/** Removes `top` and the folders under it if they hold nothing else (folders that mkdir -p created for outputs). */
+function removeEmptyFolders(top: string): boolean {
+  let entries: fsSync.Dirent[];
+  try {
+    entries = fsSync.readdirSync(top, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  let empty = true;
+  for (const e of entries) empty = e.isDirectory() && removeEmptyFolders(path.join(top, e.name)) && empty;
+  if (!empty) return false;
+  try {
+    fsSync.rmdirSync(top);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,4 +1,14 @@
-// Plain-text tables and number formats for the human-readable output.
+// Plain-text tables and number formats for the human-readable output. A table is a list of columns over rows, so a
+// command (or a later option) adds a column by adding one entry; an optional column shows only when it has a value.
+
+export interface Column<R> {
+  header: string;
+  /** Right-aligned when true. */
+  numeric: boolean;
+  cell: (row: R) => string;
+  /** Shown only when some row has a non-empty cell. */
+  optional?: boolean;
+}
 
 /** Left-aligned text columns, right-aligned numeric ones, two spaces apart. */
 export function formatTable(header: string[], rows: string[][], numeric: boolean[]): string {
@@ -11,12 +21,31 @@ export function formatTable(header: string[], rows: string[][], numeric: boolean
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+export function formatRows<R>(columns: readonly Column<R>[], rows: readonly R[]): string {
+  const shown = columns.filter((c) => !c.optional || rows.some((r) => c.cell(r) !== ''));
+  return formatTable(
+    shown.map((c) => c.header),
+    rows.map((r) => shown.map((c) => c.cell(r))),
+    shown.map((c) => c.numeric),
+  );
+}
+
 export function formatSigma(sigma: number): string {
   return sigma !== 0 && (Math.abs(sigma) >= 1e6 || Math.abs(sigma) < 1e-4) ? sigma.toExponential(6) : sigma.toPrecision(7);
 }
 
 export function formatMs(ms: number): string {
   return ms >= 100 ? ms.toFixed(0) : ms.toFixed(2);
+}
+
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** Bytes as GB, MB or kB (powers of 10, the units of the MB/s figures). */
+export function formatMegabytes(bytes: number): string {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
 }
 
 /**

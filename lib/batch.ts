@@ -1,6 +1,6 @@
 // SpectralNormBatch: many layers of any shapes, stepped together in one backend call.
 import type { FloatArray } from '../binding';
-import type { BackendName } from './backends';
+import { type BackendName, deviceBackend } from './backends';
 import { DeviceWeights } from './device';
 import { type ConvOperatorOptions, operatorOptions } from './conv/geometry';
 import type { Core, Job } from './engine';
@@ -12,6 +12,7 @@ import {
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
+  resolveSettings,
 } from './options';
 import { type DType, type Precision, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
 
@@ -54,7 +55,7 @@ export interface SpectralNormBatchState {
   layers: { shape: number[]; dim: number; name?: string; operator?: ConvOperatorOptions; u: number[]; v: number[] }[];
 }
 
-const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name', 'operator'];
+export const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name', 'operator'];
 
 /** How constructor errors name the arguments: fromState names them after the state object. */
 interface Naming {
@@ -67,9 +68,8 @@ export class SpectralNormBatch {
 
   constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}, naming?: Naming) {
     const names = naming ?? { layers: 'layers', options: 'options' };
-    const shapes = Array.isArray(layers) ? layers.map((l: unknown) => (l as { shape?: unknown } | null)?.shape) : [];
     const operators = Array.isArray(layers) && layers.some((l: unknown) => (l as { operator?: unknown } | null)?.operator !== undefined);
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed'], shapes, operators);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed'], operators);
     const seed = checkSeed(`${names.options}.seed`, opts.seed);
     if (!Array.isArray(layers) || layers.length === 0) {
       throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name?, operator? }, got ${describe(layers)}`);
@@ -85,7 +85,7 @@ export class SpectralNormBatch {
       const layerSeed = seed === undefined ? undefined : seed + i;
       return createLayer(`${at}.shape`, at, init, settings, layerSeed, `weights[${i}]`);
     });
-    this.set = new LayerSet('SpectralNormBatch', built, settings);
+    this.set = new LayerSet('SpectralNormBatch', built, resolveSettings(settings, built.map((l) => l.state.geometry), operators));
   }
 
   /** Number of layers. */
@@ -93,7 +93,7 @@ export class SpectralNormBatch {
     return this.set.layers.length;
   }
 
-  /** The backend this batch runs on. */
+  /** The backend this batch's steps on host arrays run on; steps on DeviceWeights always run on cuda. */
   get backend(): BackendName {
     return this.set.settings.backend.name;
   }
@@ -122,9 +122,10 @@ export class SpectralNormBatch {
    */
   toDevice(weights: readonly FloatArray[]): DeviceWeights {
     this.set.queue.assertIdle('toDevice');
-    const backend = this.set.settings.backend;
-    if (backend.name !== 'cuda') {
-      throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${backend.name}'`);
+    const backend = deviceBackend(this.set.settings.backend);
+    if (backend === null) {
+      // Pinned to cpu or js, or 'auto' without a usable device.
+      throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${this.backend}'`);
     }
     const targets = this.warmupTargets(weights);
     return new DeviceWeights(this.set, backend, this.dtype, targets.weights);

@@ -1,11 +1,22 @@
 // SpectralNormCoalescer: gathers independent one-shot requests (spectralNormalize / spectralNorm) that arrive close
 // together and runs them as one batched backend call through the engine. Each layer of a batched job gets the same
-// bits as a job of its own for the same thread count, so every caller gets exactly what its own call would give.
+// bits as a job of its own for the same backend and thread count, so with a pinned backend every caller gets exactly
+// what its own call would give. Under 'auto' the batch is the job: the cost model picks its backend, which may differ
+// from what a request alone would get (backends agree to rounding, not to the bit).
 import type { FloatArray } from '../binding';
-import { type BackendChoice, type BackendName, defaultThreads, resolveBackend } from './backends';
+import { type BackendChoice, type BackendOption, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
 import { ErrorCode, LayerStatus } from './codes';
 import { buildJob, executeAsync } from './engine';
-import { type Prepared, type SpectralNormOptions, type SpectralNormResult, certifyBeforeRun, prepare, result, runOneShotAsync } from './oneshot';
+import {
+  type Prepared,
+  type SpectralNormOptions,
+  type SpectralNormResult,
+  certifyBeforeRun,
+  convergeJob,
+  prepare,
+  result,
+  runOneShotAsync,
+} from './oneshot';
 import { withCallerStack } from './operation-queue';
 import { MAX_THREADS, checkInteger, checkKnownKeys, checkObject } from './validate';
 
@@ -85,9 +96,8 @@ export class SpectralNormCoalescer {
   private readonly maxDelayMs: number;
   private readonly maxQueue: number;
   private readonly maxInFlight: number;
-  private readonly backendChoice: BackendChoice;
+  private readonly backendOption: BackendOption;
   private readonly threads: number;
-  private readonly backendName: BackendName;
   private waiting: Request[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running = 0;
@@ -107,13 +117,12 @@ export class SpectralNormCoalescer {
     this.maxQueue = checkInteger('options.maxQueue', opts.maxQueue, 1, 2 ** 31 - 1, 4096);
     this.maxInFlight = checkInteger('options.maxInFlight', opts.maxInFlight, 1, 1024, 1);
     this.threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
-    this.backendChoice = (opts.backend ?? 'auto') as BackendChoice;
-    this.backendName = resolveBackend('options.backend', opts.backend).name;
+    this.backendOption = checkBackendOption('options.backend', opts.backend);
   }
 
-  /** The backend every request runs on. */
-  get backend(): BackendName {
-    return this.backendName;
+  /** The backend option: requests run there, or under 'auto' each batch where the cost model predicts it finishes first. */
+  get backend(): BackendChoice {
+    return this.backendOption.choice;
   }
 
   /** Requests waiting to be dispatched. */
@@ -167,7 +176,7 @@ export class SpectralNormCoalescer {
           `SpectralNormCoalescer queue is full (${this.maxQueue} requests waiting); retry later`,
         );
       }
-      const prepared = prepare(weight, shape, { ...opts, backend: this.backendChoice, threads: this.threads }, divide);
+      const prepared = prepare(weight, shape, { ...opts, backend: this.backendOption.choice, threads: this.threads }, divide);
       const { dtype, tolerance, iterations, eps, precision } = prepared.job;
       this.counts.requests++;
       return new Promise<SpectralNormResult>((resolve, reject) => {
@@ -232,9 +241,10 @@ export class SpectralNormCoalescer {
       batch.map(({ prepared }) => prepared.job.layers[0].out),
       { dtype, iterations, tolerance, eps, precision, legacy: false, threads },
     );
+    const backend = this.batchBackend(batch);
     let allFinite: boolean;
     try {
-      allFinite = await executeAsync(first.backend, job);
+      allFinite = await executeAsync(backend, job);
     } catch {
       // Out of memory for the batch's scratch, or an array detached since it was queued: nothing was modified, so
       // each request runs alone and meets its own outcome.
@@ -259,8 +269,17 @@ export class SpectralNormCoalescer {
       own.status[0] = job.status[i];
       own.iterationsRun[0] = job.iterationsRun[i];
       own.converged[0] = job.converged[i];
-      resolve(result(prepared, true));
+      resolve(result({ ...prepared, backend }, true));
     });
+  }
+
+  /** A pinned backend; under 'auto', the one the cost model picks for the whole batch (a request alone picks its own). */
+  private batchBackend(batch: readonly Request[]): ResolvedBackend {
+    if (this.backendOption.choice !== 'auto') return batch[0].prepared.backend;
+    const { dtype, iterations, precision, threads } = batch[0].prepared.job;
+    const geometries = batch.map(({ prepared }) => prepared.geometry);
+    const divides = batch.map(({ prepared }) => prepared.job.layers[0].out !== null);
+    return resolveBackend(this.backendOption, convergeJob(geometries, dtype, precision, iterations, threads, divides));
   }
 
   private async runAlone(request: Request): Promise<void> {

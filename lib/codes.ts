@@ -26,6 +26,13 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** The `code` of the process warnings the library emits (process.on('warning', ...)). */
+export const WarningCode = {
+  /** The native addon is missing or did not load, so calls run on the pure-JS backend; emitted once per process. */
+  JsFallback: 'SPECTRAL_NORM_JS_FALLBACK',
+} as const;
+export type WarningCode = (typeof WarningCode)[keyof typeof WarningCode];
+
 /**
  * Internal: what one block of the CUDA commit kernel does (the `kind` of binding.d.ts's CudaBatchPlan commit items,
  * native/cuda/batch_plan.h). Not part of the public API.

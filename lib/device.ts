@@ -1,10 +1,20 @@
 // Weights that stay on a CUDA device between steps (SpectralNormBatch.toDevice), and the batch's u and v mirrored
 // there. The native DeviceArray owns the memory; this file only lays out the layers in it and keeps host and device
 // copies of u and v coherent.
+// The typings must check under TypeScript's default lib (ES5) too, which has no Symbol.
+/// <reference lib="es2015.symbol" preserve="true" />
 import type { DeviceArray, DeviceSlice, FloatArray } from '../binding';
 import type { CudaBackend } from './backends';
 import type { LayerState } from './engine';
 import type { DType } from './validate';
+
+// Symbol.dispose, declared as lib.esnext.disposable and @types/node declare it, so that the typings check without
+// either of them (and on TypeScript before 5.2, which has no such lib).
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
 
 /** Element offsets of consecutive arrays packed into one DeviceArray. */
 function packedOffsets(lengths: readonly number[]): { offsets: number[]; total: number } {
@@ -27,10 +37,10 @@ function allocate(backend: CudaBackend, dtype: DType, length: number): DeviceArr
  * garbage collector does. Every method but `dispose()` throws once it is disposed.
  */
 export class DeviceWeights {
-  #array: DeviceArray | null;
-  readonly #offsets: number[];
-  readonly #lengths: number[];
-  readonly #dtype: DType;
+  private memory: DeviceArray | null;
+  private readonly offsets: number[];
+  private readonly lengths: number[];
+  private readonly dtype: DType;
   /** @internal The batch this handle belongs to. */
   readonly owner: object;
   /** @internal The backend whose device holds the weights. */
@@ -47,49 +57,49 @@ export class DeviceWeights {
       array.dispose();
       throw error;
     }
-    this.#array = array;
-    this.#offsets = offsets;
-    this.#lengths = lengths;
-    this.#dtype = dtype;
+    this.memory = array;
+    this.offsets = offsets;
+    this.lengths = lengths;
+    this.dtype = dtype;
     this.owner = owner;
     this.backend = backend;
   }
 
   get disposed(): boolean {
-    return this.#array === null;
+    return this.memory === null;
   }
 
   get length(): number {
-    return this.#lengths.length;
+    return this.lengths.length;
   }
 
   /** @internal The device memory, or an Error once disposed. */
   array(method: string): DeviceArray {
-    if (this.#array === null) throw new Error(`DeviceWeights.${method}: the handle has been disposed`);
-    return this.#array;
+    if (this.memory === null) throw new Error(`DeviceWeights.${method}: the handle has been disposed`);
+    return this.memory;
   }
 
   /** @internal Every layer's weight as a device slice. */
   slices(): DeviceSlice[] {
     const array = this.array('slices');
-    return this.#lengths.map((length, i) => ({ array, offset: this.#offsets[i], length }));
+    return this.lengths.map((length, i) => ({ array, offset: this.offsets[i], length }));
   }
 
   /** Copies every layer's weight back to new host arrays. */
   download(): FloatArray[] {
     const array = this.array('download');
-    return this.#lengths.map((length, i) => {
-      const host = this.#dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
-      array.download(host, this.#offsets[i]);
+    return this.lengths.map((length, i) => {
+      const host = this.dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
+      array.download(host, this.offsets[i]);
       return host;
     });
   }
 
   /** Frees the device memory now. Idempotent. */
   dispose(): void {
-    if (this.#array === null) return;
-    this.#array.dispose();
-    this.#array = null;
+    if (this.memory === null) return;
+    this.memory.dispose();
+    this.memory = null;
   }
 
   [Symbol.dispose](): void {
@@ -103,10 +113,10 @@ export class DeviceWeights {
  * when it is used.
  */
 export class DeviceVectors {
-  readonly #array: DeviceArray;
+  private readonly memory: DeviceArray;
   /** The layers as jobs on the device see them: u and v are slices of the device copy. */
   readonly states: LayerState<DeviceSlice>[];
-  #newer: 'host' | 'device' | 'same' = 'host';
+  private newer: 'host' | 'device' | 'same' = 'host';
 
   constructor(
     backend: CudaBackend,
@@ -114,8 +124,8 @@ export class DeviceVectors {
     private readonly host: readonly LayerState[],
   ) {
     const { offsets, total } = packedOffsets(host.flatMap((l) => [l.u.length, l.v.length]));
-    this.#array = allocate(backend, dtype, total);
-    const array = this.#array;
+    this.memory = allocate(backend, dtype, total);
+    const array = this.memory;
     this.states = host.map((l, i) => ({
       geometry: l.geometry,
       u: { array, offset: offsets[2 * i], length: l.u.length },
@@ -124,28 +134,28 @@ export class DeviceVectors {
   }
 
   toDevice(): void {
-    if (this.#newer !== 'host') return;
+    if (this.newer !== 'host') return;
     this.host.forEach((layer, i) => {
-      this.#array.upload(layer.u, this.states[i].u.offset);
-      this.#array.upload(layer.v, this.states[i].v.offset);
+      this.memory.upload(layer.u, this.states[i].u.offset);
+      this.memory.upload(layer.v, this.states[i].v.offset);
     });
-    this.#newer = 'same';
+    this.newer = 'same';
   }
 
   toHost(): void {
-    if (this.#newer !== 'device') return;
+    if (this.newer !== 'device') return;
     this.host.forEach((layer, i) => {
-      this.#array.download(layer.u, this.states[i].u.offset);
-      this.#array.download(layer.v, this.states[i].v.offset);
+      this.memory.download(layer.u, this.states[i].u.offset);
+      this.memory.download(layer.v, this.states[i].v.offset);
     });
-    this.#newer = 'same';
+    this.newer = 'same';
   }
 
   deviceChanged(): void {
-    this.#newer = 'device';
+    this.newer = 'device';
   }
 
   hostChanged(): void {
-    this.#newer = 'host';
+    this.newer = 'host';
   }
 }

@@ -5,6 +5,8 @@
 // Each operation is written once, as a core: a generator that yields the jobs it needs run and receives each one's
 // outcome. runSync drives a core with the backend's run, runAsync with its runAsync, so the sync and async APIs
 // share every line but the call.
+// Core's Generator type, for consumers compiling with TypeScript's default lib (ES5).
+/// <reference lib="es2015.generator" preserve="true" />
 import type { ConvOperator, DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
 import { LayerStatus } from './codes';
@@ -112,10 +114,11 @@ export function isDeviceJob(job: Job): job is DevicePowerJob {
   return job.device !== undefined;
 }
 
-/** A job for a CUDA device goes to the addon as it is; only the cuda backend makes such jobs. */
+/** A job for a CUDA device goes to the addon as it is: on the cuda backend, or the one 'auto' keeps for device jobs. */
 function deviceRunner(backend: ResolvedBackend): NativeAddon {
-  if (backend.name !== 'cuda') throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
-  return backend.native;
+  const cuda = backend.name === 'cuda' ? backend : backend.cuda;
+  if (cuda === null) throw new Error(`a job on CUDA device memory cannot run on the ${backend.name} backend`);
+  return cuda.native;
 }
 
 /** Runs a core to its end now, each job with backend.run. */

@@ -1,8 +1,11 @@
 // spectral-norm: spectral normalization of neural-network weights (Miyato et al. 2018), W ← W / σ_max(W), with
 // PyTorch's exact semantics, batched, on native CPU (SIMD, threads) or pure-JS backends.
 export type { FloatArray, CudaDevice } from '../binding';
-export { ErrorCode } from './codes';
+export { ErrorCode, WarningCode } from './codes';
 export { backendInfo, type BackendInfo, type BackendName, type BackendChoice } from './backends';
+export { autoBackend, type AutoBackendOptions } from './auto-backend';
+export type { CostModelInfo, CostSource } from './cost-calibration';
+export type { CostConstants, HostCostConstants, CudaCostConstants } from './cost-model';
 export { SpectralNormalizer, type SpectralNormalizerOptions, type SpectralNormalizerState, type StepOptions } from './normalizer';
 export {
   SpectralNormBatch,

@@ -292,6 +292,11 @@ class LayerRun {
   }
 }
 
+/** out = w / σ. A function of its own: V8 compiles a small hot loop soon, where runJob as a whole takes long. */
+function divide(out: FloatArray, w: FloatArray, sigma: number): void {
+  for (let k = 0; k < w.length; k++) out[k] = w[k] / sigma;
+}
+
 function runJob(job: PowerJob): boolean {
   const n = job.layers.length;
   const outcomes: LayerOutcome[] = [];
@@ -318,8 +323,7 @@ function runJob(job: PowerJob): boolean {
     if (out === null) continue;
     const w = layer.weight;
     if (outcome.status === LayerStatus.Normalized) {
-      const sigma = outcome.sigma;
-      for (let k = 0; k < w.length; k++) out[k] = w[k] / sigma;
+      divide(out, w, outcome.sigma);
     } else if (out !== w) {
       out.set(w);
     }

@@ -59,7 +59,7 @@ export function createLayer(
   shapeName: string,
   prefix: string,
   init: LayerInit,
-  settings: Settings,
+  settings: Pick<Settings, 'dtype' | 'legacy'>,
   seed: number | undefined,
   label: string,
 ): Layer {

@@ -11,6 +11,7 @@ import {
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
+  resolveSettings,
 } from './options';
 import { type DType, type Precision, checkTargets } from './validate';
 
@@ -66,10 +67,10 @@ export class SpectralNormalizer {
   constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
     const names = naming ?? { shape: 'shape', options: 'options' };
     const hasOperator = options !== null && typeof options === 'object' && (options as { operator?: unknown }).operator !== undefined;
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v', 'operator'], [shape], hasOperator);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v', 'operator'], hasOperator);
     const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed, operator: opts.operator };
     const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
-    this.set = new LayerSet('SpectralNormalizer', [layer], settings);
+    this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry], hasOperator));
   }
 
   get shape(): readonly number[] {

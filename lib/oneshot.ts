@@ -1,6 +1,7 @@
 // spectralNorm and spectralNormalize: σ of one weight to a tolerance, with no state kept between calls.
 import type { FloatArray, PowerJob } from '../binding';
-import { type BackendName, type ResolvedBackend, defaultThreads, resolveBackend } from './backends';
+import { type BackendName, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
+import type { CostedJob } from './cost-model';
 import { type Core, buildJob, finish, runAsync, runSync } from './engine';
 import { type MatrixGeometry, matrixGeometry } from './layout';
 import { withCallerStack } from './operation-queue';
@@ -100,11 +101,36 @@ export function prepare(weight: unknown, shapeValue: unknown, options: unknown, 
   const precision = checkPrecision('options.precision', opts.precision);
   const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
   const certify = checkBoolean('options.certify', opts.certify, false);
-  const backend = resolveBackend('options.backend', opts.backend, 'options.device', opts.device, w.length);
+  const option = checkBackendOption('options.backend', opts.backend, 'options.device', opts.device);
   const geometry = matrixGeometry(shape, dim, false);
+  const backend = resolveBackend(option, convergeJob([geometry], dtype, precision, maxIterations, threads, [out !== null]));
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
   const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, precision, legacy: false, threads });
   return { job, backend, seed, geometry, certify };
+}
+
+/**
+ * One-shot calls picked per call, and coalesced batches per batch: a converge-mode job of at most `maxIterations`
+ * passes (the cost model costs it at that many: see expectedIterations).
+ */
+export function convergeJob(
+  geometries: readonly MatrixGeometry[],
+  dtype: PowerJob['dtype'],
+  precision: Precision,
+  maxIterations: number,
+  threads: number,
+  divides: readonly boolean[],
+): CostedJob {
+  return {
+    layers: geometries.map((g, i) => ({ elements: g.rows * g.cols, vectorNorm: g.vectorNorm, divide: divides[i] })),
+    dtype,
+    precision,
+    iterations: maxIterations,
+    converge: true,
+    legacy: false,
+    threads,
+    onDevice: false,
+  };
 }
 
 /**

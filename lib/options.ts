@@ -1,6 +1,17 @@
 // The options and arguments SpectralNormalizer and SpectralNormBatch share, checked: the constructor's common
 // settings, fromState's runtime options and state header, and a step's or warm-up's own arguments.
-import { type BackendChoice, type ResolvedBackend, defaultThreads, resolveBackend, resolveOperatorBackend } from './backends';
+import {
+  type BackendChoice,
+  type BackendOption,
+  type ResolvedBackend,
+  checkBackendOption,
+  checkOperatorBackendOption,
+  defaultThreads,
+  resolveBackend,
+  resolveOperatorBackend,
+} from './backends';
+import type { CostedJob } from './cost-model';
+import type { MatrixGeometry } from './layout';
 import {
   type DType,
   type Precision,
@@ -51,52 +62,67 @@ export interface Settings {
   backend: ResolvedBackend;
 }
 
+/** A constructor's settings before 'auto' is resolved, which waits for the layers: the cost model needs their sizes. */
+export interface PendingSettings extends Omit<Settings, 'backend'> {
+  backend: BackendOption;
+}
+
 /**
  * A constructor's options object: checked to be an object with no unknown keys (the common ones plus `ownKeys`),
- * and its common settings ('auto' picks the backend by the size of `shapes`; with `operators`, some layer is a
- * convolution operator, which the cuda backend does not run). Returns the settings and the object, for the caller's
- * own keys.
+ * and its common settings (with `operators`, some layer is a convolution operator, which the cuda backend does not
+ * run: lib/backends.ts checkOperatorBackendOption). Returns the settings and the object, for the caller's own keys.
  */
 export function checkConstructorOptions(
   name: string,
   options: unknown,
   ownKeys: readonly string[],
-  shapes: readonly unknown[],
   operators = false,
-): { settings: Settings; opts: Record<string, unknown> } {
+): { settings: PendingSettings; opts: Record<string, unknown> } {
   const opts = checkObject(name, options);
   checkKnownKeys(name, opts, [...COMMON_KEYS, ...ownKeys]);
-  return { settings: checkSettings(name, opts, operators ? undefined : totalElements(shapes), operators), opts };
-}
-
-/** The weight elements of these shapes, or undefined while any is malformed (its own check reports that). */
-export function totalElements(shapes: readonly unknown[]): number | undefined {
-  let total = 0;
-  for (const shape of shapes) {
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return undefined;
-    total += (shape as number[]).reduce((a, b) => a * b, 1);
-  }
-  return total;
-}
-
-function checkSettings(name: string, options: Record<string, unknown>, elements: number | undefined, operators: boolean): Settings {
-  const resolve = operators ? resolveOperatorBackend : resolveBackend;
+  const checkBackend = operators ? checkOperatorBackendOption : checkBackendOption;
   return {
-    iterations: checkInteger(`${name}.iterations`, options.iterations, 1, MAX_ITERATIONS, 1),
-    eps: checkNonNegative(`${name}.eps`, options.eps, 1e-12),
-    dtype: checkDtype(`${name}.dtype`, options.dtype),
-    precision: checkPrecision(`${name}.precision`, options.precision),
-    legacy: checkBoolean(`${name}.legacy`, options.legacy, false),
-    threads: checkInteger(`${name}.threads`, options.threads, 1, MAX_THREADS, defaultThreads()),
-    backend: resolve(`${name}.backend`, options.backend, `${name}.device`, options.device, elements),
+    settings: {
+      iterations: checkInteger(`${name}.iterations`, opts.iterations, 1, MAX_ITERATIONS, 1),
+      eps: checkNonNegative(`${name}.eps`, opts.eps, 1e-12),
+      dtype: checkDtype(`${name}.dtype`, opts.dtype),
+      precision: checkPrecision(`${name}.precision`, opts.precision),
+      legacy: checkBoolean(`${name}.legacy`, opts.legacy, false),
+      threads: checkInteger(`${name}.threads`, opts.threads, 1, MAX_THREADS, defaultThreads()),
+      backend: checkBackend(`${name}.backend`, opts.backend, `${name}.device`, opts.device),
+    },
+    opts,
   };
+}
+
+/** A training step on these layers with these settings, as the cost model sees it. */
+export function stepJob(settings: Omit<Settings, 'backend' | 'eps'>, geometries: readonly MatrixGeometry[]): CostedJob {
+  return {
+    layers: geometries.map((g) => ({ elements: g.rows * g.cols, vectorNorm: g.vectorNorm, divide: true })),
+    dtype: settings.dtype,
+    precision: settings.precision,
+    iterations: settings.iterations,
+    converge: false,
+    legacy: settings.legacy,
+    threads: settings.threads,
+    onDevice: false,
+  };
+}
+
+/**
+ * The settings once the layers are known: 'auto' picks the backend for a training step on them, or with `operators`
+ * (pending from checkConstructorOptions with operators) the backend for convolution operators.
+ */
+export function resolveSettings(pending: PendingSettings, geometries: readonly MatrixGeometry[], operators = false): Settings {
+  const backend = operators ? resolveOperatorBackend(pending.backend) : resolveBackend(pending.backend, stepJob(pending, geometries));
+  return { ...pending, backend };
 }
 
 /** fromState's own options: where and how to run, checked under their own names before the state is. */
 export function checkRuntimeOptions(options: unknown): Pick<CommonOptions, 'backend' | 'threads' | 'device'> {
   const opts = checkObject('options', options);
   checkKnownKeys('options', opts, ['backend', 'threads', 'device']);
-  resolveBackend('options.backend', opts.backend, 'options.device', opts.device);
+  checkBackendOption('options.backend', opts.backend, 'options.device', opts.device);
   checkInteger('options.threads', opts.threads, 1, MAX_THREADS, 1);
   return opts as Pick<CommonOptions, 'backend' | 'threads' | 'device'>;
 }

@@ -185,6 +185,19 @@ interface Span {
  * place (its out is exactly its weight).
  */
 export function checkOverlaps(spans: readonly Span[]): void {
+  if (spans.length <= 8) {
+    // A step on a layer or two: every pair, which costs less than the map below.
+    for (let j = 1; j < spans.length; j++) {
+      for (let i = 0; i < j; i++) {
+        if (spans[i].array.buffer === spans[j].array.buffer) return checkOverlapsByBuffer(spans);
+      }
+    }
+    return;
+  }
+  checkOverlapsByBuffer(spans);
+}
+
+function checkOverlapsByBuffer(spans: readonly Span[]): void {
   const byBuffer = new Map<ArrayBufferLike, Span[]>();
   for (const span of spans) {
     const list = byBuffer.get(span.array.buffer);

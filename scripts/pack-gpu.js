@@ -40,7 +40,7 @@ const nodeDir = path.join(stage, 'node');
 fs.mkdirSync(nodeDir);
 run('tar', ['-xzf', tarball, '-C', nodeDir, '--strip-components=1', 'package/bin/node', 'package/include', 'package/LICENSE']);
 
-for (const relative of ['dist', 'package.json', '.mocharc.json', 'test/fixtures', 'bench/networks.json', 'bench/torch_sn.py',
+for (const relative of ['dist', 'package.json', '.mocharc.json', 'test/fixtures', 'bench/networks.json', 'bench/peers/gpu_peers.py',
   'native', 'CMakeLists.txt', 'scripts/build-native.js', 'LICENSE', path.join('build', 'Release', 'spectral_norm.node')]) {
   copy(relative);
 }

@@ -34,6 +34,7 @@ def measure(step, job):
     first = elapsed_ms(step)
     if first > job["slow_ms"]:
         times = [first]
+        n = 1
     else:
         n = int(max(job["min_samples"], min(job["max_samples"], job["budget_ms"] // max(first, 1e-3))))
         times = [elapsed_ms(step) for _ in range(n)]

@@ -3,11 +3,38 @@
 // gradual underflow to subnormals and ±0, and NaN kept NaN.
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 
+let float16Table: Float32Array | null = null;
+
+/** Every float16 bit pattern's float32 value, from @petamoriken/float16: one table lookup per element decodes fast. */
+function float16Values(): Float32Array {
+  if (float16Table === null) {
+    const view = new DataView(new ArrayBuffer(2));
+    float16Table = new Float32Array(65536);
+    for (let bits = 0; bits < 65536; bits++) {
+      view.setUint16(0, bits, true);
+      float16Table[bits] = getFloat16(view, 0, true);
+    }
+  }
+  return float16Table;
+}
+
+/** Little-endian 16-bit words of `bytes`, as a typed array when aligned (the usual case), else copied. */
+function words(bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 1);
+  return new Uint16Array(bytes.slice().buffer, 0, bytes.byteLength >>> 1);
+}
+
+/** float16 bytes (little-endian) → float32 values written into `out` from element `at` on, exactly. */
+export function decodeFloat16Into(bytes: Uint8Array, out: Float32Array, at: number): void {
+  const table = float16Values();
+  const w = words(bytes);
+  for (let i = 0; i < w.length; i++) out[at + i] = table[w[i]];
+}
+
 /** float16 bytes (little-endian) → float32, exactly. */
 export function decodeFloat16(bytes: Uint8Array): Float32Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(bytes.byteLength >>> 1);
-  for (let i = 0; i < out.length; i++) out[i] = getFloat16(view, 2 * i, true);
+  decodeFloat16Into(bytes, out, 0);
   return out;
 }
 
@@ -19,12 +46,18 @@ export function encodeFloat16(values: Float32Array): Uint8Array {
   return bytes;
 }
 
-/** bfloat16 bytes (little-endian) → float32: bfloat16 is the top half of a float32, so this is exact. */
+/** bfloat16 bytes (little-endian) → float32 into `out` from `at`: bfloat16 is the top half of a float32, so exact. */
+export function decodeBfloat16Into(bytes: Uint8Array, out: Float32Array, at: number): void {
+  const w = words(bytes);
+  const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * at, w.length);
+  for (let i = 0; i < w.length; i++) bits[i] = w[i] << 16;
+}
+
+/** bfloat16 bytes (little-endian) → float32, exactly. */
 export function decodeBfloat16(bytes: Uint8Array): Float32Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const bits = new Uint32Array(bytes.byteLength >>> 1);
-  for (let i = 0; i < bits.length; i++) bits[i] = view.getUint16(2 * i, true) << 16;
-  return new Float32Array(bits.buffer);
+  const out = new Float32Array(bytes.byteLength >>> 1);
+  decodeBfloat16Into(bytes, out, 0);
+  return out;
 }
 
 /**

@@ -7,9 +7,9 @@ import type * as fs from 'node:fs/promises';
 
 import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
-import { StagedOutput, copyRange, openForReading, readExactly, sameFile, writeAll } from '../file-io';
-import { type ModelFile, type ModelTensor, type RewriteResult, type Transform, elementCount } from '../model';
-import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from './half';
+import { StagedOutput, openForReading, readExactly, readValues, sameFile } from '../file-io';
+import { type ModelFile, type ModelTensor, type ReadGate, type RewriteResult, type Transform, elementCount } from '../model';
+import { CODECS, type FloatStorage, checkReplacement, writeValues } from './codecs';
 
 /** Bits per element of every dtype the format defines. */
 const DTYPE_BITS: Record<string, number> = {
@@ -19,6 +19,9 @@ const DTYPE_BITS: Record<string, number> = {
 
 /** The dtypes the CLI computes on; all others pass through untouched. */
 const NUMERIC = new Set(['F16', 'BF16', 'F32', 'F64']);
+
+/** Floating-point dtypes the CLI does not compute on: a selected weight of one of these is a skipped row. */
+const UNSUPPORTED_FLOATS = new Set(['F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
 
 /** The reference implementation's limit: a larger header is a corrupt length field, not a real model. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -116,7 +119,8 @@ function checkEntry(file: string, name: string, value: unknown): SafetensorsTens
       name,
     );
   }
-  return { name, shape: shape.slice(), dtype, numeric: NUMERIC.has(dtype) && count > 0, byteLength: end - begin, begin, end };
+  const unsupported = UNSUPPORTED_FLOATS.has(dtype) ? { unsupported: `unsupported dtype ${dtype}` } : {};
+  return { name, shape: shape.slice(), dtype, numeric: NUMERIC.has(dtype) && count > 0, ...unsupported, byteLength: end - begin, begin, end };
 }
 
 /** The tensors must cover the data exactly, in some order: no overlap, no gap, nothing past the end or after it. */
@@ -138,74 +142,70 @@ function checkTiling(file: string, tensors: readonly SafetensorsTensor[], dataSi
   if (position !== dataSize) throw new ModelFileError(file, `${dataSize - position} bytes after the last tensor belong to none`);
 }
 
-/** Raw little-endian bytes → values the library computes on. */
-export function decodeSafetensors(dtype: string, bytes: Uint8Array): FloatArray {
-  // The bytes come from readExactly, which allocates a fresh, aligned buffer (this assumes a little-endian host).
-  switch (dtype) {
-    case 'F32':
-      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-    case 'F64':
-      return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
-    case 'F16':
-      return decodeFloat16(bytes);
-    case 'BF16':
-      return decodeBfloat16(bytes);
-    default:
-      throw new Error(`dtype ${dtype} is not numeric`);
-  }
+const STORAGE: Record<string, FloatStorage> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16' };
+
+/** One open safetensors file: its handle and validated header. A sharded checkpoint is several of these. */
+export interface SafetensorsShard {
+  file: string;
+  handle: fs.FileHandle;
+  header: SafetensorsHeader;
 }
 
-export function encodeSafetensors(dtype: string, values: FloatArray): Uint8Array {
-  switch (dtype) {
-    case 'F32':
-    case 'F64':
-      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    case 'F16':
-      return encodeFloat16(values as Float32Array);
-    case 'BF16':
-      return encodeBfloat16(values as Float32Array);
-    default:
-      throw new Error(`dtype ${dtype} is not numeric`);
-  }
-}
-
-export async function openSafetensors(file: string): Promise<ModelFile> {
-  const handle = await openForReading(file);
+export async function openSafetensorsShard(file: string, what?: string): Promise<SafetensorsShard> {
+  const handle = await openForReading(file, what);
   try {
     const size = (await handle.stat()).size;
-    const header = await readSafetensorsHeader(handle, file, size);
-    return safetensorsModel(file, handle, header);
+    return { file, handle, header: await readSafetensorsHeader(handle, file, size) };
   } catch (error) {
     await handle.close();
     throw error;
   }
 }
 
-function safetensorsModel(file: string, handle: fs.FileHandle, header: SafetensorsHeader): ModelFile {
-  const read = async (tensor: ModelTensor) => {
-    const t = tensor as SafetensorsTensor;
-    if (!t.numeric) throw new Error(`tensor ${t.name} is not numeric`);
-    return decodeSafetensors(t.dtype, await readExactly(handle, header.dataStart + t.begin, t.byteLength, file, t.name));
-  };
+export function readShardTensor(shard: SafetensorsShard, tensor: ModelTensor, gate?: ReadGate): Promise<FloatArray> {
+  const t = tensor as SafetensorsTensor;
+  if (!t.numeric) throw new Error(`internal: tensor ${t.name} is not numeric`);
+  const range = { handle: shard.handle, file: shard.file, position: shard.header.dataStart + t.begin, length: t.byteLength };
+  return readValues([range], elementCount(t.shape), CODECS[STORAGE[t.dtype]], t.name, gate);
+}
 
+/** The selected tensors of a shard in the order its rewrite writes them: by offset. */
+export function shardWriteOrder(shard: SafetensorsShard, selected: ReadonlySet<ModelTensor>): SafetensorsTensor[] {
+  return byOffset(shard.header.tensors).filter((t) => selected.has(t));
+}
+
+function byOffset(tensors: readonly SafetensorsTensor[]): SafetensorsTensor[] {
+  return [...tensors].sort((a, b) => a.begin - b.begin);
+}
+
+/**
+ * Writes a shard to `output` within `staged`: the header exactly as it was (same dtypes and sizes, so its key order,
+ * spacing and __metadata__ are kept), then each tensor by offset, through `transform` if selected, else copied.
+ */
+export async function writeShard(staged: StagedOutput, output: string, shard: SafetensorsShard, selected: ReadonlySet<ModelTensor>, transform: Transform): Promise<void> {
+  const out = await staged.create(output);
+  await out.write(shard.header.headerBytes);
+  for (const t of byOffset(shard.header.tensors)) {
+    const values = selected.has(t) ? await transform(t) : null;
+    if (values === null) {
+      await out.copyFrom(shard.handle, shard.header.dataStart + t.begin, t.byteLength, shard.file, t.name);
+    } else {
+      const storage = STORAGE[t.dtype];
+      checkReplacement(t.name, storage, values, elementCount(t.shape));
+      await writeValues(storage, values, (bytes) => out.write(bytes));
+    }
+  }
+}
+
+export async function openSafetensors(file: string): Promise<ModelFile> {
+  const shard = await openSafetensorsShard(file);
   const rewrite = async (output: string, selected: ReadonlySet<ModelTensor>, transform: Transform, inPlace: boolean): Promise<RewriteResult> => {
     if (!inPlace && (await sameFile(output, file))) {
       throw new ModelFileError(output, 'is the input file; use --in-place to replace it (through a temporary file)');
     }
     const staged = new StagedOutput();
     try {
-      const out = await staged.create(output);
-      // Same dtypes and sizes, so the header (its key order, spacing and __metadata__ included) is kept as it was.
-      await writeAll(out, header.headerBytes);
-      for (const t of [...header.tensors].sort((a, b) => a.begin - b.begin)) {
-        const values = selected.has(t) ? await transform(t, await read(t)) : null;
-        if (values === null) await copyRange(handle, header.dataStart + t.begin, t.byteLength, out, file, t.name);
-        else {
-          const expected = t.dtype === 'F64' ? Float64Array : Float32Array;
-          if (!(values instanceof expected) || values.length !== elementCount(t.shape)) throw new Error(`internal: replacement for ${t.name} has the wrong type or length`);
-          await writeAll(out, encodeSafetensors(t.dtype, values));
-        }
-      }
+      await writeShard(staged, output, shard, selected, transform);
       await staged.commit();
     } catch (error) {
       await staged.abort();
@@ -217,11 +217,14 @@ function safetensorsModel(file: string, handle: fs.FileHandle, header: Safetenso
   return {
     format: 'safetensors',
     path: file,
-    tensors: header.tensors,
+    file,
+    description: 'safetensors',
+    tensors: shard.header.tensors,
     defaultDim: 0,
-    read,
+    read: (tensor, gate) => readShardTensor(shard, tensor, gate),
+    writeOrder: (selected) => shardWriteOrder(shard, new Set(selected)),
     rewrite,
-    close: () => handle.close(),
+    close: () => shard.handle.close(),
   };
 }
 
@@ -230,6 +233,16 @@ export interface NewTensor {
   dtype: string;
   shape: number[];
   data: Uint8Array;
+}
+
+/** A safetensors file's first bytes: the header's length, then its JSON padded with spaces to a multiple of 8 bytes. */
+export function encodeSafetensorsHeader(header: Record<string, unknown>): Uint8Array {
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const bytes = new Uint8Array(8 + Buffer.byteLength(json));
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(bytes.length - 8), true);
+  Buffer.from(bytes.buffer).write(json, 8, 'utf8');
+  return bytes;
 }
 
 /**
@@ -244,13 +257,10 @@ export function encodeSafetensorsFile(tensors: readonly NewTensor[], metadata?: 
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const jsonBytes = Buffer.from(json, 'utf8');
-  const file = new Uint8Array(8 + jsonBytes.length + offset);
-  new DataView(file.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
-  file.set(jsonBytes, 8);
-  let position = 8 + jsonBytes.length;
+  const head = encodeSafetensorsHeader(header);
+  const file = new Uint8Array(head.length + offset);
+  file.set(head);
+  let position = head.length;
   for (const t of tensors) {
     file.set(t.data, position);
     position += t.data.byteLength;

@@ -8,9 +8,9 @@ import * as path from 'node:path';
 
 import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
-import { StagedOutput, readExactly, sameFile, writeAll } from '../file-io';
-import { type ModelFile, type ModelTensor, type RewriteResult, type Transform, elementCount } from '../model';
-import { decodeFloat16 } from './half';
+import { type ByteRange, type ElementCodec, type OutputFile, StagedOutput, describeFsError, readValues, sameFile } from '../file-io';
+import { type ModelFile, type ModelTensor, type ReadGate, type RewriteResult, type Transform, elementCount } from '../model';
+import { CODECS, checkReplacement } from './codecs';
 
 /** Bytes per element of each weight dtype. 'string' weights have no fixed size and are not supported. */
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
@@ -148,7 +148,7 @@ async function openGroups(file: string, manifest: Manifest, tensors: readonly Tf
         try {
           handle = await fs.open(shardFile, 'r');
         } catch (error) {
-          throw new ModelFileError(file, `missing or unreadable shard '${relative}': ${firstLine(error)}`);
+          throw new ModelFileError(file, `missing or unreadable shard '${relative}': ${describeFsError(error)}`);
         }
         const size = (await handle.stat()).size;
         shards.push({ relative, file: shardFile, size, handle });
@@ -179,48 +179,51 @@ async function closeGroups(groups: readonly Group[]): Promise<void> {
   for (const g of groups) for (const s of g.shards) await s.handle.close().catch(() => undefined);
 }
 
-/** `length` bytes at `offset` of a group, across shard boundaries. */
-async function readGroupBytes(group: Group, offset: number, length: number, tensor: string): Promise<Uint8Array> {
-  const bytes = new Uint8Array(length);
-  let done = 0;
-  for (let s = 0; s < group.shards.length && done < length; s++) {
+/** The file ranges holding `length` bytes at `offset` of a group, across shard boundaries. */
+function groupRanges(group: Group, offset: number, length: number): ByteRange[] {
+  const ranges: ByteRange[] = [];
+  for (let s = 0, done = 0; s < group.shards.length && done < length; s++) {
     const shard = group.shards[s];
-    const start = group.starts[s];
-    const from = offset + done - start;
+    const from = offset + done - group.starts[s];
     if (from < 0 || from >= shard.size) continue;
     const take = Math.min(shard.size - from, length - done);
-    bytes.set(await readExactly(shard.handle, from, take, shard.file, tensor), done);
+    ranges.push({ handle: shard.handle, file: shard.file, position: from, length: take });
     done += take;
   }
-  return bytes;
+  return ranges;
 }
 
-/** A float32 weight's stored bytes → float32 values, dequantized as tfjs does: value = q·scale + min. */
-export function decodeTfjs(tensor: TfjsTensor, bytes: Uint8Array): Float32Array {
-  const q = tensor.quantization;
-  if (q === null) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  if (q.dtype === 'float16') return decodeFloat16(bytes);
-  const stored = q.dtype === 'uint8' ? bytes : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-  const out = new Float32Array(stored.length);
+/** How a float32 weight's stored elements become float32 values, dequantized as tfjs does: value = q·scale + min. */
+export function tfjsCodec(q: Quantization | null): ElementCodec {
+  if (q === null) return CODECS.float32;
+  if (q.dtype === 'float16') return CODECS.float16;
   const scale = q.scale as number;
   const min = q.min as number;
-  for (let i = 0; i < stored.length; i++) out[i] = stored[i] * scale + min;
-  return out;
+  const bytes = q.dtype === 'uint8' ? 1 : 2;
+  const decode = (src: Uint8Array, dst: FloatArray, at: number) => {
+    const stored = bytes === 1 ? src : new Uint16Array(src.buffer, src.byteOffset, src.byteLength / 2);
+    for (let i = 0; i < stored.length; i++) dst[at + i] = stored[i] * scale + min;
+  };
+  return { bytes, wide: 'float32', decode };
 }
 
-export async function openTfjs(file: string): Promise<ModelFile> {
+/** A JSON model file's text and parsed value; a missing file or invalid JSON is a ModelFileError. */
+export async function readJson(file: string): Promise<{ text: string; parsed: unknown }> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (error) {
-    throw new ModelFileError(file, `cannot open: ${firstLine(error)}`);
+    throw new ModelFileError(file, `cannot open: ${describeFsError(error)}`);
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    return { text, parsed: JSON.parse(text) };
   } catch (error) {
     throw new ModelFileError(file, `invalid JSON: ${firstLine(error)}`);
   }
+}
+
+export async function openTfjs(file: string, json?: { text: string; parsed: unknown }): Promise<ModelFile> {
+  const { text, parsed } = json ?? (await readJson(file));
   const { manifest, isModelJson } = checkManifest(file, parsed);
   const tensors = tensorsOf(manifest);
   const groups = await openGroups(file, manifest, tensors);
@@ -229,12 +232,12 @@ export async function openTfjs(file: string): Promise<ModelFile> {
 
 function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: TfjsTensor[], groups: Group[]): ModelFile {
   const manifestOf = (json: unknown): Manifest => (isModelJson ? (json as { weightsManifest: Manifest }).weightsManifest : (json as Manifest));
-  const readBytes = (t: TfjsTensor) => readGroupBytes(groups[t.group], t.offset, t.byteLength, t.name);
+  const rangesOf = (t: TfjsTensor) => groupRanges(groups[t.group], t.offset, t.byteLength);
 
-  const read = async (tensor: ModelTensor): Promise<FloatArray> => {
+  const read = async (tensor: ModelTensor, gate?: ReadGate): Promise<FloatArray> => {
     const t = tensor as TfjsTensor;
-    if (!t.numeric) throw new Error(`tensor ${t.name} is not numeric`);
-    return decodeTfjs(t, await readBytes(t));
+    if (!t.numeric) throw new Error(`internal: tensor ${t.name} is not numeric`);
+    return readValues(rangesOf(t), elementCount(t.shape), tfjsCodec(t.quantization), t.name, gate);
   };
 
   const rewrite = async (output: string, selected: ReadonlySet<ModelTensor>, transform: Transform, inPlace: boolean): Promise<RewriteResult> => {
@@ -256,11 +259,11 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
       for (let g = 0; g < groups.length; g++) {
         const writer = new ShardWriter(groups[g], outDir, staged);
         for (const t of tensors.filter((x) => x.group === g)) {
-          const values = selected.has(t) ? await transform(t, await read(t)) : null;
+          const values = selected.has(t) ? await transform(t) : null;
           if (values === null) {
-            await writer.write(await readBytes(t));
+            for (const r of rangesOf(t)) await writer.copy(r, t.name);
           } else {
-            if (!(values instanceof Float32Array) || values.length !== elementCount(t.shape)) throw new Error(`internal: replacement for ${t.name} has the wrong type or length`);
+            checkReplacement(t.name, 'float32', values, elementCount(t.shape));
             // A changed weight is written as plain float32: re-quantizing would undo the normalization's precision.
             await writer.write(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
             if (t.quantization) widened.push(t.name);
@@ -277,7 +280,7 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
         }
         json = JSON.stringify(copy);
       }
-      await writeAll(await staged.create(output), Buffer.from(json, 'utf8'));
+      await (await staged.create(output)).write(Buffer.from(json, 'utf8'));
       // Shards first, the manifest last, so the manifest never points at shards that are not yet in place.
       await staged.commit();
     } catch (error) {
@@ -290,9 +293,12 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
   return {
     format: 'tfjs',
     path: file,
+    file,
+    description: `TensorFlow.js, ${groups.reduce((n, g) => n + g.shards.length, 0)} shard file(s)`,
     tensors,
     defaultDim: -1,
     read,
+    writeOrder: (selected) => tensors.filter((t) => selected.includes(t)),
     rewrite,
     close: () => closeGroups(groups),
   };
@@ -305,7 +311,7 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
 class ShardWriter {
   private shard = 0;
   private written = 0;
-  private handle: fs.FileHandle | null = null;
+  private out: OutputFile | null = null;
 
   constructor(
     private readonly group: Group,
@@ -313,14 +319,23 @@ class ShardWriter {
     private readonly staged: StagedOutput,
   ) {}
 
+  /** Writes `bytes`, splitting them across output shards; copy() does the same with bytes of an input shard. */
   async write(bytes: Uint8Array): Promise<void> {
+    await this.put(bytes.length, (out, done, take) => out.write(bytes.subarray(done, done + take)));
+  }
+
+  async copy(from: ByteRange, tensor: string): Promise<void> {
+    await this.put(from.length, (out, done, take) => out.copyFrom(from.handle, from.position + done, take, from.file, tensor));
+  }
+
+  private async put(length: number, emit: (out: OutputFile, done: number, take: number) => Promise<void>): Promise<void> {
     let done = 0;
-    while (done < bytes.length) {
-      if (this.handle === null) this.handle = await this.staged.create(path.join(this.outDir, this.group.shards[this.shard].relative));
+    while (done < length) {
+      if (this.out === null) this.out = await this.staged.create(path.join(this.outDir, this.group.shards[this.shard].relative));
       const last = this.shard === this.group.shards.length - 1;
       const room = last ? Infinity : this.group.shards[this.shard].size - this.written;
-      const take = Math.min(room, bytes.length - done);
-      await writeAll(this.handle, bytes.subarray(done, done + take));
+      const take = Math.min(room, length - done);
+      await emit(this.out, done, take);
       done += take;
       this.written += take;
       if (!last && this.written === this.group.shards[this.shard].size) this.next();
@@ -330,13 +345,13 @@ class ShardWriter {
   private next(): void {
     this.shard++;
     this.written = 0;
-    this.handle = null;
+    this.out = null;
   }
 
   /** Creates any shard not reached yet (empty shards stay empty files). */
   async finish(): Promise<void> {
     while (this.shard < this.group.shards.length) {
-      if (this.handle === null) await this.staged.create(path.join(this.outDir, this.group.shards[this.shard].relative));
+      if (this.out === null) await this.staged.create(path.join(this.outDir, this.group.shards[this.shard].relative));
       this.next();
     }
   }

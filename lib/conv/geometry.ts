@@ -141,11 +141,6 @@ export function outputSize(op: ConvOperator): number {
   return op.outChannels * op.outputHeight * op.outputWidth;
 }
 
-/** Multiply-adds of one application of the operator (or of its transpose). */
-export function convWork(op: ConvOperator): number {
-  return op.outChannels * op.inChannels * op.kernelHeight * op.kernelWidth * op.outputHeight * op.outputWidth;
-}
-
 /** Index of kernel element K[o][c][a][b] in the weight array, in either layout. */
 export function kernelIndexer(op: ConvOperator): (o: number, c: number, a: number, b: number) => number {
   const { outChannels: cout, inChannels: cin, kernelHeight: kh, kernelWidth: kw } = op;

@@ -8,7 +8,7 @@
 // zero-padded convolution is a restriction of a circular one on a slightly larger grid, and striding only keeps some
 // of its rows, which never increases the norm. Both bounds account for rounding.
 import type { ConvOperator, ConvSpectrumJob, FloatArray, PowerJob } from '../../binding';
-import { type BackendName, type ResolvedBackend, defaultThreads, resolveOperatorBackend } from '../backends';
+import { type BackendName, type ResolvedBackend, checkOperatorBackendOption, defaultThreads, resolveOperatorBackend } from '../backends';
 import { LayerStatus } from '../codes';
 import { allocateResults } from '../engine';
 import { maxAbs, powerOfTwoScaling } from '../scaling';
@@ -22,7 +22,7 @@ import {
   checkShape,
   checkWeight,
 } from '../validate';
-import { CONV_OPTION_KEYS, type ConvOptions, checkConv, circulantPlan, convWork, inputLength, outputSize } from './geometry';
+import { CONV_OPTION_KEYS, type ConvOptions, checkConv, circulantPlan, inputLength, outputSize } from './geometry';
 import { absoluteNormBound, certifiedRatio } from './ratio';
 import { roundUp } from './rounding';
 
@@ -142,7 +142,7 @@ export function convSpectralNorm(weight: FloatArray, shape: readonly number[], o
   const tolerance = checkNonNegative('options.tolerance', opts.tolerance, 1e-6);
   const maxIterations = checkInteger('options.maxIterations', opts.maxIterations, 1, MAX_ITERATIONS, 1000);
   const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
-  const backend = resolveOperatorBackend('options.backend', opts.backend, undefined, undefined, convWork(op));
+  const backend = resolveOperatorBackend(checkOperatorBackendOption('options.backend', opts.backend));
   const largest = maxAbs(w);
   if (largest.nonFinite >= 0) {
     throw new RangeError(`weight contains NaN or Infinity (at index ${largest.nonFinite}); nothing was modified`);

@@ -1,13 +1,16 @@
-// The Node-API entry point: the production calls (backendInfo, run, runAsync, convApply, convSpectrum, DeviceArray)
-// and the `internal`
-// object of test hooks and benchmark probes (internal.h). Unmarshal, schedule, map errors; no math here.
+// The Node-API entry point: the production calls (backendInfo, run, runAsync, runPacked, runPackedAsync, cudaProbe,
+// convApply, convSpectrum, DeviceArray) and the `internal` object of test hooks and benchmark probes (internal.h).
+// Unmarshal, schedule, map errors; no math here.
 #include <napi.h>
 
+#include <cmath>
 #include <exception>
 #include <vector>
 
+#include "../cuda/cuda_backend.h"
 #include "backend_info.h"
 #include "conv_job.h"
+#include "cuda_users.h"
 #include "device_array.h"
 #include "errors.h"
 #include "internal.h"
@@ -22,11 +25,14 @@ Napi::Object JobArgument(const Napi::CallbackInfo& info) {
   return info[0].As<Napi::Object>();
 }
 
+using Unmarshal = PowerJob (*)(const Napi::Object&, std::vector<Napi::Object>*);
+
 // Sync: returns true when every layer was finite (and committed), false when nothing was modified.
+template <Unmarshal FromJs>
 Napi::Value Run(const Napi::CallbackInfo& info) {
   std::vector<Napi::Object> arrays;
   try {
-    PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
+    PowerJob job = FromJs(JobArgument(info), &arrays);
     job.Execute();
     return Napi::Boolean::New(info.Env(), job.all_finite());
   } catch (const Napi::Error&) {
@@ -37,10 +43,11 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
 }
 
 // Async: the same, off the event loop; a promise of the same boolean.
+template <Unmarshal FromJs>
 Napi::Value RunAsync(const Napi::CallbackInfo& info) {
   std::vector<Napi::Object> arrays;
   try {
-    PowerJob job = PowerJob::FromJs(JobArgument(info), &arrays);
+    PowerJob job = FromJs(JobArgument(info), &arrays);
     auto* worker = new PowerWorker(info.Env(), std::move(job), arrays);
     Napi::Promise promise = worker->Promise();
     worker->Queue();  // the worker deletes itself when done
@@ -52,12 +59,36 @@ Napi::Value RunAsync(const Napi::CallbackInfo& info) {
   }
 }
 
+// cudaProbe(device): what the 'auto' cost model needs of a GPU, measured now (binding.d.ts, CudaProbe).
+Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const double device = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(device >= 0 && device <= 1023) || std::floor(device) != device) {
+    throw_range_error(env, "device must be an integer from 0 to 1023");
+  }
+  ensure_cuda_user(env);
+  try {
+    const cuda::ProbeResult r = cuda::probe_device(static_cast<int>(device));
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("hostToDeviceBytesPerSecond", r.host_to_device_bytes_per_second);
+    result.Set("deviceToHostBytesPerSecond", r.device_to_host_bytes_per_second);
+    result.Set("launchSeconds", r.launch_seconds);
+    result.Set("deviceCopyBytesPerSecond", r.device_copy_bytes_per_second);
+    return result;
+  } catch (const cuda::BackendError& e) {
+    throw js_error(env, cuda_failure(e));
+  }
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   export_function<BackendInfo>(env, exports, "backendInfo");
-  export_function<Run>(env, exports, "run");
-  export_function<RunAsync>(env, exports, "runAsync");
+  export_function<Run<PowerJob::FromJs>>(env, exports, "run");
+  export_function<RunAsync<PowerJob::FromJs>>(env, exports, "runAsync");
+  export_function<Run<PowerJob::FromPacked>>(env, exports, "runPacked");
+  export_function<RunAsync<PowerJob::FromPacked>>(env, exports, "runPackedAsync");
+  export_function<CudaProbe>(env, exports, "cudaProbe");
   export_function<ConvApply>(env, exports, "convApply");
   export_function<ConvSpectrum>(env, exports, "convSpectrum");
   exports.Set("DeviceArray", DeviceArray::Define(env));

@@ -1,4 +1,4 @@
-// Benchmark probes, on the addon's `internal` object (internal.h): the machine's own bandwidth and the GPU's clock,
+// Benchmark probes, on the addon's `internal` object (internal.h): the machine's own bandwidths and the GPU's clock,
 // which the benchmarks in bench/ compare the library against in the same run.
 #include <napi.h>
 
@@ -6,6 +6,7 @@
 
 #include "../cpu/bandwidth_probe.h"
 #include "../cuda/cuda_backend.h"
+#include "cuda_users.h"
 #include "errors.h"
 #include "internal.h"
 
@@ -37,6 +38,7 @@ Napi::Value CudaCopyBandwidth(const Napi::CallbackInfo& info) {
       throw_range_error(env, "cudaCopyBandwidth(device, bytes, repeats) takes three non-negative numbers");
     }
   }
+  ensure_cuda_user(env);
   try {
     return Napi::Number::New(env, cuda::copy_bandwidth(info[0].As<Napi::Number>().Int32Value(),
                                                        static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()),
@@ -51,10 +53,29 @@ Napi::Value CudaCopyBandwidth(const Napi::CallbackInfo& info) {
 Napi::Value CudaTime(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) throw_type_error(env, "cudaTime(device, fn)");
+  ensure_cuda_user(env);
   try {
     cuda::StreamTimer timer(info[0].As<Napi::Number>().Int32Value());
     info[1].As<Napi::Function>().Call({});
     return Napi::Number::New(env, timer.stop_ms());
+  } catch (const cuda::BackendError& e) {
+    throw js_error(env, cuda_failure(e));
+  }
+}
+
+// cudaReadBandwidth(device, bytes, repeats) → the device's streaming read bandwidth in bytes/s, median.
+Napi::Value CudaReadBandwidth(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  for (size_t i = 0; i < 3; ++i) {
+    if (info.Length() <= i || !info[i].IsNumber() || info[i].As<Napi::Number>().DoubleValue() < (i == 0 ? 0 : 1)) {
+      throw_range_error(env, "cudaReadBandwidth(device, bytes, repeats) takes three non-negative numbers");
+    }
+  }
+  ensure_cuda_user(env);
+  try {
+    return Napi::Number::New(env, cuda::read_bandwidth_device(info[0].As<Napi::Number>().Int32Value(),
+                                                              static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()),
+                                                              info[2].As<Napi::Number>().Int32Value()));
   } catch (const cuda::BackendError& e) {
     throw js_error(env, cuda_failure(e));
   }
@@ -66,6 +87,7 @@ void add_bench_probes(Napi::Env env, Napi::Object internal) {
   export_function<ReadBandwidth>(env, internal, "readBandwidth");
   export_function<CudaCopyBandwidth>(env, internal, "cudaCopyBandwidth");
   export_function<CudaTime>(env, internal, "cudaTime");
+  export_function<CudaReadBandwidth>(env, internal, "cudaReadBandwidth");
 }
 
 }  // namespace sn::binding

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../cuda/cuda_backend.h"
+#include "cuda_users.h"
 #include "errors.h"
 
 namespace sn::binding {
@@ -50,6 +51,7 @@ DeviceArray::DeviceArray(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Devi
   f64_ = dtype == "float64";
   length_ = static_cast<size_t>(index_argument(env, info[1], "length", 9007199254740991.0 / 8));
   device_ = static_cast<int>(index_argument(env, info[2], "device", 1023));
+  ensure_cuda_user(env);
   try {
     data_ = cuda::device_allocate(device_, length_ * element_bytes(f64_));
   } catch (const cuda::BackendError& e) {
@@ -59,14 +61,14 @@ DeviceArray::DeviceArray(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Devi
 }
 
 DeviceArray::~DeviceArray() {
-  if (data_) cuda::device_free(device_, data_);  // only if Finalize did not run
+  if (data_) cuda::device_free(device_, data_, length_ * element_bytes(f64_));  // only if Finalize did not run
 }
 
 void DeviceArray::Finalize(Napi::Env env) { Release(env); }
 
 void DeviceArray::Release(Napi::Env env) {
   if (data_ == nullptr) return;
-  cuda::device_free(device_, data_);
+  cuda::device_free(device_, data_, length_ * element_bytes(f64_));
   data_ = nullptr;
   Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(length_ * element_bytes(f64_)));
 }

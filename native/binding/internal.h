@@ -5,10 +5,10 @@
 
 namespace sn::binding {
 
-// testFailScratchAllocation, testScratchAllocationCount, planCudaBatch and codes.
+// testFailScratchAllocation, testScratchAllocationCount, planCudaBatch, cudaResources, testCudaStagingChunk and codes.
 void add_testing_hooks(Napi::Env env, Napi::Object internal);
 
-// readBandwidth, cudaCopyBandwidth and cudaTime.
+// readBandwidth, cudaCopyBandwidth, cudaReadBandwidth and cudaTime.
 void add_bench_probes(Napi::Env env, Napi::Object internal);
 
 }  // namespace sn::binding

@@ -17,6 +17,8 @@ class PowerJob {
   // Checks the job again and takes raw pointers into its typed arrays; throws a JS TypeError or RangeError. Every
   // typed array the job reads or writes is appended to `arrays`, so an async caller can pin them.
   static PowerJob FromJs(const Napi::Object& job, std::vector<Napi::Object>* arrays);
+  // The same from a PackedPowerJob (binding.d.ts), a host job on the CPU.
+  static PowerJob FromPacked(const Napi::Object& job, std::vector<Napi::Object>* arrays);
 
   // Runs the math and writes the per-layer results. Any thread; no JS value is touched. Throws std::bad_alloc, or
   // cuda::BackendError for a job on a CUDA device.
@@ -26,6 +28,11 @@ class PowerJob {
   bool all_finite() const { return all_finite_; }
 
  private:
+  // Checks and sets the options every job has, and the four per-layer result arrays (count_ must be set).
+  void SetOptions(Napi::Env env, double iterations, double tolerance, double eps, bool legacy, double threads);
+  void SetResults(Napi::Env env, const Napi::Value& sigma, const Napi::Value& status, const Napi::Value& iterations_run,
+                  const Napi::Value& converged, std::vector<Napi::Object>* arrays);
+
   bool f64_ = false;
   std::vector<LayerBuffers<float>> f32_layers_;
   std::vector<LayerBuffers<double>> f64_layers_;

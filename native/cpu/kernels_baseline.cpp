@@ -3,6 +3,6 @@
 #include "kernels_impl.h"
 
 namespace sn::kernels::baseline {
-const Table<float> f32 = make_table<float>();
-const Table<double> f64 = make_table<double>();
+constexpr Table<float> f32 = make_table_f32();
+constexpr Table<double> f64 = make_table_f64();
 }  // namespace sn::kernels::baseline

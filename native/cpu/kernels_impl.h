@@ -7,11 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
 #include "kernels.h"
+#include "kernels_vector.h"
 
 #if !defined(__GNUC__)
 #error "the CPU kernels use GCC/Clang vector extensions; build with GCC or Clang"
@@ -21,60 +18,68 @@ namespace {
 
 using sn::MatrixLayout;
 
-// 8 doubles: one AVX-512 register, two AVX2 registers or four SSE2 registers, as the target allows.
-typedef double f64x8 __attribute__((vector_size(64)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef float f32x16 __attribute__((vector_size(64)));
-
-// Unaligned loads and stores: typed arrays carry no alignment promise.
-__attribute__((always_inline)) inline f64x8 load8(const double* p) {
-  f64x8 r;
-  std::memcpy(&r, p, sizeof r);
-  return r;
-}
-__attribute__((always_inline)) inline f64x8 load8(const float* p) {
+// The float64 kernels' scalar tails (the last n % 8 elements of a sum), written out so that their rounding is a
+// property of this source rather than of the compiler's mood: these reproduce, bit for bit, what GCC 12 made of the
+// earlier kernels' plain loops, whose results `precision: 'float64'` and float64 weights promise to keep. GCC
+// vectorised some of those tails (a vector multiply, then the adds in order: each product rounded on its own) and
+// fused the rest into scalar FMAs: with double weights, the first m & ~3 products were rounded with AVX-512, the
+// first m & ~1 with AVX2 (m & ~3 in sum_squares), none with float weights; without FMA hardware every product is.
+template <typename T>
+constexpr size_t rounded_tail_products(size_t m, [[maybe_unused]] bool squares) {
+#if defined(__FMA__)
+  if (sizeof(T) == sizeof(float)) return 0;
 #if defined(__AVX512F__)
-  // GCC lowers __builtin_convertvector to two 256-bit halves plus an insert here: one vcvtps2pd instead.
-  return reinterpret_cast<f64x8>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
-#elif defined(__AVX__)
-  const __m256d halves[2] = {_mm256_cvtps_pd(_mm_loadu_ps(p)), _mm256_cvtps_pd(_mm_loadu_ps(p + 4))};
-  f64x8 r;
-  std::memcpy(&r, halves, sizeof r);
-  return r;
+  return m & ~size_t(3);
 #else
-  f32x8 r;
-  std::memcpy(&r, p, sizeof r);
-  return __builtin_convertvector(r, f64x8);
+  return squares ? m & ~size_t(3) : m & ~size_t(1);
+#endif
+#else
+  return m;
 #endif
 }
-__attribute__((always_inline)) inline void store8(double* p, f64x8 x) { std::memcpy(p, &x, sizeof x); }
 
-__attribute__((always_inline)) inline double horizontal_sum(f64x8 a) {
-  // A fixed order, so the result does not depend on how the compiler splits the vector.
-  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+// a·b rounded to double on its own: the empty asm keeps the compiler from fusing it into the add that follows.
+__attribute__((always_inline)) inline double rounded_product(double a, double b) {
+  double p = a * b;
+#if defined(__SSE2__)
+  __asm__("" : "+x"(p));
+#else
+  __asm__("" : "+r"(p));
+#endif
+  return p;
+}
+
+// t + Σ_{i < m} a[i]·x[i], in order, rounding products as rounded_tail_products says and fusing the rest.
+template <typename T, typename X>
+__attribute__((always_inline)) inline double tail_sum(double t, const T* a, const X* x, size_t m, bool squares) {
+  const size_t rounded = rounded_tail_products<T>(m, squares);
+  size_t i = 0;
+  for (; i < rounded; ++i) t += rounded_product(double(a[i]), double(x[i]));
+#if defined(__FMA__)
+  for (; i < m; ++i) t = __builtin_fma(double(a[i]), double(x[i]), t);
+#endif
+  return t;
 }
 
 // Σ a[i]·x[i] with four independent accumulators, to hide the FMA latency.
 template <typename T>
 inline double dot(const T* a, const double* x, size_t n) {
-  f64x8 acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
+  f64x8 acc0 = zero8(), acc1 = zero8(), acc2 = zero8(), acc3 = zero8();
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    acc0 += load8(a + i) * load8(x + i);
-    acc1 += load8(a + i + 8) * load8(x + i + 8);
-    acc2 += load8(a + i + 16) * load8(x + i + 16);
-    acc3 += load8(a + i + 24) * load8(x + i + 24);
+    add_product(acc0, load8(a + i), load8(x + i));
+    add_product(acc1, load8(a + i + 8), load8(x + i + 8));
+    add_product(acc2, load8(a + i + 16), load8(x + i + 16));
+    add_product(acc3, load8(a + i + 24), load8(x + i + 24));
   }
-  for (; i + 8 <= n; i += 8) acc0 += load8(a + i) * load8(x + i);
-  double tail = 0;
-  for (; i < n; ++i) tail += double(a[i]) * x[i];
-  return horizontal_sum((acc0 + acc1) + (acc2 + acc3)) + tail;
+  for (; i + 8 <= n; i += 8) add_product(acc0, load8(a + i), load8(x + i));
+  return horizontal_sum((acc0 + acc1) + (acc2 + acc3)) + tail_sum(0.0, a + i, x + i, n - i, false);
 }
 
 // y += alpha · a.
 template <typename T>
 inline void axpy(double* y, double alpha, const T* a, size_t n) {
-  const f64x8 s = {alpha, alpha, alpha, alpha, alpha, alpha, alpha, alpha};
+  const f64x8 s = splat8(alpha);
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     store8(y + i, load8(y + i) + s * load8(a + i));
@@ -88,38 +93,35 @@ inline void axpy(double* y, double alpha, const T* a, size_t n) {
 // layer's x (a double per column) from costing more cache traffic than the row itself.
 template <typename T>
 inline void dot4(const T* a0, const T* a1, const T* a2, const T* a3, const double* x, size_t n, double* out) {
-  f64x8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
+  f64x8 s0 = zero8(), s1 = zero8(), s2 = zero8(), s3 = zero8();
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const f64x8 xv = load8(x + i);
-    s0 += load8(a0 + i) * xv;
-    s1 += load8(a1 + i) * xv;
-    s2 += load8(a2 + i) * xv;
-    s3 += load8(a3 + i) * xv;
+    add_product(s0, load8(a0 + i), xv);
+    add_product(s1, load8(a1 + i), xv);
+    add_product(s2, load8(a2 + i), xv);
+    add_product(s3, load8(a3 + i), xv);
   }
-  double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-  for (; i < n; ++i) {
-    t0 += double(a0[i]) * x[i];
-    t1 += double(a1[i]) * x[i];
-    t2 += double(a2[i]) * x[i];
-    t3 += double(a3[i]) * x[i];
-  }
-  out[0] = horizontal_sum(s0) + t0;
-  out[1] = horizontal_sum(s1) + t1;
-  out[2] = horizontal_sum(s2) + t2;
-  out[3] = horizontal_sum(s3) + t3;
+  out[0] = horizontal_sum(s0) + tail_sum(0.0, a0 + i, x + i, n - i, false);
+  out[1] = horizontal_sum(s1) + tail_sum(0.0, a1 + i, x + i, n - i, false);
+  out[2] = horizontal_sum(s2) + tail_sum(0.0, a2 + i, x + i, n - i, false);
+  out[3] = horizontal_sum(s3) + tail_sum(0.0, a3 + i, x + i, n - i, false);
 }
 
 // y += c[0]·a0 + c[1]·a1 + c[2]·a2 + c[3]·a3: y is loaded and stored once per four rows.
 template <typename T>
 inline void axpy4(double* y, const double* c, const T* a0, const T* a1, const T* a2, const T* a3, size_t n) {
-  const f64x8 c0 = {c[0], c[0], c[0], c[0], c[0], c[0], c[0], c[0]};
-  const f64x8 c1 = {c[1], c[1], c[1], c[1], c[1], c[1], c[1], c[1]};
-  const f64x8 c2 = {c[2], c[2], c[2], c[2], c[2], c[2], c[2], c[2]};
-  const f64x8 c3 = {c[3], c[3], c[3], c[3], c[3], c[3], c[3], c[3]};
+  const f64x8 c0 = splat8(c[0]), c1 = splat8(c[1]), c2 = splat8(c[2]), c3 = splat8(c[3]);
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    store8(y + i, load8(y + i) + ((c0 * load8(a0 + i) + c1 * load8(a1 + i)) + (c2 * load8(a2 + i) + c3 * load8(a3 + i))));
+    // The products in this order: GCC fuses the first and third into FMAs with the second and fourth (as it did
+    // when this line was one expression), which the float64 results depend on bit for bit.
+    const f64x8 y0 = load8(y + i);
+    const f64x8 p0 = c0 * load8(a0 + i);
+    const f64x8 p1 = c1 * load8(a1 + i);
+    const f64x8 p2 = c2 * load8(a2 + i);
+    const f64x8 p3 = c3 * load8(a3 + i);
+    store8(y + i, y0 + ((p0 + p1) + (p2 + p3)));
   }
   for (; i < n; ++i) {
     y[i] += (c[0] * double(a0[i]) + c[1] * double(a1[i])) + (c[2] * double(a2[i]) + c[3] * double(a3[i]));
@@ -273,25 +275,58 @@ void divide(const T* w, T* out, size_t n, T sigma, bool stream) {
 
 template <typename T>
 double sum_squares(const T* w, size_t n) {
-  f64x8 acc0 = {}, acc1 = {};
+  f64x8 acc0 = zero8(), acc1 = zero8();
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const f64x8 a = load8(w + i), b = load8(w + i + 8);
-    acc0 += a * a;
-    acc1 += b * b;
+    add_product(acc0, a, a);
+    add_product(acc1, b, b);
   }
   for (; i + 8 <= n; i += 8) {
     const f64x8 a = load8(w + i);
-    acc0 += a * a;
+    add_product(acc0, a, a);
   }
-  double tail = 0;
-  for (; i < n; ++i) tail += double(w[i]) * double(w[i]);
-  return horizontal_sum(acc0 + acc1) + tail;
+  return horizontal_sum(acc0 + acc1) + tail_sum(0.0, w + i, w + i, n - i, true);
 }
 
+// Reads w[0..n) with nothing but loads and adds, several independent sums deep, and returns a value that depends on
+// every element: the loop of the read-bandwidth probe, which no arithmetic should slow down.
 template <typename T>
-sn::kernels::Table<T> make_table() {
-  return {&matvec_rows<T>, &accumulate_rows<T>, &sweep_rows<T>, &divide<T>, &sum_squares<T>};
+double read_probe(const T* w, size_t n) {
+  typedef T vec __attribute__((vector_size(SN_VECTOR_BYTES)));
+  constexpr size_t kLanes = SN_VECTOR_BYTES / sizeof(T);
+  vec s0 = {}, s1 = {}, s2 = {}, s3 = {};
+  size_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    vec a, b, c, e;
+    std::memcpy(&a, w + i, sizeof a);
+    std::memcpy(&b, w + i + kLanes, sizeof b);
+    std::memcpy(&c, w + i + 2 * kLanes, sizeof c);
+    std::memcpy(&e, w + i + 3 * kLanes, sizeof e);
+    s0 += a;
+    s1 += b;
+    s2 += c;
+    s3 += e;
+  }
+  const vec s = (s0 + s1) + (s2 + s3);
+  double total = 0;
+  for (size_t k = 0; k < kLanes; ++k) total += double(s[k]);
+  for (; i < n; ++i) total += double(w[i]);
+  return total;
+}
+
+#include "kernels_mixed.h"
+
+// constexpr, so that the tables are constant-initialized: a table built by code at load time ran this file's
+// instructions (AVX-512 stores, for a nine-pointer table) before any CPU check, and faulted on older CPUs.
+constexpr sn::kernels::Table<float> make_table_f32() {
+  return {&matvec_rows<float>, &accumulate_rows<float>, &sweep_rows<float>, &matvec_rows_mixed, &accumulate_rows_mixed,
+          &sweep_rows_mixed,   &divide<float>,          &sum_squares<float>, &read_probe<float>};
+}
+
+constexpr sn::kernels::Table<double> make_table_f64() {
+  return {&matvec_rows<double>, &accumulate_rows<double>, &sweep_rows<double>, nullptr, nullptr, nullptr,
+          &divide<double>,      &sum_squares<double>,      &read_probe<double>};
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <type_traits>
 
 #include "conv_operator.h"
 #include "kernels.h"
@@ -63,14 +64,47 @@ double clamp_norm(double norm, double eps) {
   return den > 0 ? den : 1.0;
 }
 
+// Whether a layer's products run in mixed precision: float32 weights, unless the job asks for float64.
+template <typename T>
+bool mixed_precision(const PowerOptions& options) {
+  return std::is_same_v<T, float> && options.precision == Precision::kMixed;
+}
+
+// Whether this layer's products run mixed: a convolution operator (conv_operator.h) always sums in float64.
+template <typename T>
+bool layer_mixed(const LayerBuffers<T>& layer, const PowerOptions& options) {
+  return mixed_precision<T>(options) && !layer.is_conv;
+}
+
+// Rows of the largest row range a layer's tasks get (LayerRun::row_begin splits [0, rows) into `threads` of them).
+size_t rows_per_task(size_t rows, size_t threads) { return (rows + threads - 1) / threads; }
+
+// The mixed kernels' scratch for each task of a layer, in floats.
+size_t kernel_scratch_floats(const MatrixLayout& L, size_t threads) {
+  return kernels::mixed_scratch_floats(L, rows_per_task(L.rows, threads));
+}
+
+// x32 = v·2^e with max |x32_i| in [1/8, 1/4), the mixed kernels' contract for x (kernels.h); returns 2^-e, the factor
+// that brings their d and t back to v's scale. Power-of-two scaling: exact.
+double scaled_float_copy(const float* v, size_t n, float* x32) {
+  float largest = 0;
+  for (size_t i = 0; i < n; ++i) largest = std::max(largest, std::fabs(v[i]));
+  const int e = largest > 0 ? -(std::ilogb(largest) + 3) : 0;
+  const double scale = std::ldexp(1.0, e);  // a power of two: the product rounds only where it is subnormal, as ldexp
+  for (size_t i = 0; i < n; ++i) x32[i] = static_cast<float>(v[i] * scale);
+  return std::ldexp(1.0, -e);
+}
+
 // Per-layer scratch inside the job's arena.
 template <typename T>
 struct Scratch {
-  double* x = nullptr;  // cols: the right vector as double
+  double* x = nullptr;  // cols: the right vector as double (float64 precision)
   double* d = nullptr;  // rows: M x
   double* t = nullptr;  // cols: Mᵀ d
   T* u_new = nullptr;   // rows
   T* v_new = nullptr;   // cols
+  float* x32 = nullptr;     // cols: the right vector as the mixed kernels take it (mixed precision)
+  float* kernel = nullptr;  // the mixed kernels' scratch, kernel_scratch_floats per task
 };
 
 template <typename T>
@@ -83,6 +117,7 @@ class LayerRun {
         k_(kernels::table<T>()),
         L_(layer.layout),
         threads_(std::min<size_t>(threads, std::max<size_t>(1, L_.rows))),
+        mixed_(layer_mixed(layer, options)),
         s_(scratch),
         partials_(partials) {}
 
@@ -125,7 +160,7 @@ class LayerRun {
 
   // Eval mode: σ = u·(M v) with u and v as they are. One pass.
   bool eval(double& sigma) {
-    load_x(b_.v);
+    set_x(b_.v);
     matvec();
     const double nd = norm2(s_.d, L_.rows);
     double dot = 0;
@@ -136,7 +171,7 @@ class LayerRun {
 
   // u ← normalize(W v), v ← normalize(Wᵀ u), σ = ‖Wᵀu‖: one fused sweep over W per iteration.
   bool fixed_default(double& sigma) {
-    load_x(b_.v);
+    set_x(b_.v);
     double nt = 0, den_v = 1;
     for (int32_t j = 0; j < opt_.iterations; ++j) {
       sweep();
@@ -173,7 +208,7 @@ class LayerRun {
   // One-shot estimate: exact normalisation, so σ(cW) = |c|σ(W) at any scale, until σ settles. x is kept at
   // v/σ rather than v, so d = W x stays near 1 and t = Wᵀd near σ: neither over- nor underflows, whatever W's scale.
   bool converge(double& sigma, LayerResult& r) {
-    load_x(b_.v);
+    set_x(b_.v);
     double previous = 0;
     sigma = 0;
     for (int32_t j = 1; j <= opt_.iterations; ++j) {
@@ -188,7 +223,7 @@ class LayerRun {
       }
       if (j == 1) previous = nd;  // ‖W v₀‖, the estimate before the first full iteration
       double nt = norm2(s_.t, L_.cols());
-      if (j == 1 && !(std::isfinite(nt) && nt > 0x1p-900)) {
+      if (j == 1 && !mixed_ && !(std::isfinite(nt) && nt > 0x1p-900)) {
         // The unit start vector gave t ~ σ², out of range for float64 weights beyond 1e±150: rescale and redo.
         for (size_t c = 0; c < L_.cols(); ++c) s_.x[c] /= nd;
         sweep();
@@ -206,8 +241,9 @@ class LayerRun {
       for (size_t c = 0; c < L_.cols(); ++c) {
         const double v = s_.t[c] / nt;
         s_.v_new[c] = static_cast<T>(v);
-        s_.x[c] = v / sigma;  // kept in double between iterations: the estimate, not PyTorch's rounding
+        if (!mixed_) s_.x[c] = v / sigma;  // kept in double between iterations: the estimate, not PyTorch's rounding
       }
+      if (mixed_) set_x(s_.v_new);  // float32 products: v in float32 is all they can use
       const bool settled = std::fabs(sigma - previous) <= opt_.tolerance * sigma;
       previous = sigma;
       if (settled) {
@@ -218,7 +254,12 @@ class LayerRun {
     return true;
   }
 
-  void load_x(const T* v) {
+  // x = v, as the kernels of this layer's precision take it.
+  void set_x(const T* v) {
+    if (mixed_) {
+      if constexpr (std::is_same_v<T, float>) x_undo_ = scaled_float_copy(v, L_.cols(), s_.x32);
+      return;
+    }
     for (size_t c = 0; c < L_.cols(); ++c) s_.x[c] = static_cast<double>(v[c]);
   }
 
@@ -237,14 +278,19 @@ class LayerRun {
     nt = norm2(s_.t, L_.cols());
     if (!std::isfinite(nt)) return false;
     den = clamp_norm(nt, opt_.eps);
-    for (size_t c = 0; c < L_.cols(); ++c) {
-      s_.v_new[c] = static_cast<T>(s_.t[c] / den);
-      s_.x[c] = static_cast<double>(s_.v_new[c]);
-    }
+    for (size_t c = 0; c < L_.cols(); ++c) s_.v_new[c] = static_cast<T>(s_.t[c] / den);
+    set_x(s_.v_new);
     return true;
   }
 
   size_t row_begin(size_t task) const { return L_.rows * task / threads_; }
+
+  float* kernel_scratch(size_t task) const { return s_.kernel + task * kernel_scratch_floats(L_, threads_); }
+
+  // d[r0, r1) from the mixed kernels, at v's scale.
+  void unscale_d(size_t r0, size_t r1) const {
+    for (size_t r = r0; r < r1; ++r) s_.d[r] *= x_undo_;
+  }
 
   // d = M x.
   void matvec() {
@@ -254,7 +300,12 @@ class LayerRun {
     }
     parallel_for(threads_, threads_, [&](size_t i) {
       const size_t r0 = row_begin(i), r1 = row_begin(i + 1);
-      k_.matvec_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0);
+      if (mixed_) {
+        k_.matvec_rows_mixed(b_.weight, L_, r0, r1, s_.x32, s_.d + r0, kernel_scratch(i));
+        unscale_d(r0, r1);
+      } else {
+        k_.matvec_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0);
+      }
     });
   }
 
@@ -265,7 +316,17 @@ class LayerRun {
       rmatvec_of_d();
       return;
     }
-    accumulate_t([&](size_t r0, size_t r1, double* t) { k_.sweep_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0, t); });
+    accumulate_t([&](size_t i, size_t r0, size_t r1, double* t) {
+      if (mixed_) {
+        k_.sweep_rows_mixed(b_.weight, L_, r0, r1, s_.x32, s_.d + r0, t, kernel_scratch(i));
+        unscale_d(r0, r1);
+      } else {
+        k_.sweep_rows(b_.weight, L_, r0, r1, s_.x, s_.d + r0, t);
+      }
+    });
+    if (mixed_) {
+      for (size_t c = 0; c < L_.cols(); ++c) s_.t[c] *= x_undo_;
+    }
   }
 
   // t = Mᵀd.
@@ -274,7 +335,13 @@ class LayerRun {
       conv_->transpose(s_.d, s_.t, static_cast<unsigned>(threads_));
       return;
     }
-    accumulate_t([&](size_t r0, size_t r1, double* t) { k_.accumulate_rows(b_.weight, L_, r0, r1, s_.d + r0, t); });
+    accumulate_t([&](size_t i, size_t r0, size_t r1, double* t) {
+      if (mixed_) {
+        k_.accumulate_rows_mixed(b_.weight, L_, r0, r1, s_.d + r0, t, kernel_scratch(i));
+      } else {
+        k_.accumulate_rows(b_.weight, L_, r0, r1, s_.d + r0, t);
+      }
+    });
   }
 
   // Runs body over row ranges, each summing into its own copy of t, then adds the copies in task order: the same
@@ -284,12 +351,12 @@ class LayerRun {
     const size_t cols = L_.cols();
     std::fill(s_.t, s_.t + cols, 0.0);
     if (threads_ == 1) {
-      body(0, L_.rows, s_.t);
+      body(0, 0, L_.rows, s_.t);
       return;
     }
     std::fill(partials_, partials_ + (threads_ - 1) * cols, 0.0);
     parallel_for(threads_, threads_, [&](size_t i) {
-      body(row_begin(i), row_begin(i + 1), i == 0 ? s_.t : partials_ + (i - 1) * cols);
+      body(i, row_begin(i), row_begin(i + 1), i == 0 ? s_.t : partials_ + (i - 1) * cols);
     });
     for (size_t i = 1; i < threads_; ++i) {
       const double* p = partials_ + (i - 1) * cols;
@@ -302,8 +369,10 @@ class LayerRun {
   const kernels::Table<T>& k_;
   const MatrixLayout L_;
   const size_t threads_;
+  const bool mixed_;
   Scratch<T> s_;
   double* partials_;
+  double x_undo_ = 1;  // mixed: x32 = x / x_undo_
   std::optional<ConvOperator> conv_;  // a convolution layer's operator
 };
 
@@ -353,6 +422,7 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
     doubles += L.rows + 2 * L.cols();
     t_offset[i] = ts;
     ts += L.rows + L.cols();
+    if (layer_mixed(layers[i], options)) ts += L.cols() + per_layer_threads[i] * kernel_scratch_floats(L, per_layer_threads[i]);
     if (per_layer_threads[i] > 1 && !layers[i].is_conv) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
   }
   ScratchVector<double> arena_d(doubles + partial_doubles);
@@ -367,6 +437,12 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
     s.t = s.d + L.rows;
     s.u_new = arena_t.data() + t_offset[i];
     s.v_new = s.u_new + L.rows;
+    if constexpr (std::is_same_v<T, float>) {
+      if (layer_mixed(layers[i], options)) {
+        s.x32 = s.v_new + L.cols();
+        s.kernel = s.x32 + L.cols();
+      }
+    }
     return s;
   };
 

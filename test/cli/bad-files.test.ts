@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { normalize } from '../../cli/commands/normalize';
 import { report } from '../../cli/commands/report';
 import { ModelFileError } from '../../cli/errors';
+import { main } from '../../cli/main';
 import { encodeFloat16 } from '../../cli/formats/half';
 import { listing, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
 
@@ -143,25 +144,6 @@ const CASES: BadCase[] = [
     message: /__metadata__\.epoch must be a string/,
   },
   {
-    what: 'safetensors: NaN in a weight',
-    make: (folder) => {
-      const t = tensorOf('bad.weight', 'F32', [5, 4]);
-      (t.values as Float32Array)[7] = NaN;
-      return writeSafetensors(folder, 'nan.safetensors', [tensorOf('ok.weight', 'F32', [3, 3]), t]);
-    },
-    message: /cannot compute σ: .*NaN or Infinity/,
-    tensor: 'bad.weight',
-  },
-  {
-    what: 'safetensors: Infinity in a float16 weight',
-    make: (folder) => {
-      const data = encodeFloat16(Float32Array.from({ length: 12 }, (_, i) => (i === 5 ? 1e6 : i / 10)));
-      return writeSafetensors(folder, 'inf16.safetensors', [{ name: 'half.weight', dtype: 'F16', shape: [3, 4], data }]);
-    },
-    message: /cannot compute σ: .*NaN or Infinity/,
-    tensor: 'half.weight',
-  },
-  {
     what: 'tfjs: invalid JSON',
     make: (folder) => {
       const { file } = writeTfjs(folder, tfjsWeights);
@@ -237,6 +219,29 @@ const CASES: BadCase[] = [
     },
     message: /shard path '\.\.\/elsewhere\.bin' must be relative, inside the model's folder/,
   },
+];
+
+/** Models with a non-finite weight: report marks its row and exits 1; normalize refuses and writes nothing. */
+const NON_FINITE: (Omit<BadCase, 'message'> & { element: RegExp })[] = [
+  {
+    what: 'safetensors: NaN in a weight',
+    make: (folder) => {
+      const t = tensorOf('bad.weight', 'F32', [5, 4]);
+      (t.values as Float32Array)[7] = NaN;
+      return writeSafetensors(folder, 'nan.safetensors', [tensorOf('ok.weight', 'F32', [3, 3]), t]);
+    },
+    tensor: 'bad.weight',
+    element: /^NaN at element 7$/,
+  },
+  {
+    what: 'safetensors: Infinity in a float16 weight',
+    make: (folder) => {
+      const data = encodeFloat16(Float32Array.from({ length: 12 }, (_, i) => (i === 5 ? 1e6 : i / 10)));
+      return writeSafetensors(folder, 'inf16.safetensors', [{ name: 'half.weight', dtype: 'F16', shape: [3, 4], data }]);
+    },
+    tensor: 'half.weight',
+    element: /^Infinity at element 5$/,
+  },
   {
     what: 'tfjs: a standalone manifest with NaN in a weight',
     make: (folder) => {
@@ -247,12 +252,12 @@ const CASES: BadCase[] = [
       fs.writeFileSync(shard, bytes);
       return file;
     },
-    message: /cannot compute σ: .*NaN or Infinity/,
     tensor: 'dense/kernel',
+    element: /^NaN at element 20$/,
   },
 ];
 
-async function expectModelError(run: () => Promise<unknown>, file: string, c: BadCase): Promise<void> {
+async function expectModelError(run: () => Promise<unknown>, file: string, c: Pick<BadCase, 'message' | 'tensor'>): Promise<void> {
   await assert.rejects(run, (error: unknown) => {
     assert.ok(error instanceof ModelFileError, `expected a ModelFileError, got ${String(error)}`);
     const message = (error as Error).message;
@@ -284,6 +289,49 @@ describe('CLI: bad model files', () => {
         await expectModelError(() => normalize(file, { ...reportOptions, output: file, inPlace: true, target: 1, clip: false }, quiet, quiet), file, c);
         assert.deepEqual(listing(folder), before, 'no temporary file left beside the input');
         assert.ok(fs.readFileSync(file).equals(inputBytes), 'the input is unchanged');
+      } finally {
+        fs.rmSync(folder, { recursive: true, force: true });
+        fs.rmSync(outFolder, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+describe('CLI: a non-finite tensor', () => {
+  const quiet = () => undefined;
+  const options = { include: [], exclude: [], dims: [], backend: 'auto' as const, tolerance: 1e-6, maxIterations: 1000, json: false, exact: false };
+
+  for (const c of NON_FINITE) {
+    it(`${c.what}: report marks its row and reports the rest, exit code 1; normalize writes nothing`, async () => {
+      const folder = temporaryFolder();
+      const outFolder = temporaryFolder();
+      try {
+        const file = c.make(folder);
+        for (const exact of [false, true]) {
+          const r = await report(file, { ...options, exact }, quiet);
+          const row = r.tensors.find((t) => t.name === c.tensor)!;
+          assert.equal(row.status, 'non-finite');
+          assert.match(row.note, /^non-finite: /);
+          assert.match(row.note.replace('non-finite: ', ''), c.element);
+          assert.equal(row.sigma, null);
+          assert.equal(r.totals.nonFinite, 1);
+          for (const other of r.tensors.filter((t) => t.name !== c.tensor)) assert.ok(other.status === 'ok' && other.sigma! > 0, `${other.name} is reported`);
+          assert.equal(r.totals.tensors, r.tensors.length - 1);
+        }
+        const output = path.join(outFolder, path.basename(file));
+        await expectModelError(() => normalize(file, { ...options, output, inPlace: false, target: 1, clip: false }, quiet, quiet), file, {
+          message: /cannot normalize: non-finite weights \((NaN|Infinity) at element \d+\); nothing was written/,
+          tensor: c.tensor,
+        });
+        assert.deepEqual(listing(outFolder), []);
+        // Through the command: the table with the marked row on stdout, exit code 1.
+        let stdout = '';
+        const status = await main(['report', file], { out: (t: string) => (stdout += t), err: () => undefined });
+        assert.equal(status, 1);
+        const line = stdout.split('\n').find((l) => l.startsWith(c.tensor!))!;
+        assert.match(line, /\s-\s+-\s+[\d.]+\s+non-finite: (NaN|Infinity) at element \d+$/);
+        assert.match(stdout, /1 non-finite \(not computed; exit code 1\)/);
+        assert.match(stdout, /nothing more \(over the rows with σ\): /);
       } finally {
         fs.rmSync(folder, { recursive: true, force: true });
         fs.rmSync(outFolder, { recursive: true, force: true });

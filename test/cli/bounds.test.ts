@@ -113,7 +113,7 @@ describe('CLI: certified σ', () => {
     const stored = await valuesOf(file);
     for (const row of r.tensors) {
       const { values, shape } = stored.get(row.name)!;
-      const exact = exactSpectralNorm(values, shape, { dim: row.dim });
+      const exact = exactSpectralNorm(values, shape, { dim: row.dim! });
       assert.ok(row.certified!.lower <= exact * (1 + 1e-12) && exact * (1 - 1e-12) <= row.certified!.upper, `${row.name}: [${row.certified!.lower}, ${row.certified!.upper}] vs ${exact}`);
       assert.ok(row.certified!.upper / row.certified!.lower - 1 <= 1e-6);
     }
@@ -134,7 +134,7 @@ describe('CLI: certified σ', () => {
     for (const row of r.tensors) {
       const { values, shape, dtype } = after.get(row.name)!;
       const exact = exactSpectralNorm(values, shape);
-      assert.ok(exact <= 1, `${row.name} (${dtype}): exact σ after --clip is ${exact}, above the target 1 (${row.action})`);
+      assert.ok(exact <= 1, `${row.name} (${dtype}): exact σ after --clip is ${exact}, above the target 1 (${row.actionText})`);
       const original = exactSpectralNorm(before.get(row.name)!.values, shape);
       if (original > 1) assert.equal(row.action, 'normalized', `${row.name}: σ ${original} > 1 must be changed`);
       if (row.action === 'normalized') {
@@ -152,7 +152,7 @@ describe('CLI: certified σ', () => {
     const file = writeSafetensors(folder, 'keep.safetensors', tensors);
     const output = path.join(folder, 'out.safetensors');
     const r = await normalize(file, normalizeOptions(output), quiet, quiet);
-    assert.deepEqual(r.tensors.map((t) => t.action), ['kept: σ ≤ target', 'kept: σ ≤ target']);
+    assert.deepEqual(r.tensors.map((t) => t.actionText), ['kept: σ ≤ target', 'kept: σ ≤ target']);
     assert.deepEqual(fs.readFileSync(output), fs.readFileSync(file));
   });
 
@@ -166,8 +166,8 @@ describe('CLI: certified σ', () => {
     };
     for (const flags of [['--stride', '2'], ['--padding', '1'], ['--padding-mode', 'circular']]) {
       const r = await run('report', file, ...flags);
-      assert.equal(r.status, 1);
-      assert.match(r.stderr, new RegExp(`${flags[0]} describes the convolution of --conv-input, which is missing`));
+      assert.equal(r.status, 2, 'a usage error');
+      assert.match(r.stderr, new RegExp(`^spectral-norm: ${flags[0]} describes the convolution of --conv-input, which is missing\n$`));
     }
     for (const [flag, value, message] of [
       ['--conv-input', '0x4', /--conv-input.*must be HxW with positive integers/],
@@ -178,7 +178,8 @@ describe('CLI: certified σ', () => {
     ] as const) {
       const args = flag === '--conv-input' ? [flag, value] : ['--conv-input', '8x8', flag, value];
       const r = await run('report', file, ...args);
-      assert.equal(r.status, 1, `${flag} ${value}`);
+      assert.equal(r.status, 2, `${flag} ${value}: a usage error`);
+      assert.match(r.stderr, /^spectral-norm: [^\n]*\n$/, 'one line');
       assert.match(r.stderr, message);
     }
     const ok = await run('report', file, '--conv-input', '8x6', '--stride', '2', '--padding', '1', '--padding-mode', 'circular', '--certify', '--json');

@@ -92,10 +92,11 @@ describe('CLI: report and normalize', () => {
         assert.equal(row.dim, 0);
         // float32 arithmetic bounds the power iteration's σ at a few float32 ulps.
         const expected = exactSpectralNorm(t.values as FloatArray, t.shape);
-        assertClose(row.sigma, expected, { rtol: t.dtype === 'F64' ? 1e-8 : 2e-6, atol: 0 }, row.name);
+        assert.equal(row.status, 'ok');
+        assertClose(row.sigma!, expected, { rtol: t.dtype === 'F64' ? 1e-8 : 2e-6, atol: 0 }, row.name);
         assert.ok(row.iterations !== null && row.iterations >= 1 && row.converged === true, `${row.name} converged`);
       }
-      const product = r.tensors.reduce((p, t) => p * t.sigma, 1);
+      const product = r.tensors.reduce((p, t) => p * t.sigma!, 1);
       assertClose(r.totals.sigmaProduct, product, { rtol: 1e-12, atol: 0 }, 'product of σ');
       assert.equal(r.totals.tensors, 6);
     });
@@ -121,7 +122,7 @@ describe('CLI: report and normalize', () => {
     assert.deepEqual(r.tensors.map((t) => [t.name, t.dim]), [['conv.weight', 3], ['deconv.weight', 1], ['fc2.weight', 1], ['head.weight', 1]]);
     for (const row of r.tensors) {
       const t = tensors.find((x) => x.name === row.name)!;
-      assert.equal(row.sigma, exactSpectralNorm(t.values as FloatArray, t.shape, { dim: row.dim }));
+      assert.equal(row.sigma, exactSpectralNorm(t.values as FloatArray, t.shape, { dim: row.dim! }));
     }
     await assert.rejects(() => report(file, reportOptions({ dims: [parseDimRule('4')] }), quiet), (e: Error) => {
       assert.ok(e instanceof ModelFileError);
@@ -161,7 +162,7 @@ describe('CLI: report and normalize', () => {
       const again = await report(output, reportOptions({ backend }), quiet);
       for (const row of again.tensors) {
         const expected = exactSpectralNorm(after.get(row.name)!.values!, row.shape);
-        assertClose(row.sigma, expected, { rtol: row.dtype === 'F64' ? 1e-8 : 2e-6, atol: 0 }, `report of ${row.name} on the output`);
+        assertClose(row.sigma!, expected, { rtol: row.dtype === 'F64' ? 1e-8 : 2e-6, atol: 0 }, `report of ${row.name} on the output`);
       }
     });
   }
@@ -171,7 +172,11 @@ describe('CLI: report and normalize', () => {
     const file = writeSafetensors(folder, 'clip.safetensors', tensors);
     const output = path.join(folder, 'clipped.safetensors');
     const r = await normalize(file, normalizeOptions(output, { clip: true, target: 1 }), quiet, quiet);
-    assert.deepEqual(r.tensors.map((t) => [t.name, t.action]), [['small.weight', 'kept: σ ≤ target'], ['large.weight', 'normalized'], ['mid.weight', 'kept: σ ≤ target']]);
+    assert.deepEqual(r.tensors.map((t) => [t.name, t.action, t.actionText]), [
+      ['small.weight', 'kept', 'kept: σ ≤ target'],
+      ['large.weight', 'normalized', 'normalized'],
+      ['mid.weight', 'kept', 'kept: σ ≤ target'],
+    ]);
     const before = await contents(file);
     const after = await contents(output);
     assert.ok(after.get('small.weight')!.bytes.equals(before.get('small.weight')!.bytes));
@@ -184,7 +189,7 @@ describe('CLI: report and normalize', () => {
     const file = writeSafetensors(folder, 'zero.safetensors', [zero, tensorOf('w', 'F32', [4, 3])]);
     const output = path.join(folder, 'out.safetensors');
     const r = await normalize(file, normalizeOptions(output), quiet, quiet);
-    assert.deepEqual(r.tensors.map((t) => [t.name, t.sigma === 0, t.action]), [['zero.weight', true, 'kept: zero matrix'], ['w', false, 'normalized']]);
+    assert.deepEqual(r.tensors.map((t) => [t.name, t.sigma === 0, t.action, t.actionText]), [['zero.weight', true, 'kept', 'kept: zero matrix'], ['w', false, 'normalized', 'normalized']]);
     assert.ok((await contents(output)).get('zero.weight')!.bytes.equals(Buffer.alloc(48)));
   });
 
@@ -213,7 +218,7 @@ describe('CLI: report and normalize', () => {
     (bad.values as Float32Array)[3] = Infinity;
     const file = writeSafetensors(folder, 'late-nan.safetensors', [tensorOf('a.weight', 'F32', [64, 64]), bad]);
     const output = path.join(folder, 'out.safetensors');
-    await assert.rejects(() => normalize(file, normalizeOptions(output), quiet, quiet), /tensor 'z.weight': cannot compute σ/);
+    await assert.rejects(() => normalize(file, normalizeOptions(output), quiet, quiet), /tensor 'z.weight': cannot normalize: non-finite weights \(Infinity at element 3\); nothing was written/);
     assert.deepEqual(listing(folder), ['late-nan.safetensors']);
   });
 
@@ -280,7 +285,7 @@ describe('CLI: report and normalize', () => {
     try {
       const output = path.join(outFolder, 'model.json');
       const r = await normalize(file, normalizeOptions(output, { clip: true, include: [/^a\//] }), quiet, quiet);
-      assert.deepEqual(r.tensors.map((t) => [t.name, t.action]), [['a/kernel', 'kept: σ ≤ target']]);
+      assert.deepEqual(r.tensors.map((t) => [t.name, t.action, t.actionText]), [['a/kernel', 'kept', 'kept: σ ≤ target']]);
       for (const name of listing(folder)) assert.ok(fs.readFileSync(path.join(outFolder, name)).equals(fs.readFileSync(path.join(folder, name))), `${name} is byte-identical`);
       // Shards beside the input: refused without --in-place.
       await assert.rejects(() => normalize(file, normalizeOptions(path.join(folder, 'other.json')), quiet, quiet), /would overwrite the input shard/);

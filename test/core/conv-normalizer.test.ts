@@ -5,7 +5,7 @@
 import * as assert from 'node:assert/strict';
 
 import type { ConvOperatorOptions } from '../../lib';
-import { SpectralNormBatch, SpectralNormalizer, backendInfo } from '../../lib';
+import { SpectralNormBatch, SpectralNormalizer, autoBackend, backendInfo, convSpectralNorm } from '../../lib';
 import { gaussianKernel, operatorOf, randomConv, referenceConvStep } from '../support/conv';
 import { assertClose, assertSameBytes, backendsUnderTest, poisoned, product, random, randomInt, snapshot, toleranceFor } from '../support/helpers';
 import { referenceDivide } from '../support/reference';
@@ -146,6 +146,18 @@ describe('SpectralNormalizer with a convolution operator', () => {
       }
     });
   }
+
+  it("'auto': operator layers run on the cpu (js without the addon), whatever the cost model would pick", () => {
+    const expected = backendInfo().cpu.available ? 'cpu' : 'js';
+    const operator: ConvOperatorOptions = { kind: 'conv2d', inputSize: [8, 8] };
+    const shape = [4, 3, 3, 3];
+    assert.equal(new SpectralNormalizer(shape, { operator }).backend, expected);
+    // A tiny matrix layer beside it: the cost model is not asked, the operator decides.
+    assert.equal(new SpectralNormBatch([{ shape: [2, 2] }, { shape, operator }]).backend, expected);
+    assert.equal(autoBackend([{ shape: [2, 2] }, { shape, operator }]), expected);
+    assert.equal(convSpectralNorm(gaussianKernel(product(shape), 'float32'), shape, { inputSize: [8, 8] }).backend, expected);
+    assert.throws(() => autoBackend([{ shape, operator }], { onDevice: true }), /^RangeError: options\.onDevice is true, but the cuda backend does not run convolution operators yet/);
+  });
 
   if (backendInfo().available.includes('cuda')) {
     it('cuda: operator layers are refused with a RangeError, never run wrongly', () => {

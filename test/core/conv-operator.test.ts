@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { type ConvOptions, convSpectralNorm, exactSpectralNorm, spectralNorm } from '../../lib';
-import { type ResolvedBackend, resolveBackend } from '../../lib/backends';
+import { type ResolvedBackend, checkOperatorBackendOption, resolveOperatorBackend } from '../../lib/backends';
 import { convForward, convTranspose } from '../../lib/conv/reference';
 import { denseSigma, fftFormulaSigma, gaussianKernel, operatorOf, randomConv } from '../support/conv';
 import { backendsUnderTest, gaussian, product, random, randomArray, randomInt } from '../support/helpers';
@@ -42,7 +42,7 @@ function assertBrackets(r: { lower: number; upper: number; sigma: number }, sigm
 }
 
 function resolved(name: 'cpu' | 'js'): ResolvedBackend {
-  return resolveBackend('backend', name);
+  return resolveOperatorBackend(checkOperatorBackendOption('backend', name));
 }
 
 describe('convolution operators', () => {

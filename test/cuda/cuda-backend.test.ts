@@ -1,13 +1,13 @@
-// The cuda backend: what can be checked without a GPU (availability and its reason, option errors, the batch
-// planner, device errors leaving the caller's arrays intact), and, where a device is usable, device-resident weights.
+// The cuda backend: what can be checked without a GPU (availability and its reason, option errors, device errors
+// leaving the caller's arrays intact), and, where a device is usable, device-resident weights. The batch planner has
+// its own file (cuda-planner.test.ts), and so do the kernels' paths (cuda-paths.test.ts).
 // `npm run test:gpu` sets SN_REQUIRE_CUDA, which makes a missing device a failure instead of a skip.
 import * as assert from 'node:assert/strict';
 
-import type { CudaBatchPlan, NativeAddon } from '../../binding';
-import { DeviceWeights, ErrorCode, SpectralNormBatch, backendInfo, spectralNorm } from '../../lib';
+import type { NativeAddon } from '../../binding';
+import { DeviceWeights, ErrorCode, SpectralNormBatch, autoBackend, backendInfo, spectralNorm } from '../../lib';
 import { nativeAddon } from '../../lib/backends';
-import { CommitKind } from '../../lib/codes';
-import { assertClose, assertSameBytes, randomArray, randomInt, snapshot, toleranceFor } from '../support/helpers';
+import { assertClose, assertSameBytes, randomArray, snapshot, toleranceFor } from '../support/helpers';
 
 const info = backendInfo();
 const cudaUsable = info.cuda.available;
@@ -25,7 +25,9 @@ describe('cuda backend', () => {
       assert.equal(info.available.includes('cuda'), cudaUsable);
       if (cudaUsable) {
         assert.equal(info.cuda.reason, null);
-        assert.equal(info.auto, 'cuda', "'auto' prefers a usable GPU");
+        // 'auto' gives host arrays to the backend predicted to finish first (test/core/auto-backend.test.ts), and
+        // weights on the device to cuda.
+        assert.equal(autoBackend([{ shape: [8, 8] }], { onDevice: true }), 'cuda');
         assert.ok(info.cuda.devices.length > 0);
       } else {
         assert.equal(typeof info.cuda.reason, 'string');
@@ -120,129 +122,6 @@ describe('cuda backend', () => {
         sigma: new Float64Array(0), status: new Int32Array(0), iterationsRun: new Int32Array(0), converged: new Uint8Array(0),
       };
       assert.throws(() => addon!.run(job as never), (e: Error) => e instanceof RangeError && /job\.device/.test(e.message));
-    });
-  });
-
-  describe('batch planner (host side, no GPU needed)', () => {
-    before(function () {
-      if (!addon) this.skip();
-    });
-
-    type Shape = { outer: number; rows: number; inner: number; vectorNorm: boolean; hasOut: boolean };
-
-    function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean): CudaBatchPlan {
-      const plan = addon!.internal.planCudaBatch(layers, elementBytes, iterated);
-      assert.equal(plan.layers.length, layers.length);
-      const doubleRanges: [number, number][] = [];
-      const elementRanges: [number, number][] = [];
-      layers.forEach((L, i) => {
-        const p = plan.layers[i];
-        const cols = L.outer * L.inner;
-        const sweep = plan.sweep.filter((s) => s.layer === i);
-        assert.equal(sweep.length, p.sweepItems, `layer ${i}: one sweep block per partial slot`);
-        if (L.vectorNorm) {
-          assert.equal(sweep.length, 1, `layer ${i}: a 1-D weight is one block`);
-        } else {
-          // The row ranges tile [0, rows) in order, none empty, slots 0..k-1.
-          let next = 0;
-          sweep.forEach((s, k) => {
-            assert.equal(s.slot, k);
-            assert.equal(s.begin, next, `layer ${i}: row ranges are contiguous`);
-            assert.ok(s.end > s.begin, `layer ${i}: no empty row range`);
-            next = s.end;
-          });
-          assert.equal(next, L.rows, `layer ${i}: every row is swept`);
-          // The partial vectors stay small against W: the finish stage reads far less than the sweep.
-          assert.ok(p.sweepItems * cols * 8 <= Math.max(cols * 8, (L.rows * cols * elementBytes) / 16) + 1e-9,
-            `layer ${i}: ${p.sweepItems} partial slots of ${cols} doubles is too much scratch`);
-          let col = 0;
-          const finish = plan.finish.filter((f) => f.layer === i);
-          assert.equal(finish.length, p.finishChunks);
-          finish.forEach((f, k) => {
-            assert.equal(f.chunk, k);
-            assert.equal(f.begin, col);
-            assert.ok(f.end > f.begin);
-            col = f.end;
-          });
-          assert.equal(col, cols, `layer ${i}: every column of t is summed`);
-          assert.equal(p.dOffset, p.xOffset + cols);
-          assert.equal(p.tOffset, p.dOffset + L.rows);
-          assert.equal(p.partialOffset, p.tOffset + cols);
-          doubleRanges.push([p.xOffset, p.partialOffset + p.sweepItems * cols]);
-          assert.equal(p.vNewOffset, p.uNewOffset + L.rows);
-          elementRanges.push([p.uNewOffset, p.vNewOffset + cols]);
-        }
-        const commits = plan.commit.filter((c) => c.layer === i);
-        assert.equal(commits.filter((c) => c.kind === CommitKind.Vectors).length, iterated && !L.vectorNorm ? 1 : 0, `layer ${i}: u, v committed once`);
-        const divisions = commits.filter((c) => c.kind === CommitKind.Divide);
-        if (!L.hasOut) {
-          assert.equal(divisions.length, 0);
-        } else {
-          let e = 0;
-          for (const c of divisions) {
-            assert.equal(c.begin, e);
-            assert.ok(c.end > c.begin);
-            e = c.end;
-          }
-          assert.equal(e, L.outer * L.rows * L.inner, `layer ${i}: every element is divided`);
-        }
-      });
-      for (const [ranges, total] of [[doubleRanges, plan.doubles], [elementRanges, plan.elements]] as const) {
-        const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
-        sorted.forEach(([b, e], k) => {
-          assert.ok(e <= total, 'scratch stays inside the arena');
-          if (k > 0) assert.ok(b >= sorted[k - 1][1], 'scratch ranges of layers do not overlap');
-        });
-      }
-      // A layer's blocks depend on its own shape alone, so it gets the same bits alone or in any batch.
-      layers.forEach((L, i) => {
-        const alone = addon!.internal.planCudaBatch([L], elementBytes, iterated);
-        assert.equal(alone.layers[0].sweepItems, plan.layers[i].sweepItems, `layer ${i}: same split alone`);
-        assert.equal(alone.layers[0].finishChunks, plan.layers[i].finishChunks);
-      });
-      // Work lists are in layer order, so each layer's blocks are contiguous.
-      for (const list of [plan.sweep, plan.finish, plan.commit]) {
-        for (let k = 1; k < list.length; k++) assert.ok(list[k].layer >= list[k - 1].layer);
-      }
-      return plan;
-    }
-
-    it('awkward shapes: 1×1, 1×n, n×1, primes, 31×33, 1000×3, every dim of a 4-D weight, 1-D weights', () => {
-      const shapes: Shape[] = [
-        { outer: 1, rows: 1, inner: 1, vectorNorm: false, hasOut: true },
-        { outer: 1, rows: 1, inner: 997, vectorNorm: false, hasOut: true },
-        { outer: 1, rows: 997, inner: 1, vectorNorm: false, hasOut: false },
-        { outer: 1, rows: 31, inner: 33, vectorNorm: false, hasOut: true },
-        { outer: 1, rows: 1000, inner: 3, vectorNorm: false, hasOut: true },
-        { outer: 1, rows: 6, inner: 5 * 3 * 3, vectorNorm: false, hasOut: true },
-        { outer: 6, rows: 5, inner: 9, vectorNorm: false, hasOut: true },
-        { outer: 30, rows: 3, inner: 3, vectorNorm: false, hasOut: true },
-        { outer: 90, rows: 3, inner: 1, vectorNorm: false, hasOut: true },
-        { outer: 1, rows: 17, inner: 1, vectorNorm: true, hasOut: true },
-      ];
-      for (const bytes of [4, 8]) for (const iterated of [true, false]) checkPlan(shapes, bytes, iterated);
-    });
-
-    it('random batches of many small and a few large layers', () => {
-      for (let trial = 0; trial < 30; trial++) {
-        const layers: Shape[] = Array.from({ length: randomInt(1, 60) }, () => {
-          const big = randomInt(0, 9) === 0;
-          return {
-            outer: randomInt(0, 3) === 0 ? randomInt(1, 12) : 1,
-            rows: big ? randomInt(500, 3000) : randomInt(1, 70),
-            inner: big ? randomInt(500, 3000) : randomInt(1, 70),
-            vectorNorm: randomInt(0, 9) === 0,
-            hasOut: randomInt(0, 4) !== 0,
-          };
-        });
-        checkPlan(layers, randomInt(0, 1) ? 4 : 8, randomInt(0, 3) !== 0);
-      }
-    });
-
-    it('a single 8192×8192 layer is spread over every multiprocessor', () => {
-      const plan = checkPlan([{ outer: 1, rows: 8192, inner: 8192, vectorNorm: false, hasOut: true }], 4, true);
-      assert.ok(plan.sweep.length >= 132, `only ${plan.sweep.length} sweep blocks for 132 SMs`);
-      assert.ok(plan.finish.length >= 4);
     });
   });
 

@@ -9,17 +9,6 @@ namespace {
 
 size_t round_up8(size_t n) { return (n + 7) / 8 * 8; }
 
-// Runs body(begin, end) over [0, n) split into at most `threads` contiguous ranges, one per task.
-template <typename Body>
-void split(size_t n, unsigned threads, const Body& body) {
-  const size_t tasks = std::max<size_t>(1, std::min<size_t>(threads, n));
-  if (tasks == 1) {
-    body(size_t(0), n);
-    return;
-  }
-  parallel_for(tasks, static_cast<unsigned>(tasks), [&](size_t t) { body(n * t / tasks, n * (t + 1) / tasks); });
-}
-
 // Where padded position `at` (in [0, n + 2p)) reads the input: an index in [0, n), or n (none: a zero).
 size_t source(size_t at, size_t n, size_t p, bool circular) {
   const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(at) - static_cast<std::ptrdiff_t>(p);
@@ -97,7 +86,7 @@ void ConvOperator::forward(const double* x, double* y, unsigned threads) {
   const ConvGeometry& g = g_;
   const conv_kernels::Table& k = conv_kernels::table();
   // The padded copy: zero rows and columns were written once; circular ones wrap and are refreshed here.
-  split(xp_rows_, threads, [&](size_t r0, size_t r1) {
+  parallel_ranges(xp_rows_, threads, [&](size_t, size_t r0, size_t r1) {
     for (size_t R = r0; R < r1; ++R) {
       const size_t r = source(R, g.h, g.ph, g.circular);
       if (r == g.h) continue;
@@ -109,7 +98,7 @@ void ConvOperator::forward(const double* x, double* y, unsigned threads) {
       }
     }
   });
-  split(g.oh, threads, [&](size_t i0, size_t i1) {
+  parallel_ranges(g.oh, threads, [&](size_t, size_t i0, size_t i1) {
     for (size_t i = i0; i < i1; ++i) {
       conv_kernels::BlockArgs args{};
       args.in = xp_.data() + g.sh * i * xp_cols_ * g.cin;
@@ -134,7 +123,7 @@ void ConvOperator::transpose(const double* y, double* t, unsigned threads) {
   const ConvGeometry& g = g_;
   const conv_kernels::Table& k = conv_kernels::table();
   // y into the interior of its zero-bordered, channels-last copy.
-  split(g.oh, threads, [&](size_t i0, size_t i1) {
+  parallel_ranges(g.oh, threads, [&](size_t, size_t i0, size_t i1) {
     for (size_t i = i0; i < i1; ++i) {
       for (size_t j = 0; j < g.ow; ++j) {
         double* dst = yp_.data() + ((i + top_) * yp_cols_ + j + left_) * g.cout;
@@ -145,7 +134,7 @@ void ConvOperator::transpose(const double* y, double* t, unsigned threads) {
   // Every padded position that reaches the result: the input's own with zeros padding, all of them with circular.
   const size_t r_begin = g.circular ? 0 : g.ph, r_end = g.circular ? tp_rows_ : g.ph + g.h;
   const size_t q_begin = g.circular ? 0 : g.pw, q_end = g.circular ? tp_cols_ : g.pw + g.w;
-  split(r_end - r_begin, threads, [&](size_t t0, size_t t1) {
+  parallel_ranges(r_end - r_begin, threads, [&](size_t, size_t t0, size_t t1) {
     for (size_t R = r_begin + t0; R < r_begin + t1; ++R) {
       const size_t pr = R % g.sh, Rp = R / g.sh;
       for (size_t pc = 0; pc < g.sw; ++pc) {
@@ -170,7 +159,7 @@ void ConvOperator::transpose(const double* y, double* t, unsigned threads) {
   });
   // Fold the padded positions back onto the input: crop, or add each wrapped position onto the one it repeats.
   if (!g.circular) {
-    split(g.h, threads, [&](size_t r0, size_t r1) {
+    parallel_ranges(g.h, threads, [&](size_t, size_t r0, size_t r1) {
       for (size_t c = 0; c < g.cin; ++c) {
         for (size_t r = r0; r < r1; ++r) {
           const double* src = tp_.data() + ((r + g.ph) * tp_cols_ + g.pw) * in_pad_ + c;
@@ -181,7 +170,7 @@ void ConvOperator::transpose(const double* y, double* t, unsigned threads) {
     });
     return;
   }
-  split(g.cin, threads, [&](size_t c0, size_t c1) {
+  parallel_ranges(g.cin, threads, [&](size_t, size_t c0, size_t c1) {
     for (size_t c = c0; c < c1; ++c) {
       double* plane = t + c * g.h * g.w;
       std::fill(plane, plane + g.h * g.w, 0.0);

@@ -221,19 +221,6 @@ double certify_below(const Matrix& a, double tau, double frobenius_squared) {
   return round_up(bound + hermitian::product_error(k, a.complex()) * frobenius_squared, 2);
 }
 
-size_t task_count(size_t n, unsigned threads) { return std::max<size_t>(1, std::min<size_t>(threads, n)); }
-
-// Runs body(task, begin, end) over [0, n) in task_count(n, threads) contiguous ranges, one per task.
-template <typename Body>
-void split(size_t n, unsigned threads, const Body& body) {
-  const size_t tasks = task_count(n, threads);
-  if (tasks == 1) {
-    body(size_t(0), size_t(0), n);
-    return;
-  }
-  parallel_for(tasks, static_cast<unsigned>(tasks), [&](size_t t) { body(t, n * t / tasks, n * (t + 1) / tasks); });
-}
-
 // x[c][n1][n2] = Re or Im of v_(c') e^(2πi(f1·m1/N1 + f2·m2/N2)), with n = phases·m + r: the larger of the two.
 void input_vector(const SpectrumJob& job, const Blocks& blocks, const Frequency& f, const Vector& v) {
   const ConvGeometry& g = job.geometry;
@@ -288,7 +275,7 @@ SpectrumResult conv_spectrum(const SpectrumJob& job) {
 
   // 1. Estimates and Frobenius norms of every block.
   ScratchVector<double> rho(count), frobenius(count);
-  split(count, threads, [&](size_t, size_t i0, size_t i1) {
+  parallel_ranges(count, threads, [&](size_t, size_t i0, size_t i1) {
     Matrix a;
     Vector x;
     for (size_t i = i0; i < i1; ++i) {
@@ -315,11 +302,11 @@ SpectrumResult conv_spectrum(const SpectrumJob& job) {
   const double tau = best.rho * (1 + kEpsilon);
 
   // 3. Every other block certified below τ, or resolved on its own: each task keeps its best such block.
-  const size_t tasks = task_count(count, threads);
+  const size_t tasks = range_tasks(count, threads);
   ScratchVector<double> largest_bound(tasks, 0.0);
   ScratchVector<size_t> refined(tasks, 0), task_best(tasks, count);
   ScratchVector<Resolved> task_resolved(tasks);
-  split(count, threads, [&](size_t t, size_t i0, size_t i1) {
+  parallel_ranges(count, threads, [&](size_t t, size_t i0, size_t i1) {
     Matrix a;
     for (size_t i = i0; i < i1; ++i) {
       if (i == first) continue;

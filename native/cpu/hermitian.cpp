@@ -14,17 +14,6 @@ namespace {
 constexpr int kPowerSteps = 96;
 constexpr int kGramLevels = 40;
 
-// Runs body(begin, end) over [0, n) in at most `threads` contiguous ranges.
-template <typename Body>
-void split(size_t n, unsigned threads, const Body& body) {
-  const size_t tasks = std::max<size_t>(1, std::min<size_t>(threads, n));
-  if (tasks == 1) {
-    body(size_t(0), n);
-    return;
-  }
-  parallel_for(tasks, static_cast<unsigned>(tasks), [&](size_t t) { body(n * t / tasks, n * (t + 1) / tasks); });
-}
-
 const double* imag(const Matrix& m) { return m.complex() ? m.im.data() : nullptr; }
 const double* imag(const Vector& v) { return v.complex() ? v.im.data() : nullptr; }
 
@@ -227,7 +216,7 @@ double cholesky_bound(const Matrix& p, double tau, unsigned threads) {
     };
     const size_t below = m - j - 1;
     if (threads > 1 && below * (j + 1) > 65536) {
-      split(below, threads, column);
+      parallel_ranges(below, threads, [&](size_t, size_t i0, size_t i1) { column(i0, i1); });
     } else {
       column(0, below);
     }

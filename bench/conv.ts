@@ -132,7 +132,7 @@ for (const net of networks()) {
 // The peers, run once over every layer.
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-conv-'));
 const circularLayers = layers.filter((l) => l.shape[2] % 2 === 1 && l.shape[3] % 2 === 1);
-let numpy: { numpy?: string; unavailable?: string; layers?: { sigma: number; medianMs: number; samples: number }[] } = {};
+let numpy: { numpy?: string; unavailable?: string; layers?: { sigma: number; medianMs: number; samples: number }[] };
 if (args['no-numpy']) numpy = { unavailable: '--no-numpy' };
 else {
   const input = circularLayers.map((l, i) => {

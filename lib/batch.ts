@@ -2,6 +2,7 @@
 import type { FloatArray } from '../binding';
 import { type BackendName, deviceBackend } from './backends';
 import { DeviceWeights } from './device';
+import { type ConvOperatorOptions, operatorOptions } from './conv/geometry';
 import type { Core, Job } from './engine';
 import { type Layer, LayerSet, createLayer, toNumbers } from './layer-set';
 import {
@@ -26,6 +27,8 @@ export interface LayerSpec {
   seed?: number;
   /** Used in error messages. */
   name?: string;
+  /** "Real SN": σ of the convolution on its input size (see SpectralNormalizerOptions.operator). */
+  operator?: ConvOperatorOptions;
 }
 
 export interface SpectralNormBatchOptions extends CommonOptions {
@@ -49,10 +52,10 @@ export interface SpectralNormBatchState {
   /** Absent in states saved before the option existed: they restore as 'mixed', the default. */
   precision?: Precision;
   legacy: boolean;
-  layers: { shape: number[]; dim: number; name?: string; u: number[]; v: number[] }[];
+  layers: { shape: number[]; dim: number; name?: string; operator?: ConvOperatorOptions; u: number[]; v: number[] }[];
 }
 
-export const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
+export const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name', 'operator'];
 
 /** How constructor errors name the arguments: fromState names them after the state object. */
 interface Naming {
@@ -65,10 +68,11 @@ export class SpectralNormBatch {
 
   constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}, naming?: Naming) {
     const names = naming ?? { layers: 'layers', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed']);
+    const operators = Array.isArray(layers) && layers.some((l: unknown) => (l as { operator?: unknown } | null)?.operator !== undefined);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed'], operators);
     const seed = checkSeed(`${names.options}.seed`, opts.seed);
     if (!Array.isArray(layers) || layers.length === 0) {
-      throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name? }, got ${describe(layers)}`);
+      throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name?, operator? }, got ${describe(layers)}`);
     }
     if (seed !== undefined && !Number.isSafeInteger(seed + layers.length)) {
       throw new RangeError(`${names.options}.seed leaves no room for one seed per layer, got ${seed}`);
@@ -81,7 +85,7 @@ export class SpectralNormBatch {
       const layerSeed = seed === undefined ? undefined : seed + i;
       return createLayer(`${at}.shape`, at, init, settings, layerSeed, `weights[${i}]`);
     });
-    this.set = new LayerSet('SpectralNormBatch', built, resolveSettings(settings, built.map((l) => l.state.geometry)));
+    this.set = new LayerSet('SpectralNormBatch', built, resolveSettings(settings, built.map((l) => l.state.geometry), operators));
   }
 
   /** Number of layers. */
@@ -193,6 +197,7 @@ export class SpectralNormBatch {
         shape: layer.shape.slice(),
         dim: layer.dim,
         ...(layer.name === undefined ? {} : { name: layer.name }),
+        ...(layer.operator ? { operator: operatorOptions(layer.operator) } : {}),
         u: toNumbers(layer.state.u),
         v: toNumbers(layer.state.v),
       })),
@@ -208,7 +213,7 @@ export class SpectralNormBatch {
       const l = checkObject(`state.layers[${i}]`, layer);
       if (l.u === undefined || l.v === undefined) throw new TypeError(`state.layers[${i}] must have u and v`);
     });
-    const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, u, v }) => ({ shape, dim, name, u, v }));
+    const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, operator, u, v }) => ({ shape, dim, name, operator, u, v }));
     const restored = { iterations: s.iterations, eps: s.eps, dtype: s.dtype, precision: s.precision, legacy: s.legacy, ...runtime } as SpectralNormBatchOptions;
     return new SpectralNormBatch(layers, restored, { layers: 'state.layers', options: 'state' });
   }

@@ -1,6 +1,7 @@
 // SpectralNormalizer: PyTorch's torch.nn.utils.parametrizations.spectral_norm for one weight tensor, step by step.
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
+import { type ConvOperatorOptions, operatorOptions } from './conv/geometry';
 import type { Core } from './engine';
 import { LayerSet, createLayer, toNumbers } from './layer-set';
 import {
@@ -22,6 +23,12 @@ export interface SpectralNormalizerOptions extends CommonOptions {
   /** Start vectors, for example a PyTorch model's weight_u / _u and weight_v / _v. */
   u?: ArrayLike<number>;
   v?: ArrayLike<number>;
+  /**
+   * "Real SN" (Ryu et al. 2019): σ of the convolution x ↦ conv2d(x, W) on its input size rather than of W's matrix.
+   * u is then output-shaped (cout·oh·ow) and v input-shaped (cin·h·w); each iteration is a convolution and its
+   * transpose; `step` still divides the kernel by σ. See docs/conv.md. Not on the cuda backend yet.
+   */
+  operator?: ConvOperatorOptions;
 }
 
 export interface StepOptions {
@@ -42,6 +49,8 @@ export interface SpectralNormalizerState {
   /** Absent in states saved before the option existed: they restore as 'mixed', the default. */
   precision?: Precision;
   legacy: boolean;
+  /** Present for a convolution operator. */
+  operator?: ConvOperatorOptions;
   u: number[];
   v: number[];
 }
@@ -57,10 +66,11 @@ export class SpectralNormalizer {
 
   constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
     const names = naming ?? { shape: 'shape', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v']);
-    const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
+    const hasOperator = options !== null && typeof options === 'object' && (options as { operator?: unknown }).operator !== undefined;
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v', 'operator'], hasOperator);
+    const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed, operator: opts.operator };
     const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
-    this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry]));
+    this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry], hasOperator));
   }
 
   get shape(): readonly number[] {
@@ -123,6 +133,7 @@ export class SpectralNormalizer {
       dtype,
       precision,
       legacy,
+      ...(layer.operator ? { operator: operatorOptions(layer.operator) } : {}),
       u: toNumbers(layer.state.u),
       v: toNumbers(layer.state.v),
     };
@@ -133,8 +144,8 @@ export class SpectralNormalizer {
     const s = checkStateHeader(state, 'spectral-norm.normalizer', 'SpectralNormalizer.state()');
     const runtime = checkRuntimeOptions(options);
     if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');
-    const { shape, dim, iterations, eps, dtype, precision, legacy, u, v } = s as unknown as SpectralNormalizerState;
-    const restored = { dim, iterations, eps, dtype, precision, legacy, u, v, ...runtime };
+    const { shape, dim, iterations, eps, dtype, precision, legacy, operator, u, v } = s as unknown as SpectralNormalizerState;
+    const restored = { dim, iterations, eps, dtype, precision, legacy, operator, u, v, ...runtime };
     return new SpectralNormalizer(shape, restored, { shape: 'state.shape', options: 'state' });
   }
 

@@ -14,7 +14,6 @@ import { UsageError, firstLine } from './errors';
 import { removeTemporaryFiles } from './file-io';
 import { type DimRule, parseDimRule, parsePattern } from './selection';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
 
 function collect<T>(parse: (s: string) => T) {

@@ -75,8 +75,8 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
   const model = await openModel(file);
   const rows = new Map<ModelTensor, NormalizeRow>();
   const progress = progressBar();
-  let files: string[] = [];
-  let output = options.output;
+  let files: string[];
+  let output: string;
   try {
     const { selected, unsupported } = selectTensors(model, options);
     for (const t of unsupported) {
@@ -170,7 +170,7 @@ export const NORMALIZE_COLUMNS: Column<NormalizeRow>[] = [
 /** -o as given, or, for a model opened from a folder or an -o that is a folder, the model's file name inside it. */
 async function outputPath(model: ModelFile, output: string): Promise<string> {
   const isFolder = await fs.stat(output).then((s) => s.isDirectory(), () => false);
-  return model.path !== model.file || isFolder || /[\/]$/.test(output) ? path.join(output, path.basename(model.file)) : output;
+  return model.path !== model.file || isFolder || /[/]$/.test(output) ? path.join(output, path.basename(model.file)) : output;
 }
 
 function formatNormalize(r: NormalizeJson, computed: readonly ComputedRow[], requested: string): string {

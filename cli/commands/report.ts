@@ -85,7 +85,7 @@ export async function report(file: string, options: ReportOptions, out: (text: s
   const model = await openModel(file);
   const rows = new Map<ModelTensor, ReportRow>();
   const progress = progressBar();
-  let bytes = 0;
+  let bytes: number;
   try {
     const { selected, unsupported } = selectTensors(model, options);
     for (const t of unsupported) rows.set(t, emptyRow(t, null, 'skipped', `skipped: ${t.unsupported}`));

@@ -44,6 +44,84 @@ export interface PowerLayer<A = FloatArray> {
   inner: number;
   /** A 1-D weight in PyTorch's parametrization: σ = ‖W‖, u and v unused. */
   vectorNorm: boolean;
+  /**
+   * When set, the layer's operator is the convolution x ↦ conv2d(x, W) instead of W's matrix ("real SN", Ryu et al.
+   * 2019): each iteration is a convolution and its transpose. Then outer = 1, rows = u's length (cout·oh·ow),
+   * inner = v's length (cin·h·w), and `weight` is the kernel; W/σ still divides the kernel. The cuda backend refuses
+   * such a layer with a RangeError.
+   */
+  operator?: ConvOperator | null;
+}
+
+/**
+ * A convolution read as a linear operator: PyTorch's torch.nn.Conv2d(inChannels, outChannels, (kernelHeight,
+ * kernelWidth), stride, padding, padding_mode, bias=False) on an input [1, inChannels, inputHeight, inputWidth].
+ * lib/conv/geometry.ts checks and builds it; outputHeight and outputWidth follow from the rest.
+ */
+export interface ConvOperator {
+  kind: 'conv2d';
+  outChannels: number;
+  inChannels: number;
+  kernelHeight: number;
+  kernelWidth: number;
+  inputHeight: number;
+  inputWidth: number;
+  outputHeight: number;
+  outputWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  paddingHeight: number;
+  paddingWidth: number;
+  /** PyTorch's padding_mode='circular'; false is 'zeros'. */
+  circular: boolean;
+  /** The kernel's layout: 'oihw' is PyTorch's [cout, cin, kh, kw], 'hwio' TF/Keras's [kh, kw, cin, cout]. */
+  layout: 'oihw' | 'hwio';
+}
+
+/** One application of a convolution, or of its transpose (conv_transpose2d, the adjoint), to one image. */
+export interface ConvApplyJob {
+  /** The kernel, in operator.layout. */
+  weight: FloatArray;
+  operator: ConvOperator;
+  /** false: output (cout·oh·ow) = conv2d(input (cin·h·w)); true: output (cin·h·w) = its transpose of input. */
+  transpose: boolean;
+  input: Float64Array;
+  output: Float64Array;
+  threads: number;
+}
+
+/**
+ * The FFT method (Sedghi et al. 2019) on the block-circulant that bounds a convolution (lib/conv/geometry.ts,
+ * circulantPlan): the input is split into phasesHeight × phasesWidth polyphase components, kernel row a reads
+ * component rowTaps[2a] at offset rowTaps[2a + 1] (columns likewise), and the result is a stride-1 circular
+ * correlation on a gridHeight × gridWidth grid.
+ */
+export interface ConvSpectrumJob {
+  /** The kernel as float64, in operator.layout. */
+  weight: Float64Array;
+  operator: ConvOperator;
+  gridHeight: number;
+  gridWidth: number;
+  phasesHeight: number;
+  phasesWidth: number;
+  /** kernelHeight (phase, offset) pairs. */
+  rowTaps: Int32Array;
+  /** kernelWidth (phase, offset) pairs. */
+  colTaps: Int32Array;
+  threads: number;
+  /** Written: an input-shaped vector (cin·h·w), the circulant's top right singular vector as the input sees it. */
+  vector: Float64Array;
+}
+
+export interface ConvSpectrumResult {
+  /** Certified: the circulant's largest singular value is at most this, rounding accounted for. */
+  upper: number;
+  /** The circulant's largest singular value, estimated (resolved to a relative 2^-33). */
+  estimate: number;
+  /** Blocks examined (half the grid: a real kernel's spectrum is symmetric). */
+  frequencies: number;
+  /** Blocks whose top singular value had to be resolved rather than certified below the threshold. */
+  refined: number;
 }
 
 /** Per-layer outcome, written into PowerJob.status; lib/codes.ts defines the values and what each means. */
@@ -127,6 +205,10 @@ export interface Backend {
   run(job: PowerJob): boolean;
   /** The same off the event loop (the native backend pins the job's arrays until it settles). */
   runAsync(job: PowerJob): Promise<boolean>;
+  /** A convolution or its transpose, summed in float64 whatever the weight's dtype (certified bounds rely on it). */
+  convApply(job: ConvApplyJob): void;
+  /** The certified largest singular value of a convolution's block-circulant (lib/conv/spectrum.ts). */
+  convSpectrum(job: ConvSpectrumJob): ConvSpectrumResult;
 }
 
 /** A layer of a job for a CUDA device: typed arrays (copied in and out) or device slices, all four fields alike. */
@@ -148,7 +230,8 @@ export interface DevicePowerJob extends Omit<PowerJob, 'layers' | 'device'> {
  * properties take (more than a small layer's math). header: dtype (0 float32, 1 float64), iterations, tolerance,
  * eps, legacy (0 or 1), threads, precision (0 'mixed', 1 'float64'), the layer count n, then outer, rows, inner and
  * vectorNorm (0 or 1) of each layer (any numbers after those are ignored). arrays: sigma, status, iterationsRun,
- * converged, then weight, out (or null), u and v of each layer.
+ * converged, then weight, out (or null), u and v of each layer. A layer with an `operator` has no place in it: the cpu
+ * backend sends jobs with convolution operators unpacked.
  */
 export interface PackedPowerJob {
   header: Float64Array;

@@ -8,6 +8,7 @@ import { backendInfo } from '../lib';
 import { info } from './commands/info';
 import { normalize } from './commands/normalize';
 import { report } from './commands/report';
+import { type BoundsFlags, boundsOptions, withBoundsFlags } from './bounds-flags';
 import { type DeviceChoice, parseDevice } from './devices';
 import { UsageError, firstLine } from './errors';
 import { removeTemporaryFiles } from './file-io';
@@ -108,13 +109,15 @@ function program(io: Io): Command {
     .version(version);
 
   withSelectionAndBackend(
-    cli
-      .command('report')
-      .description('σ of every selected weight tensor, with iterations and time, then totals')
-      .argument('<model>', MODEL_ARGUMENT)
-      .option('--exact', 'σ by exactSpectralNorm (float64, relative error ≤ 1e-10) instead of power iteration', false),
-  ).action(async (model: string, flags: CommonFlags & { exact: boolean }) => {
-    const result = await report(model, { ...common(flags), exact: flags.exact }, print);
+    withBoundsFlags(
+      cli
+        .command('report')
+        .description('σ of every selected weight tensor, with iterations and time, then totals')
+        .argument('<model>', MODEL_ARGUMENT)
+        .option('--exact', 'σ by exactSpectralNorm (float64, relative error ≤ 1e-10) instead of power iteration', false),
+    ),
+  ).action(async (model: string, flags: CommonFlags & BoundsFlags & { exact: boolean }) => {
+    const result = await report(model, { ...common(flags), ...boundsOptions(flags), exact: flags.exact }, print);
     if (result.totals.nonFinite > 0) exitCode = 1;
   });
 

@@ -1,6 +1,6 @@
 // autoBackend(): what backend 'auto' would pick for a job, without running it, by the same rule every constructor,
 // one-shot call and coalesced batch uses (lib/backends.ts resolveBackend, on the cost model of lib/cost-model.ts).
-import { type BackendName, resolveBackend } from './backends';
+import { type BackendName, resolveBackend, resolveOperatorBackend } from './backends';
 import { LAYER_KEYS, type LayerSpec } from './batch';
 import { matrixGeometry } from './layout';
 import { checkConstructorOptions, stepJob } from './options';
@@ -28,14 +28,19 @@ const OPTION_KEYS = ['dtype', 'iterations', 'precision', 'legacy', 'threads', 'd
 
 /**
  * The backend `backend: 'auto'` picks for a training step on these layers (described as for SpectralNormBatch) with
- * these options: cuda for weights on a device; otherwise the available backend predicted to finish first.
+ * these options: cuda for weights on a device; otherwise the available backend predicted to finish first. Layers with
+ * a convolution `operator` run on the CPU (js without the addon): the cuda backend does not run them yet.
  */
 export function autoBackend(layers: readonly LayerSpec[], options: AutoBackendOptions = {}): BackendName {
   const opts = checkObject('options', options);
   checkKnownKeys('options', opts, OPTION_KEYS);
   const { onDevice: onDeviceOption, ...common } = opts;
-  const { settings } = checkConstructorOptions('options', common, []);
+  const operators = Array.isArray(layers) && layers.some((l: unknown) => (l as { operator?: unknown } | null)?.operator !== undefined);
+  const { settings } = checkConstructorOptions('options', common, [], operators);
   const onDevice = checkBoolean('options.onDevice', onDeviceOption, false);
+  if (onDevice && operators) {
+    throw new RangeError('options.onDevice is true, but the cuda backend does not run convolution operators yet');
+  }
   if (onDevice && settings.backend.cuda === null) {
     throw new RangeError(`options.onDevice is true, but the cuda backend is unavailable: ${settings.backend.cudaReason}`);
   }
@@ -50,5 +55,6 @@ export function autoBackend(layers: readonly LayerSpec[], options: AutoBackendOp
     const shape = checkShape(`${at}.shape`, layer.shape);
     return matrixGeometry(shape, checkDim(`${at}.dim`, layer.dim, shape.length), settings.legacy);
   });
+  if (operators) return resolveOperatorBackend(settings.backend).name;
   return resolveBackend(settings.backend, { ...stepJob(settings, geometries), onDevice }).name;
 }

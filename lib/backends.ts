@@ -70,12 +70,18 @@ function cudaReason(native: NativeLoad, cuda: CudaInfo | null): string | null {
   return null;
 }
 
-/** The cuda backend: the addon's own run and runAsync, with the job sent to one device. */
+/**
+ * The cuda backend: the addon's own run and runAsync, with the job sent to one device. Convolution operators are not
+ * on CUDA yet: the addon refuses operator layers in a device job, and convApply and convSpectrum (used for certified
+ * bounds) run on the CPU.
+ */
 function cudaBackend(binding: NativeAddon, device: number): Backend {
   return {
     backendInfo: () => binding.backendInfo(),
     run: (job) => binding.run({ ...job, device }),
     runAsync: (job) => binding.runAsync({ ...job, device }),
+    convApply: (job) => binding.convApply(job),
+    convSpectrum: (job) => binding.convSpectrum(job),
   };
 }
 
@@ -132,12 +138,19 @@ function withPacked<R>(job: PowerJob, call: (packed: PackedPowerJob) => R): R {
   }
 }
 
-/** The cpu backend: the addon's packed entry points. */
+/** Whether a job has convolution operator layers: the packed header has no room for their geometry. */
+function hasOperators(job: PowerJob): boolean {
+  return job.layers.some((layer) => layer.operator);
+}
+
+/** The cpu backend: the addon's packed entry points, and its unpacked ones for jobs with convolution operators. */
 function cpuBackend(binding: NativeAddon): Backend {
   return {
     backendInfo: () => binding.backendInfo(),
-    run: (job) => withPacked(job, (packed) => binding.runPacked(packed)),
-    runAsync: (job) => withPacked(job, (packed) => binding.runPackedAsync(packed)),
+    run: (job) => (hasOperators(job) ? binding.run(job) : withPacked(job, (packed) => binding.runPacked(packed))),
+    runAsync: (job) => (hasOperators(job) ? binding.runAsync(job) : withPacked(job, (packed) => binding.runPackedAsync(packed))),
+    convApply: (job) => binding.convApply(job),
+    convSpectrum: (job) => binding.convSpectrum(job),
   };
 }
 
@@ -336,4 +349,31 @@ export function backendInfo(): BackendInfo {
 /** Without the addon there is nothing to choose between: js runs every job, and nothing is measured. */
 function noCostModel(): CostModelInfo {
   return { constants: {}, sources: {}, cacheFile: null, cacheError: null, measureMs: 0, cudaReason: null };
+}
+
+/**
+ * checkBackendOption for jobs with convolution operators, which the cuda backend does not run yet: 'cuda' and a
+ * `device` are RangeErrors, whether or not a CUDA device is present, and cuda is no candidate for 'auto'.
+ */
+export function checkOperatorBackendOption(name: string, value: unknown, deviceName?: string, device?: unknown): BackendOption {
+  if (value === 'cuda') {
+    throw new RangeError(`${name} 'cuda' does not run convolution operators yet; use 'cpu', 'js' or 'auto'`);
+  }
+  if (device !== undefined) {
+    throw new RangeError(`${deviceName} applies only to the cuda backend, which does not run convolution operators yet`);
+  }
+  return { ...checkBackendOption(name, value), cuda: null };
+}
+
+/**
+ * The backend a job with convolution operators runs on (`option` from checkOperatorBackendOption): the one it names,
+ * and for 'auto' the CPU, or js without the addon. The cost model is not consulted: it prices matrix products, not
+ * convolutions.
+ */
+export function resolveOperatorBackend(option: BackendOption): ResolvedBackend {
+  if (option.choice === 'cuda') throw new Error('resolveOperatorBackend takes an option from checkOperatorBackendOption');
+  const native = loadNative();
+  if (option.choice !== 'js' && native.binding) return { name: 'cpu', impl: cpuOf(native.binding), cuda: null };
+  if (option.choice !== 'js') warnJsFallback(native);
+  return { name: 'js', impl: jsBackend, cuda: null };
 }

@@ -2,6 +2,7 @@
 import type { FloatArray } from '../binding';
 import { type BackendName, deviceBackend } from './backends';
 import { DeviceWeights } from './device';
+import { type ConvOperatorOptions, operatorOptions } from './conv/geometry';
 import type { Core, Job } from './engine';
 import { type Layer, LayerSet, createLayer, toNumbers } from './layer-set';
 import {
@@ -30,6 +31,8 @@ export interface LayerSpec {
   seed?: number;
   /** Used in error messages. */
   name?: string;
+  /** "Real SN": σ of the convolution on its input size (see SpectralNormalizerOptions.operator). */
+  operator?: ConvOperatorOptions;
 }
 
 /** SpectralNormBatch's options: CommonOptions, plus the seed of every layer's start vectors. */
@@ -62,11 +65,11 @@ export interface SpectralNormBatchState {
   precision?: Precision;
   /** torch.nn.utils.spectral_norm's order (v first, then u). */
   legacy: boolean;
-  /** Each layer's shape, dim (from 0), name when it has one, u and v, as in SpectralNormalizerState. */
-  layers: { shape: number[]; dim: number; name?: string; u: number[]; v: number[] }[];
+  /** Each layer's shape, dim (from 0), name when it has one, operator when it is a convolution, u and v. */
+  layers: { shape: number[]; dim: number; name?: string; operator?: ConvOperatorOptions; u: number[]; v: number[] }[];
 }
 
-export const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name'];
+export const LAYER_KEYS = ['shape', 'dim', 'u', 'v', 'seed', 'name', 'operator'];
 
 /** How constructor errors name the arguments: fromState names them after the state object. */
 interface Naming {
@@ -92,10 +95,11 @@ export class SpectralNormBatch {
   constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}) {
     const naming = restoreNaming.take();
     const names = naming ?? { layers: 'layers', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed']);
+    const operators = Array.isArray(layers) && layers.some((l: unknown) => (l as { operator?: unknown } | null)?.operator !== undefined);
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['seed'], operators);
     const seed = checkSeed(`${names.options}.seed`, opts.seed);
     if (!Array.isArray(layers) || layers.length === 0) {
-      throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name? }, got ${describe(layers)}`);
+      throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name?, operator? }, got ${describe(layers)}`);
     }
     if (seed !== undefined && !Number.isSafeInteger(seed + layers.length)) {
       throw new RangeError(`${names.options}.seed leaves no room for one seed per layer, got ${seed}`);
@@ -108,7 +112,7 @@ export class SpectralNormBatch {
       const layerSeed = seed === undefined ? undefined : seed + i;
       return createLayer(`${at}.shape`, at, init, settings, layerSeed, `weights[${i}]`);
     });
-    this.set = new LayerSet('SpectralNormBatch', built, resolveSettings(settings, built.map((l) => l.state.geometry)));
+    this.set = new LayerSet('SpectralNormBatch', built, resolveSettings(settings, built.map((l) => l.state.geometry), operators));
   }
 
   /** Number of layers. */
@@ -227,6 +231,7 @@ export class SpectralNormBatch {
         shape: layer.shape.slice(),
         dim: layer.dim,
         ...(layer.name === undefined ? {} : { name: layer.name }),
+        ...(layer.operator ? { operator: operatorOptions(layer.operator) } : {}),
         u: toNumbers(layer.state.u),
         v: toNumbers(layer.state.v),
       })),
@@ -242,7 +247,7 @@ export class SpectralNormBatch {
       const l = checkObject(`state.layers[${i}]`, layer);
       if (l.u === undefined || l.v === undefined) throw new TypeError(`state.layers[${i}] must have u and v`);
     });
-    const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, u, v }) => ({ shape, dim, name, u, v }));
+    const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, operator, u, v }) => ({ shape, dim, name, operator, u, v }));
     const restored = { iterations: s.iterations, eps: s.eps, dtype: s.dtype, precision: s.precision, legacy: s.legacy, ...runtime } as SpectralNormBatchOptions;
     return restoreNaming.with({ layers: 'state.layers', options: 'state' }, () => new SpectralNormBatch(layers, restored));
   }

@@ -7,7 +7,16 @@ import type { FloatArray } from '../binding';
 import { type BackendChoice, type BackendOption, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
 import { ErrorCode, LayerStatus } from './codes';
 import { buildJob, executeAsync } from './engine';
-import { type Prepared, type SpectralNormOptions, type SpectralNormResult, convergeJob, prepare, result, runOneShotAsync } from './oneshot';
+import {
+  type Prepared,
+  type SpectralNormOptions,
+  type SpectralNormResult,
+  certifyBeforeRun,
+  convergeJob,
+  prepare,
+  result,
+  runOneShotAsync,
+} from './oneshot';
 import { withCallerStack } from './operation-queue';
 import { MAX_THREADS, checkInteger, checkKnownKeys, checkObject } from './validate';
 
@@ -236,6 +245,7 @@ export class SpectralNormCoalescer {
     }
     const first = batch[0].prepared;
     const { dtype, iterations, tolerance, eps, precision, threads } = first.job;
+    batch.forEach(({ prepared }) => certifyBeforeRun(prepared));
     const layers = batch.map(({ prepared }) => ({ geometry: prepared.geometry, u: prepared.job.layers[0].u, v: prepared.job.layers[0].v }));
     const job = buildJob(
       layers,

@@ -7,7 +7,7 @@
 // share every line but the call.
 // Core's Generator type, for consumers compiling with TypeScript's default lib (ES5).
 /// <reference lib="es2015.generator" preserve="true" />
-import type { DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
+import type { ConvOperator, DevicePowerJob, DeviceSlice, FloatArray, NativeAddon, PowerJob } from '../binding';
 import type { ResolvedBackend } from './backends';
 import { LayerStatus } from './codes';
 import type { MatrixGeometry } from './layout';
@@ -19,6 +19,8 @@ import type { DType, Precision } from './validate';
  */
 export interface LayerState<A extends FloatArray | DeviceSlice = FloatArray> {
   geometry: MatrixGeometry;
+  /** A convolution layer's operator (u output-shaped, v input-shaped); absent for a matrix. */
+  operator?: ConvOperator;
   u: A;
   v: A;
 }
@@ -70,6 +72,7 @@ export function buildJob<A extends FloatArray | DeviceSlice>(
       rows: layer.geometry.rows,
       inner: layer.geometry.inner,
       vectorNorm: layer.geometry.vectorNorm,
+      ...(layer.operator ? { operator: layer.operator } : {}),
     })),
     iterations: params.iterations,
     tolerance: params.tolerance,

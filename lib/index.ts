@@ -31,6 +31,8 @@ export {
   type CoalescedNormalizeOptions,
 } from './coalescer';
 export { exactSpectralNorm, type ExactSpectralNormOptions } from './exact';
+export { convSpectralNorm, type ConvSpectralNormOptions, type ConvSpectralNormResult } from './conv/operator-norm';
+export type { ConvOptions, ConvOperatorOptions, KernelLayout, PaddingMode } from './conv/geometry';
 export { DeviceWeights } from './device';
 export type { CommonOptions } from './options';
 export type { DType, Precision } from './validate';

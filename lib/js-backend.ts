@@ -1,8 +1,11 @@
 // The pure-JS backend: the same contract (binding.d.ts) and the same algorithm as native/cpu/power_iteration.cpp,
 // in TypeScript, for machines where the addon could not be built. Sums run in double like the native kernels, so
 // the backends agree to rounding; W/σ is bit-identical (a float32 quotient rounded from double is correctly rounded).
-import type { Backend, FloatArray, NativeInfo, PowerJob, PowerLayer } from '../binding';
+import type { Backend, ConvApplyJob, ConvOperator, FloatArray, NativeInfo, PowerJob, PowerLayer } from '../binding';
 import { LayerStatus } from './codes';
+import { inputLength, kernelShape, outputSize } from './conv/geometry';
+import { convForward, convTranspose } from './conv/reference';
+import { circulantSpectrum } from './conv/spectrum';
 
 const SAFE_MIN = 2 ** -900;
 
@@ -44,6 +47,8 @@ interface LayerOutcome {
 
 class LayerRun {
   private readonly w: FloatArray;
+  /** A convolution layer's operator: then W x is the convolution and Wᵀ its transpose (lib/conv/reference.ts). */
+  private readonly op: ConvOperator | null;
   private readonly rows: number;
   private readonly cols: number;
   private readonly x: Float64Array;
@@ -57,6 +62,7 @@ class LayerRun {
     private readonly job: PowerJob,
   ) {
     this.w = layer.weight;
+    this.op = layer.operator ?? null;
     this.rows = layer.rows;
     this.cols = layer.outer * layer.inner;
     const vectorNorm = layer.vectorNorm;
@@ -116,8 +122,7 @@ class LayerRun {
   private fixedLegacy(): number {
     const { job, rows } = this;
     for (let r = 0; r < rows; r++) this.d[r] = this.layer.u[r];
-    this.t.fill(0);
-    this.accumulateRows(this.d, this.t);
+    this.transposeOfD();
     if (!Number.isFinite(this.updateV(1))) return NaN;
     let sigma = 0;
     for (let j = 0; j < job.iterations; j++) {
@@ -215,6 +220,10 @@ class LayerRun {
   private matvec(): void {
     const { w, rows, x, d } = this;
     const { outer, inner } = this.layer;
+    if (this.op) {
+      convForward(w, this.op, x, d);
+      return;
+    }
     d.fill(0);
     if (inner === 1) {
       for (let o = 0; o < outer; o++) {
@@ -249,9 +258,24 @@ class LayerRun {
     }
   }
 
+  /** t = Wᵀd. */
+  private transposeOfD(): void {
+    if (this.op) {
+      convTranspose(this.w, this.op, this.d, this.t);
+      return;
+    }
+    this.t.fill(0);
+    this.accumulateRows(this.d, this.t);
+  }
+
   /** d = W x and t = Wᵀd. Fused row by row when a row is contiguous (dim 0). */
   private sweep(): void {
     const { w, rows, cols, x, d, t } = this;
+    if (this.op) {
+      this.matvec();
+      this.transposeOfD();
+      return;
+    }
     t.fill(0);
     if (this.layer.outer !== 1) {
       this.matvec();
@@ -312,7 +336,9 @@ function checkJob(job: PowerJob): void {
   const Type = job.dtype === 'float64' ? Float64Array : job.dtype === 'float32' ? Float32Array : null;
   if (Type === null) throw new TypeError("job.dtype must be 'float32' or 'float64'");
   job.layers.forEach((layer, i) => {
-    const size = layer.outer * layer.rows * layer.inner;
+    const op = layer.operator ?? null;
+    if (op) checkOperatorLayer(layer, op, i);
+    const size = op ? kernelShape(op).reduce((a, b) => a * b, 1) : layer.outer * layer.rows * layer.inner;
     for (const key of ['weight', 'u', 'v'] as const) {
       if (!(layer[key] instanceof Type)) throw new TypeError(`job.layers[${i}].${key} has the wrong array type`);
     }
@@ -326,6 +352,22 @@ function checkJob(job: PowerJob): void {
   });
 }
 
+/** An operator layer's matrix view must be its operator's: outer 1, rows the output's length, inner the input's. */
+function checkOperatorLayer(layer: PowerLayer, op: ConvOperator, i: number): void {
+  if (layer.vectorNorm || layer.outer !== 1 || layer.rows !== outputSize(op) || layer.inner !== inputLength(op)) {
+    throw new RangeError(`job.layers[${i}] does not match its operator's input and output sizes`);
+  }
+}
+
+function convApply(job: ConvApplyJob): void {
+  const { weight, operator: op, input, output } = job;
+  const [inLength, outLength] = job.transpose ? [outputSize(op), inputLength(op)] : [inputLength(op), outputSize(op)];
+  if (weight.length !== kernelShape(op).reduce((a, b) => a * b, 1)) throw new RangeError('job.weight has the wrong length');
+  if (input.length !== inLength || output.length !== outLength) throw new RangeError('job.input or job.output has the wrong length');
+  if (job.transpose) convTranspose(weight, op, input, output);
+  else convForward(weight, op, input, output);
+}
+
 export const jsBackend: Backend = {
   backendInfo(): NativeInfo {
     return {
@@ -337,6 +379,8 @@ export const jsBackend: Backend = {
     checkJob(job);
     return runJob(job);
   },
+  convApply,
+  convSpectrum: circulantSpectrum,
   runAsync(job: PowerJob): Promise<boolean> {
     // JavaScript cannot leave the event loop without a worker: this runs on it, after the current task.
     return new Promise((resolve, reject) => {

@@ -1,7 +1,8 @@
 // What SpectralNormalizer and SpectralNormBatch share once their options are checked (lib/options.ts): each layer's
 // creation from its description, and the jobs of their steps, which the classes' cores (lib/engine.ts) yield and
 // drive sync or async. The two classes only name their arguments differently.
-import type { DevicePowerJob, FloatArray, PowerJob } from '../binding';
+import type { ConvOperator, DevicePowerJob, FloatArray, PowerJob } from '../binding';
+import { checkOperator, inputLength, outputSize } from './conv/geometry';
 import { DeviceVectors, type DeviceWeights } from './device';
 import {
   type Core,
@@ -16,7 +17,7 @@ import {
   runAsync,
   runSync,
 } from './engine';
-import { matrixGeometry } from './layout';
+import { type MatrixGeometry, matrixGeometry } from './layout';
 import { OperationQueue } from './operation-queue';
 import type { Settings } from './options';
 import { randomSeed, startVectors } from './random';
@@ -26,6 +27,8 @@ export interface Layer {
   shape: number[];
   dim: number;
   name?: string;
+  /** A convolution layer's operator: u is output-shaped, v input-shaped. */
+  operator?: ConvOperator;
   state: LayerState;
   /** How errors name this layer's weight, e.g. "weights[3] (layer 'block1.conv1')". */
   label: string;
@@ -38,6 +41,14 @@ export interface LayerInit {
   v?: unknown;
   seed?: unknown;
   name?: unknown;
+  operator?: unknown;
+}
+
+/** A convolution operator read as a matrix: 1 × (output) × (input); u and v are the output and input vectors. */
+function operatorGeometry(op: ConvOperator): MatrixGeometry {
+  const rows = outputSize(op);
+  const cols = inputLength(op);
+  return { outer: 1, rows, inner: cols, cols, vectorNorm: false, uLength: rows, vLength: cols };
 }
 
 /**
@@ -58,13 +69,16 @@ export function createLayer(
   if (init.name !== undefined && typeof init.name !== 'string') {
     throw new TypeError(`${at('name')} must be a string, got ${describe(init.name)}`);
   }
-  const geometry = matrixGeometry(shape, dim, settings.legacy);
+  const operator = init.operator === undefined ? undefined : checkOperator(at('operator'), init.operator, shape, shapeName);
+  if (operator && dim !== 0) throw new RangeError(`${at('dim')} must be 0 (or absent) with an operator, got ${String(init.dim)}`);
+  const geometry = operator ? operatorGeometry(operator) : matrixGeometry(shape, dim, settings.legacy);
   const ownSeed = checkSeed(at('seed'), init.seed);
   const start = startVectors(ownSeed ?? seed ?? randomSeed(), geometry.uLength, geometry.vLength, settings.dtype);
   const u = init.u === undefined ? start.u : checkStartVector(at('u'), init.u, geometry.uLength, settings.dtype);
   const v = init.v === undefined ? start.v : checkStartVector(at('v'), init.v, geometry.vLength, settings.dtype);
   const name = init.name as string | undefined;
-  return { shape, dim, name, state: { geometry, u, v }, label: name === undefined ? label : `${label} (layer '${name}')` };
+  const state: LayerState = operator ? { geometry, operator, u, v } : { geometry, u, v };
+  return { shape, dim, name, operator, state, label: name === undefined ? label : `${label} (layer '${name}')` };
 }
 
 /** The layers of a normalizer or batch, with their settings and the queue that orders their async calls. */

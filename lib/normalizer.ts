@@ -1,6 +1,7 @@
 // SpectralNormalizer: PyTorch's torch.nn.utils.parametrizations.spectral_norm for one weight tensor, step by step.
 import type { FloatArray } from '../binding';
 import type { BackendName } from './backends';
+import { type ConvOperatorOptions, operatorOptions } from './conv/geometry';
 import type { Core } from './engine';
 import { LayerSet, createLayer, toNumbers } from './layer-set';
 import {
@@ -25,6 +26,12 @@ export interface SpectralNormalizerOptions extends CommonOptions {
   u?: ArrayLike<number>;
   /** Start v (length: the other dimensions' product), copied: e.g. weight_v or _v. Default: drawn from `seed`. */
   v?: ArrayLike<number>;
+  /**
+   * "Real SN" (Ryu et al. 2019): σ of the convolution x ↦ conv2d(x, W) on its input size rather than of W's matrix.
+   * u is then output-shaped (cout·oh·ow) and v input-shaped (cin·h·w); each iteration is a convolution and its
+   * transpose; `step` still divides the kernel by σ. See docs/conv.md. Not on the cuda backend yet.
+   */
+  operator?: ConvOperatorOptions;
 }
 
 /** SpectralNormalizer.step's options: training or eval mode, and where W/σ goes. */
@@ -55,9 +62,11 @@ export interface SpectralNormalizerState {
   precision?: Precision;
   /** torch.nn.utils.spectral_norm's order (v first, then u). */
   legacy: boolean;
-  /** u: length shape[dim]; empty for a 1-D weight outside legacy mode. */
+  /** Present for a convolution operator. */
+  operator?: ConvOperatorOptions;
+  /** u: length shape[dim] (cout·oh·ow for an operator); empty for a 1-D weight outside legacy mode. */
   u: number[];
-  /** v: length the product of the other dimensions; empty for a 1-D weight outside legacy mode. */
+  /** v: length the other dimensions' product (cin·h·w for an operator); empty for a 1-D weight outside legacy mode. */
   v: number[];
 }
 
@@ -86,10 +95,11 @@ export class SpectralNormalizer {
   constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}) {
     const naming = restoreNaming.take();
     const names = naming ?? { shape: 'shape', options: 'options' };
-    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v']);
-    const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed };
+    const hasOperator = options !== null && typeof options === 'object' && (options as { operator?: unknown }).operator !== undefined;
+    const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v', 'operator'], hasOperator);
+    const init = { shape, dim: opts.dim, u: opts.u, v: opts.v, seed: opts.seed, operator: opts.operator };
     const layer = createLayer(names.shape, names.options, init, settings, undefined, 'weight');
-    this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry]));
+    this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry], hasOperator));
   }
 
   /** The weight's shape, as given to the constructor (a copy). */
@@ -162,6 +172,7 @@ export class SpectralNormalizer {
       dtype,
       precision,
       legacy,
+      ...(layer.operator ? { operator: operatorOptions(layer.operator) } : {}),
       u: toNumbers(layer.state.u),
       v: toNumbers(layer.state.v),
     };
@@ -172,8 +183,8 @@ export class SpectralNormalizer {
     const s = checkStateHeader(state, 'spectral-norm.normalizer', 'SpectralNormalizer.state()');
     const runtime = checkRuntimeOptions(options);
     if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');
-    const { shape, dim, iterations, eps, dtype, precision, legacy, u, v } = s as unknown as SpectralNormalizerState;
-    const restored = { dim, iterations, eps, dtype, precision, legacy, u, v, ...runtime };
+    const { shape, dim, iterations, eps, dtype, precision, legacy, operator, u, v } = s as unknown as SpectralNormalizerState;
+    const restored = { dim, iterations, eps, dtype, precision, legacy, operator, u, v, ...runtime };
     return restoreNaming.with({ shape: 'state.shape', options: 'state' }, () => new SpectralNormalizer(shape, restored));
   }
 

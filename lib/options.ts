@@ -1,6 +1,15 @@
 // The options and arguments SpectralNormalizer and SpectralNormBatch share, checked: the constructor's common
 // settings, fromState's runtime options and state header, and a step's or warm-up's own arguments.
-import { type BackendChoice, type BackendOption, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
+import {
+  type BackendChoice,
+  type BackendOption,
+  type ResolvedBackend,
+  checkBackendOption,
+  checkOperatorBackendOption,
+  defaultThreads,
+  resolveBackend,
+  resolveOperatorBackend,
+} from './backends';
 import type { CostedJob } from './cost-model';
 import type { MatrixGeometry } from './layout';
 import {
@@ -60,15 +69,18 @@ export interface PendingSettings extends Omit<Settings, 'backend'> {
 
 /**
  * A constructor's options object: checked to be an object with no unknown keys (the common ones plus `ownKeys`),
- * and its common settings. Returns the settings and the object, for the caller's own keys.
+ * and its common settings (with `operators`, some layer is a convolution operator, which the cuda backend does not
+ * run: lib/backends.ts checkOperatorBackendOption). Returns the settings and the object, for the caller's own keys.
  */
 export function checkConstructorOptions(
   name: string,
   options: unknown,
   ownKeys: readonly string[],
+  operators = false,
 ): { settings: PendingSettings; opts: Record<string, unknown> } {
   const opts = checkObject(name, options);
   checkKnownKeys(name, opts, [...COMMON_KEYS, ...ownKeys]);
+  const checkBackend = operators ? checkOperatorBackendOption : checkBackendOption;
   return {
     settings: {
       iterations: checkInteger(`${name}.iterations`, opts.iterations, 1, MAX_ITERATIONS, 1),
@@ -77,7 +89,7 @@ export function checkConstructorOptions(
       precision: checkPrecision(`${name}.precision`, opts.precision),
       legacy: checkBoolean(`${name}.legacy`, opts.legacy, false),
       threads: checkInteger(`${name}.threads`, opts.threads, 1, MAX_THREADS, defaultThreads()),
-      backend: checkBackendOption(`${name}.backend`, opts.backend, `${name}.device`, opts.device),
+      backend: checkBackend(`${name}.backend`, opts.backend, `${name}.device`, opts.device),
     },
     opts,
   };
@@ -97,9 +109,13 @@ export function stepJob(settings: Omit<Settings, 'backend' | 'eps'>, geometries:
   };
 }
 
-/** The settings once the layers are known: 'auto' picks the backend for a training step on them. */
-export function resolveSettings(pending: PendingSettings, geometries: readonly MatrixGeometry[]): Settings {
-  return { ...pending, backend: resolveBackend(pending.backend, stepJob(pending, geometries)) };
+/**
+ * The settings once the layers are known: 'auto' picks the backend for a training step on them, or with `operators`
+ * (pending from checkConstructorOptions with operators) the backend for convolution operators.
+ */
+export function resolveSettings(pending: PendingSettings, geometries: readonly MatrixGeometry[], operators = false): Settings {
+  const backend = operators ? resolveOperatorBackend(pending.backend) : resolveBackend(pending.backend, stepJob(pending, geometries));
+  return { ...pending, backend };
 }
 
 /** fromState's own options: where and how to run, checked under their own names before the state is. */

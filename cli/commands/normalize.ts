@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 
 import type { FloatArray } from '../../lib';
+import { type ClipDecision, certifiedClip } from '../bounds';
 import { type ComputedRow, type DeviceChoice, computeSlots, describeBackends } from '../devices';
 import { ModelFileError, firstLine } from '../errors';
 import type { Format, ModelFile, ModelTensor } from '../model';
@@ -43,6 +44,8 @@ export interface NormalizeRow {
   backend: string | null;
   device: number | null;
   ms: number | null;
+  /** --clip: the certified upper bound on σ the decision used (0: ‖W‖_F ≤ target already); null otherwise. */
+  certifiedUpper: number | null;
 }
 
 export interface NormalizeJson {
@@ -62,6 +65,8 @@ interface Computed {
   result: SigmaResult & { iterations: number };
   out: FloatArray;
   device: number | undefined;
+  /** --clip's certified decision (cli/bounds.ts); null without --clip or for a zero matrix. */
+  clip: ClipDecision | null;
 }
 
 export async function normalize(file: string, options: NormalizeOptions, out: (text: string) => void, warn: (text: string) => void): Promise<NormalizeJson> {
@@ -76,31 +81,37 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
     const { selected, unsupported } = selectTensors(model, options);
     for (const t of unsupported) {
       const { name, shape, dtype } = t;
-      rows.set(t, { name, shape, dtype, dim: null, sigma: null, iterations: null, action: 'skipped', actionText: `skipped: ${t.unsupported}`, writtenAs: null, backend: null, device: null, ms: null });
+      rows.set(t, { name, shape, dtype, dim: null, sigma: null, iterations: null, action: 'skipped', actionText: `skipped: ${t.unsupported}`, writtenAs: null, backend: null, device: null, ms: null, certifiedUpper: null });
     }
     const dims = new Map(selected.map((s) => [s.tensor, s.dim]));
     const order: Selected[] = model.writeOrder(selected.map((s) => s.tensor)).map((tensor) => ({ tensor, dim: dims.get(tensor)! }));
     progress.start(order.length, order.reduce((sum, s) => sum + s.tensor.byteLength, 0));
-    const pipeline = new TensorPipeline<Computed>(
-      model,
-      order,
-      async (s, values, device) => ({ ...(await normalizeValues(model.path, s.tensor.name, values, s.tensor.shape, s.dim, options, device)), device }),
-      slots,
-      progress,
-    );
+    const compute = async (s: Selected, values: FloatArray, device: number | undefined): Promise<Computed> => {
+      const { name, shape, dtype } = s.tensor;
+      // --clip decides on the weights as read, which normalizeValues divides in place: a copy first.
+      const original = options.clip ? values.slice() : null;
+      const normalized = await normalizeValues(model.path, name, values, shape, s.dim, options, device);
+      const clip = original && normalized.result.sigma !== 0 ? certifiedClip(model.path, name, original, shape, s.dim, dtype, options.target, options) : null;
+      return { ...normalized, device, clip };
+    };
+    const pipeline = new TensorPipeline<Computed>(model, order, compute, slots, progress);
     const transform = async (tensor: ModelTensor): Promise<FloatArray | null> => {
       const { selected: s, result: computed } = await pipeline.next();
       if (s.tensor !== tensor) throw new Error(`internal: the rewrite asked for ${tensor.name} but ${s.tensor.name} was computed`);
-      const { result, out: scaled, device } = computed;
+      const { result, device, clip } = computed;
+      let scaled = computed.out;
       let action: Action = 'normalized';
       let actionText = 'normalized';
       if (result.sigma === 0) [action, actionText] = ['kept', 'kept: zero matrix'];
-      else if (options.clip && !(result.sigma > options.target)) [action, actionText] = ['kept', 'kept: σ ≤ target'];
-      else if (options.target !== 1) for (let i = 0; i < scaled.length; i++) scaled[i] *= options.target;
+      else if (clip) {
+        // Power iteration's σ is an estimate from below: the decision and the division use a certified bound.
+        if (clip.values === null) [action, actionText] = ['kept', 'kept: σ ≤ target'];
+        else scaled = clip.values;
+      } else if (options.target !== 1) for (let i = 0; i < scaled.length; i++) scaled[i] *= options.target;
       const { name, shape, dtype } = tensor;
       rows.set(tensor, {
         name, shape, dtype, dim: s.dim, sigma: result.sigma, iterations: result.iterations, action, actionText, writtenAs: null,
-        backend: result.backend, device: result.backend === 'cuda' ? (device ?? 0) : null, ms: result.ms,
+        backend: result.backend, device: result.backend === 'cuda' ? (device ?? 0) : null, ms: result.ms, certifiedUpper: clip ? clip.upper : null,
       });
       return action === 'normalized' ? scaled : null;
     };
@@ -159,11 +170,11 @@ export const NORMALIZE_COLUMNS: Column<NormalizeRow>[] = [
 /** -o as given, or, for a model opened from a folder or an -o that is a folder, the model's file name inside it. */
 async function outputPath(model: ModelFile, output: string): Promise<string> {
   const isFolder = await fs.stat(output).then((s) => s.isDirectory(), () => false);
-  return model.path !== model.file || isFolder || /[\\/]$/.test(output) ? path.join(output, path.basename(model.file)) : output;
+  return model.path !== model.file || isFolder || /[\/]$/.test(output) ? path.join(output, path.basename(model.file)) : output;
 }
 
 function formatNormalize(r: NormalizeJson, computed: readonly ComputedRow[], requested: string): string {
-  const goal = r.clip ? `σ clipped to at most ${r.target}` : `σ = ${r.target}`;
+  const goal = r.clip ? `σ clipped to at most ${r.target} (certified: W·target/U with U a certified upper bound on σ)` : `σ = ${r.target}`;
   const skipped = r.totals.skipped > 0 ? `, ${r.totals.skipped} skipped` : '';
   return [
     `${r.input} → ${r.output} (${r.storage}): ${goal}, on ${describeBackends(computed, requested)}`,

@@ -1,16 +1,18 @@
 // spectral-norm report <model>: σ of every selected tensor, one row each, then totals. A tensor with NaN or ±Inf is
 // a marked row (the command then exits 1); a selected tensor of an unsupported dtype is a skipped row.
+import type { FloatArray } from '../../lib';
+import { type BoundsOptions, type Columns, boundsColumns } from '../bounds';
 import { type ComputedRow, type DeviceChoice, computeSlots, describeBackends } from '../devices';
 import type { Format, ModelTensor } from '../model';
 import { elementCount } from '../model';
 import { openModel } from '../open-model';
 import { TensorPipeline } from '../pipeline';
 import { progressBar } from '../progress';
-import { type SelectionOptions, selectTensors } from '../selection';
-import { type ComputeOptions, type NonFinite, type SigmaResult, sigmaOf } from '../sigma';
+import { type Selected, type SelectionOptions, selectTensors } from '../selection';
+import { type ComputeOptions, sigmaOf } from '../sigma';
 import { type Column, LIPSCHITZ_LABEL, formatMegabytes, formatMs, formatRows, formatShape, formatSigma, sigmaProduct } from '../table';
 
-export interface ReportOptions extends SelectionOptions, ComputeOptions {
+export interface ReportOptions extends SelectionOptions, ComputeOptions, BoundsOptions {
   json: boolean;
   /** --device: a GPU index, or 'all' to spread the tensors over every GPU. */
   device?: DeviceChoice;
@@ -35,6 +37,9 @@ export interface ReportRow {
   /** The GPU, on the cuda backend. */
   device: number | null;
   ms: number | null;
+  /** --conv-input: the 4-D tensor as a convolution on that input (cli/bounds.ts). --certify: certified [lower, upper]. */
+  operator?: Columns['operator'];
+  certified?: Columns['certified'];
 }
 
 export interface ReportJson {
@@ -86,13 +91,13 @@ export async function report(file: string, options: ReportOptions, out: (text: s
     for (const t of unsupported) rows.set(t, emptyRow(t, null, 'skipped', `skipped: ${t.unsupported}`));
     bytes = selected.reduce((sum, s) => sum + s.tensor.byteLength, 0);
     progress.start(selected.length, bytes);
-    const pipeline = new TensorPipeline<{ r: SigmaResult | NonFinite; device: number | undefined }>(
-      model,
-      selected,
-      async (s, values, device) => ({ r: await sigmaOf(model.path, s.tensor.name, values, s.tensor.shape, s.dim, options, device), device }),
-      slots,
-      progress,
-    );
+    const compute = async (s: Selected, values: FloatArray, device: number | undefined) => {
+      const r = await sigmaOf(model.path, s.tensor.name, values, s.tensor.shape, s.dim, options, device);
+      // --conv-input and --certify: only for the rows with σ (a non-finite tensor has no bounds either).
+      const columns = 'nonFinite' in r ? {} : boundsColumns(model.path, s.tensor.name, values, s.tensor.shape, s.dim, model.format, options, options);
+      return { r, device, columns };
+    };
+    const pipeline = new TensorPipeline(model, selected, compute, slots, progress);
     try {
       for (let i = 0; i < selected.length; i++) {
         const { selected: s, result } = await pipeline.next();
@@ -102,7 +107,10 @@ export async function report(file: string, options: ReportOptions, out: (text: s
           continue;
         }
         const device = r.backend === 'cuda' ? (result.device ?? 0) : null;
-        rows.set(s.tensor, { ...emptyRow(s.tensor, s.dim, 'ok', ''), sigma: r.sigma, iterations: r.iterations, converged: r.converged, backend: r.backend, device, ms: r.ms });
+        rows.set(s.tensor, {
+          ...emptyRow(s.tensor, s.dim, 'ok', ''), sigma: r.sigma, iterations: r.iterations, converged: r.converged, backend: r.backend, device, ms: r.ms,
+          ...result.columns,
+        });
       }
     } finally {
       pipeline.close();
@@ -138,7 +146,7 @@ export async function report(file: string, options: ReportOptions, out: (text: s
       sigmaProductMeaning: LIPSCHITZ_LABEL,
     },
   };
-  out(options.json ? JSON.stringify(result, null, 2) : formatReport(result, product.text, computed, String(options.backend)));
+  out(options.json ? JSON.stringify(result, null, 2) : formatReport(result, product.text, computed, String(options.backend), options));
   return result;
 }
 
@@ -159,8 +167,9 @@ function methodLine(r: ReportJson, computed: readonly ComputedRow[], requested: 
   return `σ by power iteration to a relative tolerance of ${(r.tolerance as number).toExponential()} on ${describeBackends(computed, requested)}`;
 }
 
-function formatReport(r: ReportJson, productText: string, computed: readonly ComputedRow[], requested: string): string {
-  const lines = [`${r.file} (${r.storage}): ${methodLine(r, computed, requested)}`, '', formatRows(REPORT_COLUMNS, r.tensors), ''];
+function formatReport(r: ReportJson, productText: string, computed: readonly ComputedRow[], requested: string, options: BoundsOptions): string {
+  const columns = [...REPORT_COLUMNS.filter((c) => c.header !== 'note'), ...boundsTableColumns(options), ...REPORT_COLUMNS.filter((c) => c.header === 'note')];
+  const lines = [`${r.file} (${r.storage}): ${methodLine(r, computed, requested)}`, ...boundsNotes(r.tensors, options), '', formatRows(columns, r.tensors), ''];
   if (r.tensors.some((t) => t.converged === false)) lines.push('* did not converge within --max-iterations: σ is an estimate from below');
   const marked = [
     r.totals.nonFinite > 0 ? `${r.totals.nonFinite} non-finite (not computed; exit code 1)` : '',
@@ -172,4 +181,38 @@ function formatReport(r: ReportJson, productText: string, computed: readonly Com
     `${LIPSCHITZ_LABEL}${r.totals.nonFinite > 0 ? ' (over the rows with σ)' : ''}: ${productText}`,
   );
   return lines.join('\n');
+}
+
+/** The --conv-input and --certify columns, before the note. */
+function boundsTableColumns(options: BoundsOptions): Column<ReportRow>[] {
+  const columns: Column<ReportRow>[] = [];
+  if (options.convInput) {
+    columns.push(
+      { header: 'operator σ', numeric: true, cell: (t) => (t.operator?.sigma === undefined ? '-' : formatSigma(t.operator.sigma)) },
+      { header: '≤ (certified)', numeric: true, cell: (t) => (t.operator?.upper === undefined ? '-' : formatSigma(t.operator.upper)) },
+    );
+  }
+  if (options.certify) {
+    columns.push({
+      header: 'certified [lower, upper]',
+      numeric: true,
+      cell: (t) => (t.certified ? `[${formatSigma(t.certified.lower)}, ${formatSigma(t.certified.upper)}]` : '-'),
+    });
+  }
+  return columns;
+}
+
+/** The lines that say what the --conv-input and --certify columns are, and which tensors have no operator σ. */
+function boundsNotes(rows: readonly ReportRow[], options: BoundsOptions): string[] {
+  const notes: string[] = [];
+  if (options.convInput) {
+    const [h, w] = options.convInput;
+    notes.push(
+      `operator σ: each 4-D tensor as a convolution on a ${h}×${w} input (stride ${options.stride ?? 1}, padding ${options.padding ?? 0}, ` +
+        `${options.paddingMode ?? 'zeros'}), its largest singular value and a certified upper bound (docs/conv.md)`,
+    );
+  }
+  if (options.certify) notes.push('certified [lower, upper]: bounds on the matrix σ with rounding accounted for');
+  for (const t of rows) if (t.operator?.error) notes.push(`${t.name}: no operator σ: ${t.operator.error}`);
+  return notes;
 }

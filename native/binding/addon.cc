@@ -1,5 +1,6 @@
-// The Node-API entry point: the production calls (backendInfo, run, runAsync, cudaProbe, DeviceArray) and the `internal`
-// object of test hooks and benchmark probes (internal.h). Unmarshal, schedule, map errors; no math here.
+// The Node-API entry point: the production calls (backendInfo, run, runAsync, runPacked, runPackedAsync, cudaProbe,
+// convApply, convSpectrum, DeviceArray) and the `internal` object of test hooks and benchmark probes (internal.h).
+// Unmarshal, schedule, map errors; no math here.
 #include <napi.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 
 #include "../cuda/cuda_backend.h"
 #include "backend_info.h"
+#include "conv_job.h"
 #include "cuda_users.h"
 #include "device_array.h"
 #include "errors.h"
@@ -87,6 +89,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   export_function<Run<PowerJob::FromPacked>>(env, exports, "runPacked");
   export_function<RunAsync<PowerJob::FromPacked>>(env, exports, "runPackedAsync");
   export_function<CudaProbe>(env, exports, "cudaProbe");
+  export_function<ConvApply>(env, exports, "convApply");
+  export_function<ConvSpectrum>(env, exports, "convSpectrum");
   exports.Set("DeviceArray", DeviceArray::Define(env));
   Napi::Object internal = Napi::Object::New(env);
   add_testing_hooks(env, internal);

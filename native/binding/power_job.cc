@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "conv_job.h"
 #include "cuda_users.h"
 #include "device_array.h"
 #include "errors.h"
@@ -139,9 +140,9 @@ Geometry parse_geometry(Napi::Env env, const Napi::Object& layer, const LayerNam
 
 // out covers the weight exactly (in place) or not at all, and has its length.
 template <typename T>
-void check_out(Napi::Env env, const T* out, size_t out_length, const T* weight, const Geometry& g, const LayerName& name) {
-  if (out_length != g.size) throw_range_error(env, name() + ".out has the wrong length");
-  const bool disjoint = out + g.size <= weight || weight + g.size <= out;
+void check_out(Napi::Env env, const T* out, size_t out_length, const T* weight, size_t size, const LayerName& name) {
+  if (out_length != size) throw_range_error(env, name() + ".out has the wrong length");
+  const bool disjoint = out + size <= weight || weight + size <= out;
   if (out != weight && !disjoint) throw_range_error(env, name() + ".out partially overlaps the weight");
 }
 
@@ -158,22 +159,30 @@ bool present(Napi::Env env, const Napi::Value& value) {
   return type != napi_null && type != napi_undefined;
 }
 
-// A host layer from its geometry and its four arrays (out may be null or undefined).
+// A host layer from its geometry, its four arrays (out may be null or undefined) and its convolution operator (null or
+// undefined for a matrix; a packed job has none: lib/backends.ts sends operator layers unpacked).
 template <typename T>
 LayerBuffers<T> host_layer(Napi::Env env, const Geometry& g, const LayerName& name, napi_typedarray_type type,
                            const Napi::Value& weight_value, const Napi::Value& out_value, const Napi::Value& u_value,
-                           const Napi::Value& v_value, std::vector<Napi::Object>* arrays) {
+                           const Napi::Value& v_value, const Napi::Value& operator_value,
+                           std::vector<Napi::Object>* arrays) {
   LayerBuffers<T> b;
   b.layout = g.layout;
   b.vector_norm = g.vector_norm;
+  b.is_conv = parse_operator(env, operator_value, name() + ".operator", &b.conv);
+  if (b.is_conv && (g.vector_norm || g.layout.outer != 1 || g.layout.rows != b.conv.output_size() ||
+                    g.layout.inner != b.conv.input_size())) {
+    throw_range_error(env, name() + " does not match its operator's input and output sizes");
+  }
+  const size_t size = b.weight_size();
 
   const View<T> weight = typed_array<T>(env, weight_value, type, [&] { return name() + ".weight"; }, arrays);
-  if (weight.length != g.size) throw_range_error(env, name() + ".weight has the wrong length");
+  if (weight.length != size) throw_range_error(env, name() + ".weight has the wrong length");
   b.weight = weight.data;
 
   if (present(env, out_value)) {
     const View<T> o = typed_array<T>(env, out_value, type, [&] { return name() + ".out"; }, arrays);
-    check_out(env, o.data, o.length, weight.data, g, name);
+    check_out(env, o.data, o.length, weight.data, size, name);
     b.out = o.data;
   }
 
@@ -190,7 +199,7 @@ LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t ind
                             napi_typedarray_type type, std::vector<Napi::Object>* arrays) {
   const LayerName name{index};
   return host_layer<T>(env, parse_geometry(env, layer, name), name, type, layer.Get("weight"), layer.Get("out"),
-                       layer.Get("u"), layer.Get("v"), arrays);
+                       layer.Get("u"), layer.Get("v"), layer.Get("operator"), arrays);
 }
 
 // A layer of a CUDA job: host arrays or device slices, not a mix.
@@ -200,6 +209,9 @@ cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& la
   const LayerName layer_name{index};
   const std::string name = layer_name();
   const Geometry g = parse_geometry(env, layer, layer_name);
+  if (present(env, layer.Get("operator"))) {
+    throw_range_error(env, name + ".operator: the cuda backend does not run convolution operators yet");
+  }
   cuda::CudaLayerBuffers<T> b;
   b.layout = g.layout;
   b.vector_norm = g.vector_norm;
@@ -214,7 +226,7 @@ cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& la
   if (present(env, out)) {
     const Field<T> o = field<T>(env, out, type, name + ".out", arrays, device);
     same_place(o, "out");
-    check_out(env, o.data, o.length, weight.data, g, layer_name);
+    check_out(env, o.data, o.length, weight.data, g.size, layer_name);
     b.out = o.data;
   }
   const Field<T> u = field<T>(env, layer.Get("u"), type, name + ".u", arrays, device);
@@ -325,10 +337,10 @@ PowerJob PowerJob::FromPacked(const Napi::Object& job, std::vector<Napi::Object>
     const uint32_t a = 4 + 4 * i;
     if (p.f64_) {
       p.f64_layers_.push_back(host_layer<double>(env, geometry, name, type, list.Get(a), list.Get(a + 1),
-                                                 list.Get(a + 2), list.Get(a + 3), arrays));
+                                                 list.Get(a + 2), list.Get(a + 3), env.Undefined(), arrays));
     } else {
       p.f32_layers_.push_back(host_layer<float>(env, geometry, name, type, list.Get(a), list.Get(a + 1),
-                                                list.Get(a + 2), list.Get(a + 3), arrays));
+                                                list.Get(a + 2), list.Get(a + 3), env.Undefined(), arrays));
     }
   }
   return p;

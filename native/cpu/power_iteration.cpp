@@ -5,8 +5,10 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <type_traits>
 
+#include "conv_operator.h"
 #include "kernels.h"
 #include "scratch_allocator.h"
 #include "thread_pool.h"
@@ -68,6 +70,12 @@ bool mixed_precision(const PowerOptions& options) {
   return std::is_same_v<T, float> && options.precision == Precision::kMixed;
 }
 
+// Whether this layer's products run mixed: a convolution operator (conv_operator.h) always sums in float64.
+template <typename T>
+bool layer_mixed(const LayerBuffers<T>& layer, const PowerOptions& options) {
+  return mixed_precision<T>(options) && !layer.is_conv;
+}
+
 // Rows of the largest row range a layer's tasks get (LayerRun::row_begin splits [0, rows) into `threads` of them).
 size_t rows_per_task(size_t rows, size_t threads) { return (rows + threads - 1) / threads; }
 
@@ -109,11 +117,12 @@ class LayerRun {
         k_(kernels::table<T>()),
         L_(layer.layout),
         threads_(std::min<size_t>(threads, std::max<size_t>(1, L_.rows))),
-        mixed_(mixed_precision<T>(options)),
+        mixed_(layer_mixed(layer, options)),
         s_(scratch),
         partials_(partials) {}
 
   LayerResult run() {
+    if (b_.is_conv) conv_.emplace(b_.weight, b_.conv);
     LayerResult r;
     double sigma = 0;
     bool finite;
@@ -285,6 +294,10 @@ class LayerRun {
 
   // d = M x.
   void matvec() {
+    if (conv_) {
+      conv_->forward(s_.x, s_.d, static_cast<unsigned>(threads_));
+      return;
+    }
     parallel_for(threads_, threads_, [&](size_t i) {
       const size_t r0 = row_begin(i), r1 = row_begin(i + 1);
       if (mixed_) {
@@ -296,8 +309,13 @@ class LayerRun {
     });
   }
 
-  // d = M x and t = Mᵀd, in one pass.
+  // d = M x and t = Mᵀd, in one pass (a convolution, then its transpose).
   void sweep() {
+    if (conv_) {
+      matvec();
+      rmatvec_of_d();
+      return;
+    }
     accumulate_t([&](size_t i, size_t r0, size_t r1, double* t) {
       if (mixed_) {
         k_.sweep_rows_mixed(b_.weight, L_, r0, r1, s_.x32, s_.d + r0, t, kernel_scratch(i));
@@ -313,6 +331,10 @@ class LayerRun {
 
   // t = Mᵀd.
   void rmatvec_of_d() {
+    if (conv_) {
+      conv_->transpose(s_.d, s_.t, static_cast<unsigned>(threads_));
+      return;
+    }
     accumulate_t([&](size_t i, size_t r0, size_t r1, double* t) {
       if (mixed_) {
         k_.accumulate_rows_mixed(b_.weight, L_, r0, r1, s_.d + r0, t, kernel_scratch(i));
@@ -351,6 +373,7 @@ class LayerRun {
   Scratch<T> s_;
   double* partials_;
   double x_undo_ = 1;  // mixed: x32 = x / x_undo_
+  std::optional<ConvOperator> conv_;  // a convolution layer's operator
 };
 
 // Out buffers (other than W itself) that add up to this many bytes in one job get non-temporal stores: they would
@@ -393,14 +416,14 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
   ScratchVector<unsigned> per_layer_threads(n);
   for (size_t i = 0; i < n; ++i) {
     const MatrixLayout& L = layers[i].layout;
-    per_layer_threads[i] = layer_threads(L.size(), threads);
+    per_layer_threads[i] = layer_threads(layers[i].is_conv ? layers[i].conv.work() : L.size(), threads);
     if (layers[i].vector_norm) continue;
     double_offset[i] = doubles;
     doubles += L.rows + 2 * L.cols();
     t_offset[i] = ts;
     ts += L.rows + L.cols();
-    if (mixed_precision<T>(options)) ts += L.cols() + per_layer_threads[i] * kernel_scratch_floats(L, per_layer_threads[i]);
-    if (per_layer_threads[i] > 1) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
+    if (layer_mixed(layers[i], options)) ts += L.cols() + per_layer_threads[i] * kernel_scratch_floats(L, per_layer_threads[i]);
+    if (per_layer_threads[i] > 1 && !layers[i].is_conv) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
   }
   ScratchVector<double> arena_d(doubles + partial_doubles);
   ScratchVector<T> arena_t(ts);
@@ -415,7 +438,7 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
     s.u_new = arena_t.data() + t_offset[i];
     s.v_new = s.u_new + L.rows;
     if constexpr (std::is_same_v<T, float>) {
-      if (mixed_precision<T>(options)) {
+      if (layer_mixed(layers[i], options)) {
         s.x32 = s.v_new + L.cols();
         s.kernel = s.x32 + L.cols();
       }
@@ -452,7 +475,7 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
   // Last layer first: phase 1 ran the layers in index order, so the last ones are the likeliest still in cache.
   for (size_t i = n; i-- > 0;) {
     if (layers[i].out == nullptr) continue;
-    const size_t size = layers[i].layout.size();
+    const size_t size = layers[i].weight_size();
     if (layers[i].out != layers[i].weight) separate_out_bytes += size * sizeof(T);
     for (size_t begin = 0; begin < size; begin += kChunk) pieces.push_back({i, begin, std::min(size, begin + kChunk)});
   }

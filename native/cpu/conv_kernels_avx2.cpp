@@ -1,0 +1,7 @@
+// The convolution and spectrum kernels compiled for avx2; CMakeLists.txt sets this file's instruction-set flags.
+#include "conv_kernels_isa.h"
+#include "conv_kernels_impl.h"
+
+namespace sn::conv_kernels::avx2 {
+const Table table = make_conv_table();
+}  // namespace sn::conv_kernels::avx2

@@ -2,6 +2,7 @@
 // when it is loaded, and lib/js-backend.ts implements the same interface in TypeScript, so the library and one
 // test suite drive either through the same calls.
 
+/** A weight, `out`, u or v: Float32Array for dtype 'float32', Float64Array for 'float64'. */
 export type FloatArray = Float32Array | Float64Array;
 
 /** Float memory on a CUDA device (the native addon's DeviceArray). */
@@ -168,10 +169,15 @@ export interface CpuInfo {
   hardwareThreads: number;
 }
 
+/** A CUDA device, as backendInfo().cuda.devices lists it. */
 export interface CudaDevice {
+  /** The device's ordinal: the value of the `device` option that selects it. */
   index: number;
+  /** The device's name, as the CUDA runtime reports it. */
   name: string;
+  /** Compute capability as 'major.minor', e.g. '9.0'. */
   computeCapability: string;
+  /** The device's global memory, in bytes. */
   totalMemory: number;
 }
 

@@ -6,6 +6,7 @@ import { matrixGeometry } from './layout';
 import { checkConstructorOptions, stepJob } from './options';
 import { type DType, type Precision, checkBoolean, checkDim, checkKnownKeys, checkObject, checkShape, describe } from './validate';
 
+/** autoBackend()'s options: the settings of SpectralNormBatch that the choice depends on, plus onDevice. */
 export interface AutoBackendOptions {
   /** Default 'float32'. */
   dtype?: DType;

@@ -9,9 +9,12 @@ import { jsBackend } from './js-backend';
 import { type NativeLoad, loadNative, nativeMissingReason, warnJsFallback } from './native-loader';
 import { describe } from './validate';
 
+/** A backend that runs jobs: the native CPU backend (SIMD, threads), CUDA, or pure JS. */
 export type BackendName = 'cpu' | 'cuda' | 'js';
+/** The `backend` option: a backend, or 'auto' (the default), which picks one per job by the cost model. */
 export type BackendChoice = BackendName | 'auto';
 
+/** What backendInfo() reports, asked afresh on each call. */
 export interface BackendInfo {
   /** The backends a call may request in this process. */
   available: BackendName[];
@@ -22,7 +25,9 @@ export interface BackendInfo {
   auto: BackendName;
   /** The constants of the cost model 'auto' decides with, and where they came from. */
   costModel: CostModelInfo;
+  /** The native CPU backend: whether the addon loaded, its SIMD variant and default threads, or why it did not. */
   cpu: {
+    /** Whether backend 'cpu' can run in this process. */
     available: boolean;
     /** The native addon (and with it the CPU backend) was built and loaded. */
     compiled: boolean;
@@ -32,17 +37,24 @@ export interface BackendInfo {
     threads: number;
     /** Where the addon was loaded from, or why it could not be. */
     path: string | null;
+    /** Why the CPU backend is unavailable (without the addon: every path tried, and the fix), or null. */
     reason: string | null;
   };
+  /** The CUDA backend: whether it was compiled in and can run, its devices and versions, or why it cannot. */
   cuda: {
+    /** Whether backend 'cuda' can run: the addon has CUDA, a device was found, and no device error has stuck. */
     available: boolean;
     /** The addon was built with the CUDA toolkit. */
     compiled: boolean;
+    /** The devices found; the `device` option is an index into them. */
     devices: CudaDevice[];
+    /** The CUDA runtime's and the driver's versions as CUDA encodes them (1000·major + 10·minor); 0 when unknown. */
     runtimeVersion: number;
     driverVersion: number;
+    /** Why backend 'cuda' cannot run, or null when it can. */
     reason: string | null;
   };
+  /** The pure-JS backend, always available. */
   js: { available: true };
 }
 
@@ -298,6 +310,11 @@ const REFERENCE_JOB: CostedJob = {
   onDevice: false,
 };
 
+/**
+ * The backends this process can use, what 'auto' picks for a reference job, the cost model's constants (measured,
+ * cached or given, on the first call that needs them), and CPU and CUDA details, or why each is unavailable. A
+ * malformed SPECTRAL_NORM_COST_MODEL throws its TypeError or RangeError here, as in every 'auto' call.
+ */
 export function backendInfo(): BackendInfo {
   const native = loadNative();
   const cpuAvailable = native.binding !== null;

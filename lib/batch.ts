@@ -12,16 +12,20 @@ import {
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
+  ConstructorHandoff,
   resolveSettings,
 } from './options';
 import { type DType, type Precision, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
 
+/** One layer of a SpectralNormBatch (or of autoBackend's job): its shape, and optionally dim, u, v, seed and name. */
 export interface LayerSpec {
+  /** The weight's shape; the weight itself is row-major, as PyTorch lays it out. */
   shape: readonly number[];
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
   dim?: number;
-  /** Start vectors, for example a PyTorch model's weight_u / _u and weight_v / _v. */
+  /** Start u (length shape[dim]), copied: e.g. a PyTorch model's weight_u or _u. Default: drawn from the seed. */
   u?: ArrayLike<number>;
+  /** Start v (length: the other dimensions' product), copied: e.g. weight_v or _v. Default: drawn from the seed. */
   v?: ArrayLike<number>;
   /** Seed for this layer's start vectors; default: the batch's seed plus the layer's index. */
   seed?: number;
@@ -31,11 +35,13 @@ export interface LayerSpec {
   operator?: ConvOperatorOptions;
 }
 
+/** SpectralNormBatch's options: CommonOptions, plus the seed of every layer's start vectors. */
 export interface SpectralNormBatchOptions extends CommonOptions {
   /** Layer i draws its start vectors from seed + i unless it has its own; default: random. */
   seed?: number;
 }
 
+/** SpectralNormBatch.step's options: training or eval mode, and where each layer's W/σ goes. */
 export interface BatchStepOptions {
   /** true (default): PyTorch's training mode, run the power iterations and update u and v. false: eval mode. */
   update?: boolean;
@@ -43,15 +49,23 @@ export interface BatchStepOptions {
   out?: readonly FloatArray[];
 }
 
+/** A SpectralNormBatch as plain JSON-serialisable data, from state(); SpectralNormBatch.fromState restores it. */
 export interface SpectralNormBatchState {
+  /** What fromState checks the object is. */
   format: 'spectral-norm.batch';
+  /** The format's version. */
   version: 1;
+  /** Power iterations per training step (n_power_iterations). */
   iterations: number;
+  /** PyTorch's eps. */
   eps: number;
+  /** The dtype of the weights, `out`, u and v. */
   dtype: DType;
   /** Absent in states saved before the option existed: they restore as 'mixed', the default. */
   precision?: Precision;
+  /** torch.nn.utils.spectral_norm's order (v first, then u). */
   legacy: boolean;
+  /** Each layer's shape, dim (from 0), name when it has one, operator when it is a convolution, u and v. */
   layers: { shape: number[]; dim: number; name?: string; operator?: ConvOperatorOptions; u: number[]; v: number[] }[];
 }
 
@@ -63,10 +77,23 @@ interface Naming {
   options: string;
 }
 
+/** fromState's Naming, handed to the constructor it calls. */
+const restoreNaming = new ConstructorHandoff<Naming>();
+
+/**
+ * Many layers of any shapes, u and v kept for each, stepped together: one backend call per step. Each layer gets the
+ * same bits as a SpectralNormalizer of its own on the same backend and thread count; a step is all or nothing.
+ */
 export class SpectralNormBatch {
   private readonly set: LayerSet;
 
-  constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}, naming?: Naming) {
+  /**
+   * Checks the layers and options and draws or copies every layer's start vectors (layer i from `options.seed` + i
+   * unless it has its own); 'auto' picks the backend here, for a training step on all the layers. Throws a TypeError
+   * or RangeError that names the argument (`layers[2].shape`, `options.seed`, ...).
+   */
+  constructor(layers: readonly LayerSpec[], options: SpectralNormBatchOptions = {}) {
+    const naming = restoreNaming.take();
     const names = naming ?? { layers: 'layers', options: 'options' };
     const operators = Array.isArray(layers) && layers.some((l: unknown) => (l as { operator?: unknown } | null)?.operator !== undefined);
     const { settings, opts } = checkConstructorOptions(names.options, options, ['seed'], operators);
@@ -98,6 +125,7 @@ export class SpectralNormBatch {
     return this.set.settings.backend.name;
   }
 
+  /** The type every weight, `out`, u and v has: 'float32' (default) or 'float64'. */
   get dtype(): DType {
     return this.set.settings.dtype;
   }
@@ -128,7 +156,7 @@ export class SpectralNormBatch {
       throw new Error(`SpectralNormBatch.toDevice() needs the cuda backend, but this batch runs on '${this.backend}'`);
     }
     const targets = this.warmupTargets(weights);
-    return new DeviceWeights(this.set, backend, this.dtype, targets.weights);
+    return DeviceWeights.create(this.set, backend, this.dtype, targets.weights);
   }
 
   /**
@@ -139,6 +167,7 @@ export class SpectralNormBatch {
     return this.set.runSync('warmup', this.warmupCore(weights, iterations));
   }
 
+  /** warmup, off the event loop on the native backends. Rejects with warmup's errors; never throws synchronously. */
   warmupAsync(weights: readonly FloatArray[], iterations: number): Promise<Float64Array> {
     return this.set.runAsync(this.warmupCore(weights, iterations));
   }
@@ -152,6 +181,10 @@ export class SpectralNormBatch {
     return this.set.runSync('step', this.stepCore(weights, options));
   }
 
+  /**
+   * step, off the event loop on the native backends. Rejects with step's errors (never throws synchronously); calls
+   * on one batch run in call order, and a synchronous call while one is in flight throws.
+   */
   stepAsync(weights: readonly FloatArray[] | DeviceWeights, options: BatchStepOptions = {}): Promise<Float64Array> {
     return this.set.runAsync(this.stepCore(weights, options));
   }
@@ -182,6 +215,7 @@ export class SpectralNormBatch {
     return this.set.stepIterations(update);
   }
 
+  /** The settings and every layer's shape, dim, name, u and v as plain JSON-serialisable data, for fromState. */
   state(): SpectralNormBatchState {
     this.set.syncVectorsToHost();
     const { iterations, eps, dtype, precision, legacy } = this.set.settings;
@@ -215,7 +249,7 @@ export class SpectralNormBatch {
     });
     const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, operator, u, v }) => ({ shape, dim, name, operator, u, v }));
     const restored = { iterations: s.iterations, eps: s.eps, dtype: s.dtype, precision: s.precision, legacy: s.legacy, ...runtime } as SpectralNormBatchOptions;
-    return new SpectralNormBatch(layers, restored, { layers: 'state.layers', options: 'state' });
+    return restoreNaming.with({ layers: 'state.layers', options: 'state' }, () => new SpectralNormBatch(layers, restored));
   }
 
   private layer(index: number): Layer {

@@ -20,6 +20,7 @@ import {
 import { withCallerStack } from './operation-queue';
 import { MAX_THREADS, checkInteger, checkKnownKeys, checkObject } from './validate';
 
+/** SpectralNormCoalescer's options: when a batch goes, how many requests may wait or run, and where they run. */
 export interface SpectralNormCoalescerOptions {
   /** Dispatch as soon as this many requests wait. Default 64. */
   maxBatchSize?: number;
@@ -37,11 +38,13 @@ export interface SpectralNormCoalescerOptions {
 
 /** A request's own options: those of spectralNorm, less backend and threads, which the coalescer sets. */
 export type CoalescedNormOptions = Omit<SpectralNormOptions, 'backend' | 'threads'>;
+/** A normalize request's own options: a norm request's, plus where W/σ goes. */
 export interface CoalescedNormalizeOptions extends CoalescedNormOptions {
   /** Receives W/σ; without it the weight is divided in place. */
   out?: FloatArray;
 }
 
+/** Counts since the coalescer was made, from stats(). */
 export interface SpectralNormCoalescerStats {
   /** Requests accepted (validated and queued). */
   requests: number;
@@ -49,6 +52,7 @@ export interface SpectralNormCoalescerStats {
   rejected: number;
   /** Backend calls made for batches. */
   batches: number;
+  /** The most requests one batch has held. */
   largestBatch: number;
 }
 
@@ -91,6 +95,12 @@ function conflicts(a: readonly Span[], b: readonly Span[]): boolean {
 
 const OWN_KEYS = ['maxBatchSize', 'maxDelayMs', 'maxQueue', 'maxInFlight', 'backend', 'threads'];
 
+/**
+ * Gathers independent one-shot requests (normalize, norm) that arrive within maxDelayMs of each other and runs them
+ * as one batched backend call: for servers that get many small requests. With a pinned backend each request gets
+ * exactly what its own spectralNormalizeAsync or spectralNormAsync call would; under 'auto' the batch is the job
+ * the cost model decides for. Requests reject with code ErrorCode.QueueFull or ErrorCode.Closed when refused.
+ */
 export class SpectralNormCoalescer {
   private readonly maxBatchSize: number;
   private readonly maxDelayMs: number;
@@ -105,6 +115,7 @@ export class SpectralNormCoalescer {
   private idle: (() => void)[] = [];
   private readonly counts: SpectralNormCoalescerStats = { requests: 0, rejected: 0, batches: 0, largestBatch: 0 };
 
+  /** Throws a TypeError or RangeError that names the option (`options.maxBatchSize`, ...) when one is wrong. */
   constructor(options: SpectralNormCoalescerOptions = {}) {
     const opts = checkObject('options', options);
     checkKnownKeys('options', opts, OWN_KEYS);
@@ -130,6 +141,7 @@ export class SpectralNormCoalescer {
     return this.waiting.length;
   }
 
+  /** A copy of the counts so far. */
   stats(): SpectralNormCoalescerStats {
     return { ...this.counts };
   }

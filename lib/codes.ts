@@ -24,6 +24,7 @@ export const ErrorCode = {
   /** SpectralNormCoalescer: close() was called. */
   Closed: 'ERR_SPECTRAL_NORM_CLOSED',
 } as const;
+/** One of ErrorCode's values: the `code` of an error that is not about an argument. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** The `code` of the process warnings the library emits (process.on('warning', ...)). */
@@ -31,6 +32,7 @@ export const WarningCode = {
   /** The native addon is missing or did not load, so calls run on the pure-JS backend; emitted once per process. */
   JsFallback: 'SPECTRAL_NORM_JS_FALLBACK',
 } as const;
+/** One of WarningCode's values: the `code` of a process warning from this library. */
 export type WarningCode = (typeof WarningCode)[keyof typeof WarningCode];
 
 /**

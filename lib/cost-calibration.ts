@@ -29,9 +29,14 @@ import type { Precision } from './validate';
 export const ENV_CONSTANTS = 'SPECTRAL_NORM_COST_MODEL';
 export const ENV_CACHE_DIR = 'SPECTRAL_NORM_CACHE_DIR';
 
+/**
+ * Where a cost-model constant came from: measured in this process, the cache file, SPECTRAL_NORM_COST_MODEL, the
+ * OS (cpuCacheBytes, from sysfs), or a built-in default (cpuCacheBytes where the OS does not say).
+ */
 export type CostSource = 'measured' | 'cache' | 'env' | 'system' | 'default';
 type ConstantName = keyof HostCostConstants | keyof CudaCostConstants;
 
+/** backendInfo().costModel: the constants 'auto' decides with, where each came from, and the cache file. */
 export interface CostModelInfo {
   /** The constants 'auto' decides with: the host's, and device 0's when a CUDA device is usable and was costed. */
   constants: Partial<CostConstants>;

@@ -30,17 +30,21 @@ export interface HostCostConstants {
   cpuStreamBytesPerSecond?: number;
   /** The last-level cache: a job whose weights and outputs fit is costed at the in-cache rates only. */
   cpuCacheBytes: number;
-  /** The same four for the pure-JS backend (one thread; it always sums in float64). */
+  /** A js call of one tiny layer. This and the next three are the pure-JS backend's (one thread, float64 sums). */
   jsCallSeconds: number;
+  /** Each further layer of a js call. */
   jsLayerSeconds: number;
+  /** The js backend's sweep (W v and Wᵀu fused, one pass over W) over weights in cache. */
   jsSweepElementsPerSecond: number;
+  /** The js backend's division W/σ into out. */
   jsDivideElementsPerSecond: number;
 }
 
 /** One CUDA device's constants: the first four from the addon's cudaProbe(device), the rest from real jobs. */
 export interface CudaCostConstants {
-  /** Pinned host-to-device and device-to-host copy bandwidths. */
+  /** Pinned host-to-device copy bandwidth. */
   cudaHostToDeviceBytesPerSecond: number;
+  /** Pinned device-to-host copy bandwidth. */
   cudaDeviceToHostBytesPerSecond: number;
   /** The latency of one kernel launch. */
   cudaLaunchSeconds: number;
@@ -57,6 +61,7 @@ export interface CudaCostConstants {
   cudaHostArrayBytesPerSecond: number;
 }
 
+/** The cost model's constants: the host's, and one CUDA device's when a device is usable and was costed. */
 export type CostConstants = HostCostConstants & Partial<CudaCostConstants>;
 
 /** The host's constants that are always measured (cpuStreamBytesPerSecond is measured with a CUDA device's). */

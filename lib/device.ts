@@ -46,8 +46,16 @@ export class DeviceWeights {
   /** @internal The backend whose device holds the weights. */
   readonly backend: CudaBackend;
 
-  /** @internal Use SpectralNormBatch.toDevice. */
-  constructor(owner: object, backend: CudaBackend, dtype: DType, weights: readonly FloatArray[]) {
+  /** @internal Uploads the weights for SpectralNormBatch.toDevice. */
+  static create(owner: object, backend: CudaBackend, dtype: DType, weights: readonly FloatArray[]): DeviceWeights {
+    return new DeviceWeights(owner, backend, dtype, weights);
+  }
+
+  /**
+   * Use SpectralNormBatch.toDevice. Private rather than marked internal: the typings then keep a private
+   * constructor, where stripInternal would drop it and leave DeviceWeights constructible with no arguments.
+   */
+  private constructor(owner: object, backend: CudaBackend, dtype: DType, weights: readonly FloatArray[]) {
     const lengths = weights.map((w) => w.length);
     const { offsets, total } = packedOffsets(lengths);
     const array = allocate(backend, dtype, total);
@@ -65,10 +73,12 @@ export class DeviceWeights {
     this.backend = backend;
   }
 
+  /** Whether dispose() has freed the device memory (after which every method but dispose() throws). */
   get disposed(): boolean {
     return this.memory === null;
   }
 
+  /** The number of layers: that of the batch which made the handle. */
   get length(): number {
     return this.lengths.length;
   }
@@ -102,6 +112,7 @@ export class DeviceWeights {
     this.memory = null;
   }
 
+  /** dispose(), for `using weights = batch.toDevice(hostWeights)`. */
   [Symbol.dispose](): void {
     this.dispose();
   }

@@ -9,6 +9,7 @@ import { startVectors } from './random';
 import { maxAbs, powerOfTwoScaling } from './scaling';
 import { checkDim, checkKnownKeys, checkObject, checkShape, checkWeight } from './validate';
 
+/** exactSpectralNorm's options: how the weight is read as a matrix. */
 export interface ExactSpectralNormOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
   dim?: number;

@@ -11,17 +11,20 @@ import {
   checkStateHeader,
   checkStepOptions,
   checkWarmupIterations,
+  ConstructorHandoff,
   resolveSettings,
 } from './options';
 import { type DType, type Precision, checkTargets } from './validate';
 
+/** SpectralNormalizer's options: CommonOptions, plus how the weight is read as a matrix and where u and v start. */
 export interface SpectralNormalizerOptions extends CommonOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
   dim?: number;
   /** Seed for the start vectors: the same seed gives the same bits on every backend. Default: random. */
   seed?: number;
-  /** Start vectors, for example a PyTorch model's weight_u / _u and weight_v / _v. */
+  /** Start u (length shape[dim]), copied: e.g. a PyTorch model's weight_u or _u. Default: drawn from `seed`. */
   u?: ArrayLike<number>;
+  /** Start v (length: the other dimensions' product), copied: e.g. weight_v or _v. Default: drawn from `seed`. */
   v?: ArrayLike<number>;
   /**
    * "Real SN" (Ryu et al. 2019): σ of the convolution x ↦ conv2d(x, W) on its input size rather than of W's matrix.
@@ -31,6 +34,7 @@ export interface SpectralNormalizerOptions extends CommonOptions {
   operator?: ConvOperatorOptions;
 }
 
+/** SpectralNormalizer.step's options: training or eval mode, and where W/σ goes. */
 export interface StepOptions {
   /** true (default): PyTorch's training mode, run the power iterations and update u and v. false: eval mode. */
   update?: boolean;
@@ -38,20 +42,31 @@ export interface StepOptions {
   out?: FloatArray;
 }
 
+/** A SpectralNormalizer as plain JSON-serialisable data, from state(); SpectralNormalizer.fromState restores it. */
 export interface SpectralNormalizerState {
+  /** What fromState checks the object is. */
   format: 'spectral-norm.normalizer';
+  /** The format's version. */
   version: 1;
+  /** The weight's shape. */
   shape: number[];
+  /** The dimension whose size is the matrix's rows, from 0 (a negative one resolved). */
   dim: number;
+  /** Power iterations per training step (n_power_iterations). */
   iterations: number;
+  /** PyTorch's eps. */
   eps: number;
+  /** The dtype of the weight, `out`, u and v. */
   dtype: DType;
   /** Absent in states saved before the option existed: they restore as 'mixed', the default. */
   precision?: Precision;
+  /** torch.nn.utils.spectral_norm's order (v first, then u). */
   legacy: boolean;
   /** Present for a convolution operator. */
   operator?: ConvOperatorOptions;
+  /** u: length shape[dim] (cout·oh·ow for an operator); empty for a 1-D weight outside legacy mode. */
   u: number[];
+  /** v: length the other dimensions' product (cin·h·w for an operator); empty for a 1-D weight outside legacy mode. */
   v: number[];
 }
 
@@ -61,10 +76,24 @@ interface Naming {
   options: string;
 }
 
+/** fromState's Naming, handed to the constructor it calls. */
+const restoreNaming = new ConstructorHandoff<Naming>();
+
+/**
+ * PyTorch's torch.nn.utils.parametrizations.spectral_norm for one weight tensor: keeps u and v between calls, and
+ * each training step runs `iterations` power iterations and divides the weight by σ. The weight is passed to every
+ * call, never kept.
+ */
 export class SpectralNormalizer {
   private readonly set: LayerSet;
 
-  constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}, naming?: Naming) {
+  /**
+   * Checks the shape and options and draws (from `seed`) or copies the start vectors; 'auto' picks the backend here,
+   * for a training step on this weight. Throws a TypeError or RangeError that names the argument (`shape`,
+   * `options.dim`, `options.u`, ...), including for a backend that is unknown or unavailable.
+   */
+  constructor(shape: readonly number[], options: SpectralNormalizerOptions = {}) {
+    const naming = restoreNaming.take();
     const names = naming ?? { shape: 'shape', options: 'options' };
     const hasOperator = options !== null && typeof options === 'object' && (options as { operator?: unknown }).operator !== undefined;
     const { settings, opts } = checkConstructorOptions(names.options, options, ['dim', 'seed', 'u', 'v', 'operator'], hasOperator);
@@ -73,18 +102,22 @@ export class SpectralNormalizer {
     this.set = new LayerSet('SpectralNormalizer', [layer], resolveSettings(settings, [layer.state.geometry], hasOperator));
   }
 
+  /** The weight's shape, as given to the constructor (a copy). */
   get shape(): readonly number[] {
     return this.set.layers[0].shape.slice();
   }
 
+  /** The dimension whose size is the matrix's rows, from 0 (a negative one resolved). */
   get dim(): number {
     return this.set.layers[0].dim;
   }
 
+  /** The backend this normalizer's calls run on: the one given, or what 'auto' picked at construction. */
   get backend(): BackendName {
     return this.set.settings.backend.name;
   }
 
+  /** The type the weight, `out`, u and v have: 'float32' (default) or 'float64'. */
   get dtype(): DType {
     return this.set.settings.dtype;
   }
@@ -104,6 +137,7 @@ export class SpectralNormalizer {
     return this.set.runSync('warmup', this.warmupCore(weight, iterations));
   }
 
+  /** warmup, off the event loop on the native backends. Rejects with warmup's errors; never throws synchronously. */
   warmupAsync(weight: FloatArray, iterations: number): Promise<number> {
     return this.set.runAsync(this.warmupCore(weight, iterations));
   }
@@ -116,10 +150,15 @@ export class SpectralNormalizer {
     return this.set.runSync('step', this.stepCore(weight, options));
   }
 
+  /**
+   * step, off the event loop on the native backends. Rejects with step's errors (never throws synchronously); calls
+   * on one normalizer run in call order, and a synchronous call while one is in flight throws.
+   */
   stepAsync(weight: FloatArray, options: StepOptions = {}): Promise<number> {
     return this.set.runAsync(this.stepCore(weight, options));
   }
 
+  /** The shape, settings, u and v as plain JSON-serialisable data, for fromState. */
   state(): SpectralNormalizerState {
     const layer = this.set.layers[0];
     const { iterations, eps, dtype, precision, legacy } = this.set.settings;
@@ -146,7 +185,7 @@ export class SpectralNormalizer {
     if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');
     const { shape, dim, iterations, eps, dtype, precision, legacy, operator, u, v } = s as unknown as SpectralNormalizerState;
     const restored = { dim, iterations, eps, dtype, precision, legacy, operator, u, v, ...runtime };
-    return new SpectralNormalizer(shape, restored, { shape: 'state.shape', options: 'state' });
+    return restoreNaming.with({ shape: 'state.shape', options: 'state' }, () => new SpectralNormalizer(shape, restored));
   }
 
   private *warmupCore(weight: unknown, iterations: unknown): Core<number> {

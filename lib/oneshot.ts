@@ -25,12 +25,13 @@ import {
   type Precision,
 } from './validate';
 
+/** spectralNorm's options: how the weight is read as a matrix, when the iteration stops, and where it runs. */
 export interface SpectralNormOptions {
   /** The dimension whose size is the matrix's rows (PyTorch's dim). Default 0; negative counts from the end. */
   dim?: number;
   /** Stop once σ changes by at most tolerance·σ between iterations. Default 1e-6. */
   tolerance?: number;
-  /** Default 1000. */
+  /** The most power iterations to run; the result's `converged` says whether the tolerance was met. Default 1000. */
   maxIterations?: number;
   /** Seed for the start vector. Default 0, so results are reproducible. */
   seed?: number;
@@ -38,7 +39,9 @@ export interface SpectralNormOptions {
   eps?: number;
   /** 'mixed' (default) or 'float64': how float32 products are summed (see CommonOptions.precision). */
   precision?: Precision;
+  /** 'auto' (default: picked per call by the cost model), 'cuda', 'cpu' or 'js'. */
   backend?: 'auto' | 'cuda' | 'cpu' | 'js';
+  /** CPU threads; default: the cores this process may use. */
   threads?: number;
   /** The CUDA device of the cuda backend (default 0). */
   device?: number;
@@ -50,24 +53,29 @@ export interface SpectralNormOptions {
   certify?: boolean;
 }
 
+/** spectralNormalize's options: spectralNorm's, plus where W/σ goes. */
 export interface SpectralNormalizeOptions extends SpectralNormOptions {
   /** Receives W/σ; without it the weight is divided in place. */
   out?: FloatArray;
 }
 
+/** What spectralNorm and spectralNormalize (and the coalescer's requests) resolve to. */
 export interface SpectralNormResult {
   /** The largest singular value, as estimated. In the weight's dtype's precision. */
   sigma: number;
-  /** Left and right singular vector estimates, in the weight's dtype (empty for a 1-D weight). */
+  /** The left singular vector estimate (length shape[dim]) in the weight's dtype; empty for a 1-D weight. */
   u: FloatArray;
+  /** The right singular vector estimate (length: the other dimensions' product); empty for a 1-D weight. */
   v: FloatArray;
   /** Power iterations run. */
   iterations: number;
   /** Whether σ settled to the tolerance within maxIterations. */
   converged: boolean;
+  /** The backend the call ran on: what 'auto' picked, under 'auto'. */
   backend: BackendName;
   /** With `certify`: lower ≤ true σ ≤ upper, certified (of the weight as given, before any division). */
   lower?: number;
+  /** With `certify`: the certified upper bound on the true σ (see lower). */
   upper?: number;
 }
 
@@ -214,6 +222,10 @@ export function spectralNorm(weight: FloatArray, shape: readonly number[], optio
   return runOneShot(prepare(weight, shape, options, false));
 }
 
+/**
+ * spectralNorm, off the event loop on the native backends. Rejects with spectralNorm's errors, never throws
+ * synchronously, and the rejection carries the caller's stack.
+ */
 export function spectralNormAsync(
   weight: FloatArray,
   shape: readonly number[],
@@ -231,6 +243,10 @@ export function spectralNormalize(
   return runOneShot(prepare(weight, shape, options, true));
 }
 
+/**
+ * spectralNormalize, off the event loop on the native backends. Rejects with spectralNormalize's errors, never
+ * throws synchronously, and the rejection carries the caller's stack.
+ */
 export function spectralNormalizeAsync(
   weight: FloatArray,
   shape: readonly number[],

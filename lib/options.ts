@@ -147,3 +147,28 @@ export function checkStepOptions(options: unknown): { update: boolean; out: unkn
 export function checkWarmupIterations(iterations: unknown): number {
   return checkInteger('iterations', iterations, 1, MAX_ITERATIONS);
 }
+
+/**
+ * A value a static method hands to the constructor it calls, outside the constructor's public signature: fromState's
+ * names for the arguments in error messages. take() clears it, so a construction nested in that one does not see it.
+ */
+export class ConstructorHandoff<T> {
+  private value: T | undefined;
+
+  /** Runs `construct` with `value` waiting for the constructor it calls. */
+  with<R>(value: T, construct: () => R): R {
+    this.value = value;
+    try {
+      return construct();
+    } finally {
+      this.value = undefined;
+    }
+  }
+
+  /** The value handed over, once; undefined for a construction no `with` made. */
+  take(): T | undefined {
+    const value = this.value;
+    this.value = undefined;
+    return value;
+  }
+}

@@ -2,6 +2,7 @@
 // wrong value) whose message starts with the argument's name, and each runs before anything is modified.
 import type { FloatArray } from '../binding';
 
+/** The element type of weights, `out`, u and v: Float32Array or Float64Array. */
 export type DType = 'float32' | 'float64';
 
 export function dtypeOf(array: FloatArray): DType {

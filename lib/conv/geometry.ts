@@ -4,7 +4,9 @@
 import type { ConvOperator } from '../../binding';
 import { checkKnownKeys, checkObject, describe } from '../validate';
 
+/** PyTorch's padding_mode: 'zeros' pads with zeros, 'circular' wraps the input around. */
 export type PaddingMode = 'zeros' | 'circular';
+/** The kernel's layout: 'oihw', PyTorch's [cout, cin, kh, kw]; 'hwio', TF/Keras's [kh, kw, cin, cout]. */
 export type KernelLayout = 'oihw' | 'hwio';
 
 /** How a convolution is applied: what `operator` and convSpectralNorm's options describe. */
@@ -23,6 +25,7 @@ export interface ConvOptions {
 
 /** The `operator` option of SpectralNormalizer and of a SpectralNormBatch layer. */
 export interface ConvOperatorOptions extends ConvOptions {
+  /** The operator: 'conv2d', the only one so far. */
   kind: 'conv2d';
 }
 

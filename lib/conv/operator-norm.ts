@@ -26,6 +26,7 @@ import { CONV_OPTION_KEYS, type ConvOptions, checkConv, circulantPlan, inputLeng
 import { absoluteNormBound, certifiedRatio } from './ratio';
 import { roundUp } from './rounding';
 
+/** convSpectralNorm's options: the convolution (ConvOptions), when power iteration stops, and where it runs. */
 export interface ConvSpectralNormOptions extends ConvOptions {
   /** Power iteration stops once σ changes by at most tolerance·σ. Default 1e-6. */
   tolerance?: number;
@@ -33,14 +34,17 @@ export interface ConvSpectralNormOptions extends ConvOptions {
   maxIterations?: number;
   /** 'auto' (default), 'cpu' or 'js'. The cuda backend does not run convolution operators yet. */
   backend?: 'auto' | 'cuda' | 'cpu' | 'js';
+  /** CPU threads; default: the cores this process may use. */
   threads?: number;
 }
 
+/** What convSpectralNorm returns: σ of the convolution as an operator, and certified bounds on it. */
 export interface ConvSpectralNormResult {
   /** The operator norm (largest singular value) of x ↦ conv2d(x, W) on the input size, as estimated. */
   sigma: number;
   /** Certified: lower ≤ true σ ≤ upper, rounding included. `lower` is the norm ratio of an explicit input. */
   lower: number;
+  /** Certified: no singular value of the operator exceeds it, rounding included. */
   upper: number;
   /** Power iterations through the convolution and its transpose (0 for the FFT method). */
   iterations: number;
@@ -48,6 +52,7 @@ export interface ConvSpectralNormResult {
   converged: boolean;
   /** 'fft': exact, the operator is its own block-circulant; 'power-iteration': σ by iteration, upper from the circulant. */
   method: 'fft' | 'power-iteration';
+  /** The backend that ran the iteration or the spectrum: 'cpu' or 'js'. */
   backend: BackendName;
 }
 

@@ -30,28 +30,33 @@ export class SpectralNormCallback extends tf.CustomCallback {
   private readonly groups = new Map<string, Group>();
   private readonly engineOptions: SpectralNormCallbackOptions;
 
+  /** `options`: where the batched engine call runs. Throws a TypeError or RangeError that names the option. */
   constructor(options: SpectralNormCallbackOptions = {}) {
     // 'never': this callback has no onYield and must not make fit() wait for a frame.
     super({}, 'never');
     this.engineOptions = checkRuntimeOptions(options);
   }
 
+  /** Attaches the model whose SpectralNormalization layers it steps (model.fit does this), forgetting any other. */
   override setModel(model: Container): void {
     super.setModel(model);
     this.target = model;
     this.groups.clear();
   }
 
+  /** Runs powerIteration(), before the batch's forward pass. */
   override async onBatchBegin(batch: number, logs?: Logs): Promise<void> {
     await super.onBatchBegin(batch, logs);
     this.powerIteration();
   }
 
+  /** The step is over: training calls from now on run their own iteration again, until the next batch begins. */
   override async onBatchEnd(batch: number, logs?: Logs): Promise<void> {
     this.forgetIterations();
     await super.onBatchEnd(batch, logs);
   }
 
+  /** As onBatchEnd: training calls after fit() run their own iteration. */
   override async onTrainEnd(logs?: Logs): Promise<void> {
     this.forgetIterations();
     await super.onTrainEnd(logs);

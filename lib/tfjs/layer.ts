@@ -13,6 +13,7 @@ type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 type Kwargs = Parameters<tf.layers.Layer['call']>[1];
 type ConfigDict = tf.serialization.ConfigDict;
 
+/** SpectralNormalization's arguments: the layer to wrap, the power iteration's settings, and tf.layers.Layer's own. */
 export interface SpectralNormalizationArgs extends LayerArgs {
   /** The layer to wrap: dense, conv1d, conv2d, conv2dTranspose, conv3d, separableConv2d, embedding. */
   layer: tf.layers.Layer;
@@ -32,6 +33,7 @@ export interface SpectralNormalizationArgs extends LayerArgs {
   normalizeWith?: NormalizeWith;
 }
 
+/** Where W/σ and its gradient are computed: see SpectralNormalizationArgs.normalizeWith. */
 export type NormalizeWith = 'auto' | 'engine' | 'tf-ops';
 
 /** Backends whose tensors are in host memory, where dataSync() costs at most a copy. */
@@ -52,14 +54,26 @@ export interface EngineInput {
   u: Float32Array;
 }
 
+/**
+ * Keras's SpectralNormalization wrapper for TF.js: the wrapped layer computes with W/σ while its kernel variable
+ * keeps W. u and v are non-trainable weights of this layer, saved and loaded with the model. The kernel is read as
+ * Keras does: rows along its last dimension, in torch.nn.utils.spectral_norm's order (v first, then u).
+ */
 export class SpectralNormalization extends tf.layers.Layer {
+  /** The name the class is registered under with tf.serialization, as in Keras. */
   static className = 'SpectralNormalization';
 
+  /** The wrapped layer; its weights are this layer's, followed by u and v. */
   readonly layer: tf.layers.Layer;
+  /** Power iterations per training call. */
   readonly powerIterations: number;
+  /** PyTorch's eps: |σ| ≤ eps leaves W as it is. */
   readonly eps: number;
+  /** The start vector's seed; undefined for a random one. */
   readonly seed: number | undefined;
+  /** Power iterations run once when the layer is built (0: none). */
   readonly warmupIterations: number;
+  /** As given (default 'auto'); usesEngine says what it means on the current tfjs backend. */
   readonly normalizeWith: NormalizeWith;
   private readonly kernelAttribute: string;
   private state: Built | null = null;
@@ -70,6 +84,10 @@ export class SpectralNormalization extends tf.layers.Layer {
   /** Set while tf.loadLayersModel builds the layer: the weights about to be loaded make a warm-up pointless. */
   private fastWeightInit = false;
 
+  /**
+   * Throws a TypeError when args is not an object or args.layer not a tf.layers.Layer, and a TypeError or RangeError
+   * that names the option (`powerIterations`, `eps`, `seed`, `warmupIterations`, `normalizeWith`) when one is wrong.
+   */
   constructor(args: SpectralNormalizationArgs) {
     const layer = checkWrappedLayer(args);
     const inherited = args.inputShape === undefined && args.batchInputShape === undefined ? layer.batchInputShape : undefined;
@@ -87,6 +105,7 @@ export class SpectralNormalization extends tf.layers.Layer {
 
   // The wrapped layer's weights are this layer's (tfjs-layers' Wrapper does the same): the model trains and saves
   // them through this layer, followed by u and v.
+  /** The wrapped layer's trainable flag; setting it sets the wrapped layer's. */
   override get trainable(): boolean {
     // Read during tf.layers.Layer's constructor, before `layer` is set.
     return this.layer === undefined ? true : this.layer.trainable;
@@ -96,24 +115,33 @@ export class SpectralNormalization extends tf.layers.Layer {
     if (this.layer !== undefined) this.layer.trainable = value;
   }
 
+  /** The wrapped layer's trainable weights (its kernel and bias). */
   override get trainableWeights(): tf.LayerVariable[] {
     return this.layer.trainableWeights;
   }
 
+  /** The wrapped layer's non-trainable weights, then u and v. */
   override get nonTrainableWeights(): tf.LayerVariable[] {
     return this.layer.nonTrainableWeights.concat(super.nonTrainableWeights);
   }
 
+  /** The wrapped layer's losses (its regularizers'), then this layer's. */
   override get losses(): tf.layers.Layer['losses'] {
     return this.layer.losses.concat(super.losses);
   }
 
+  /** Set by tf.loadLayersModel while it builds the model: the weights about to be loaded make the warm-up pointless. */
   override setFastWeightInitDuringBuild(value: boolean): void {
     super.setFastWeightInitDuringBuild(value);
     this.layer.setFastWeightInitDuringBuild(value);
     this.fastWeightInit = value;
   }
 
+  /**
+   * Builds the wrapped layer if it is not built, and adds u (length: the kernel's last dimension) and v (the other
+   * dimensions' product); unless weights are about to be loaded, draws them from `seed` and runs `warmupIterations`
+   * power iterations on the initial kernel, as PyTorch does at registration.
+   */
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     if (!this.layer.built) {
       this.layer.build(inputShape);
@@ -130,10 +158,12 @@ export class SpectralNormalization extends tf.layers.Layer {
     super.build(inputShape);
   }
 
+  /** The wrapped layer's output shape. */
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
     return this.layer.computeOutputShape(inputShape);
   }
 
+  /** The wrapped layer's mask. */
   override computeMask(inputs: tf.Tensor | tf.Tensor[], mask?: tf.Tensor | tf.Tensor[]): tf.Tensor | tf.Tensor[] {
     return this.layer.computeMask(inputs, mask);
   }
@@ -176,6 +206,7 @@ export class SpectralNormalization extends tf.layers.Layer {
     return divideBySigma(kernel.read(), u.read(), v.read(), this.eps);
   }
 
+  /** The wrapped layer's { className, config } and this layer's options, for saving the model. */
   override getConfig(): ConfigDict {
     const config: ConfigDict = {
       layer: { className: this.layer.getClassName(), config: this.layer.getConfig() },
@@ -188,6 +219,10 @@ export class SpectralNormalization extends tf.layers.Layer {
     return { ...config, ...super.getConfig() };
   }
 
+  /**
+   * The layer from getConfig()'s output, the wrapped one through tfjs's registry of serializable classes. Throws a
+   * TypeError when config.layer is malformed or names a class that is not a registered layer.
+   */
   static override fromConfig<T extends tf.serialization.Serializable>(
     cls: tf.serialization.SerializableConstructor<T>,
     config: ConfigDict,

@@ -181,6 +181,26 @@ const cases: BadCase[] = [
       return SpectralNormBatch.fromState(state);
     },
   },
+  {
+    name: "constructor after a failed fromState: errors name its own arguments, not the state's",
+    error: RangeError,
+    message: /^options\.dim/,
+    call: (c) => {
+      assert.throws(() => SpectralNormalizer.fromState({ ...c.sn.state(), u: [1] }), /^RangeError: state\.u/);
+      return new SpectralNormalizer(SHAPE, { dim: 2 });
+    },
+  },
+  {
+    name: "batch constructor after a failed fromState: errors name its own arguments, not the state's",
+    error: RangeError,
+    message: /^layers\[0\]\.dim/,
+    call: (c) => {
+      const state = c.batch.state();
+      state.layers[1].dim = 9;
+      assert.throws(() => SpectralNormBatch.fromState(state), /^RangeError: state\.layers\[1\]\.dim/);
+      return new SpectralNormBatch([{ shape: SHAPE, dim: 2 }]);
+    },
+  },
 ];
 
 // The async twins of the calls above that have one: same arguments, same error, as a rejection.

@@ -41,7 +41,10 @@ export const AUTO_ITERATIONS = 1;
 /** A workload's step as the cost model sees it (dim 0, float32, W/σ written). */
 export function autoTableJob(workload: AutoWorkload, threads: number): CostedJob {
   const settings = { iterations: AUTO_ITERATIONS, dtype: 'float32', precision: 'mixed', legacy: false, threads } as const;
-  return stepJob(settings, workload.shapes.map((shape) => matrixGeometry(shape, 0, false)));
+  return stepJob(
+    settings,
+    workload.shapes.map((shape) => matrixGeometry(shape, 0, false)),
+  );
 }
 
 export interface AutoColumn {
@@ -60,7 +63,10 @@ function batchColumn(name: string, backend: BackendChoice, candidate: boolean): 
     backend,
     candidate,
     prepare(workload, weights) {
-      const batch = new SpectralNormBatch(workload.shapes.map((shape) => ({ shape })), { backend, iterations: AUTO_ITERATIONS, seed: 1 });
+      const batch = new SpectralNormBatch(
+        workload.shapes.map((shape) => ({ shape })),
+        { backend, iterations: AUTO_ITERATIONS, seed: 1 },
+      );
       const out = weights.map((w) => new Float32Array(w.length));
       return { run: () => void batch.step(weights, { out }) };
     },
@@ -88,7 +94,10 @@ export function gpuColumns(): AutoColumn[] {
       backend: 'cuda',
       candidate: false,
       prepare(workload, weights) {
-        const batch = new SpectralNormBatch(workload.shapes.map((shape) => ({ shape })), { backend: 'cuda', iterations: AUTO_ITERATIONS, seed: 1 });
+        const batch = new SpectralNormBatch(
+          workload.shapes.map((shape) => ({ shape })),
+          { backend: 'cuda', iterations: AUTO_ITERATIONS, seed: 1 },
+        );
         const handle = batch.toDevice(weights);
         return { run: () => void batch.step(handle), dispose: () => handle.dispose() };
       },
@@ -130,7 +139,11 @@ export async function measureAutoTable(
         skipped[column.name] = (error as Error).message;
       }
     }
-    const stats = await measure(prepared.map((p) => p.runner), plan, () => {});
+    const stats = await measure(
+      prepared.map((p) => p.runner),
+      plan,
+      () => {},
+    );
     prepared.forEach((p) => p.runner.dispose?.());
     const medianMs: Record<string, number | null> = Object.fromEntries(columns.map((c) => [c.name, null]));
     prepared.forEach((p, i) => (medianMs[p.column.name] = stats[i].medianMs));
@@ -146,7 +159,8 @@ export async function measureAutoTable(
   return rows;
 }
 
-const ms = (x: number | null | undefined) => (x === null || x === undefined ? '-' : x < 0.1 ? x.toFixed(4) : x < 10 ? x.toFixed(3) : x.toFixed(1));
+const ms = (x: number | null | undefined) =>
+  x === null || x === undefined ? '-' : x < 0.1 ? x.toFixed(4) : x < 10 ? x.toFixed(3) : x.toFixed(1);
 
 /** 'auto' against the row's best: the ratio of its time to the best's (≤ 1.1 meets the target). */
 export function autoRatio(row: AutoTableRow): number | null {
@@ -155,19 +169,26 @@ export function autoRatio(row: AutoTableRow): number | null {
 }
 
 export function printAutoTable(rows: readonly AutoTableRow[], columns: readonly AutoColumn[]): void {
-  console.log(`\n'auto' against the best backend (issue 12): median ms per step (k = ${AUTO_ITERATIONS}, W/σ into out, float32); ` +
-    'predicted: the cost model, ms');
+  console.log(
+    `\n'auto' against the best backend (issue 12): median ms per step (k = ${AUTO_ITERATIONS}, W/σ into out, float32); ` +
+      'predicted: the cost model, ms',
+  );
   console.table(
     Object.fromEntries(
       rows.map((r) => {
         const ratio = autoRatio(r);
-        return [r.workload, {
-          ...Object.fromEntries(columns.map((c) => [c.name, ms(r.medianMs[c.name])])),
-          best: r.best ? `${r.best.column} ${ms(r.best.ms)}` : '-',
-          'auto picked': r.autoPicked,
-          'auto / best': ratio === null ? '-' : `${ratio.toFixed(2)}×`,
-          predicted: Object.entries(r.predictedMs).map(([b, x]) => `${b} ${ms(x)}`).join(', '),
-        }];
+        return [
+          r.workload,
+          {
+            ...Object.fromEntries(columns.map((c) => [c.name, ms(r.medianMs[c.name])])),
+            best: r.best ? `${r.best.column} ${ms(r.best.ms)}` : '-',
+            'auto picked': r.autoPicked,
+            'auto / best': ratio === null ? '-' : `${ratio.toFixed(2)}×`,
+            predicted: Object.entries(r.predictedMs)
+              .map(([b, x]) => `${b} ${ms(x)}`)
+              .join(', '),
+          },
+        ];
       }),
     ),
   );
@@ -190,9 +211,10 @@ export function autoTargets(rows: readonly AutoTableRow[]): AutoTarget[] {
     const same = r.best !== null && r.best.backend === r.autoPicked;
     return {
       target: `${r.workload}: auto within 10% of the best backend`,
-      measured: ratio === null
-        ? 'not measured here'
-        : `auto ${ms(r.medianMs.auto)} ms (picked ${r.autoPicked}${same ? ', the best backend' : ''}), best ${r.best!.column} ${ms(r.best!.ms)} ms: ${ratio.toFixed(2)}×`,
+      measured:
+        ratio === null
+          ? 'not measured here'
+          : `auto ${ms(r.medianMs.auto)} ms (picked ${r.autoPicked}${same ? ', the best backend' : ''}), best ${r.best!.column} ${ms(r.best!.ms)} ms: ${ratio.toFixed(2)}×`,
       met: ratio === null ? null : ratio <= 1.1 || same,
     };
   });

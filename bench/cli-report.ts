@@ -63,8 +63,19 @@ async function sharded() {
   try {
     let start = performance.now();
     const model = writeShardedModel(folder, shardedGigabytes);
-    console.log(`generated ${model.tensors} float16 tensors, ${(model.bytes / 1e9).toFixed(2)} GB in ${model.shards.length} shards (${((performance.now() - start) / 1000).toFixed(0)} s)`);
-    const options = { include: [], exclude: [], dims: [], backend: 'cpu' as const, tolerance: 1e-6, maxIterations: 1000, json: true, exact: false };
+    console.log(
+      `generated ${model.tensors} float16 tensors, ${(model.bytes / 1e9).toFixed(2)} GB in ${model.shards.length} shards (${((performance.now() - start) / 1000).toFixed(0)} s)`,
+    );
+    const options = {
+      include: [],
+      exclude: [],
+      dims: [],
+      backend: 'cpu' as const,
+      tolerance: 1e-6,
+      maxIterations: 1000,
+      json: true,
+      exact: false,
+    };
     const runs = [];
     for (let round = 0; round < Number(args['sharded-rounds']); round++) {
       for (const cache of ['cold', 'warm'] as const) {
@@ -88,10 +99,18 @@ async function sharded() {
           converged: r.tensors.every((t) => t.converged),
           loadAverage: os.loadavg(),
         });
-        console.log(`${cache}: read ${(read / 1e9).toFixed(2)} GB/s, report ${(model.bytes / 1e6 / wallMs).toFixed(2)} GB/s (${((100 * model.bytes) / (wallMs / 1000) / read).toFixed(0)}% of the read bandwidth), σ time ${(r.totals.ms / 1000).toFixed(1)} s of ${(wallMs / 1000).toFixed(1)} s`);
+        console.log(
+          `${cache}: read ${(read / 1e9).toFixed(2)} GB/s, report ${(model.bytes / 1e6 / wallMs).toFixed(2)} GB/s (${((100 * model.bytes) / (wallMs / 1000) / read).toFixed(0)}% of the read bandwidth), σ time ${(r.totals.ms / 1000).toFixed(1)} s of ${(wallMs / 1000).toFixed(1)} s`,
+        );
       }
     }
-    return { model: `generated sharded float16 checkpoint (bench/sharded-model.ts), ${model.tensors} tensors`, bytes: model.bytes, shards: model.shards.length, backend: 'cpu', runs };
+    return {
+      model: `generated sharded float16 checkpoint (bench/sharded-model.ts), ${model.tensors} tensors`,
+      bytes: model.bytes,
+      shards: model.shards.length,
+      backend: 'cpu',
+      runs,
+    };
   } finally {
     fs.rmSync(folder, { recursive: true, force: true });
   }
@@ -105,7 +124,17 @@ async function main() {
     let tensors = 0;
     for (let round = 0; round < rounds; round++) {
       for (const [i, c] of contenders.entries()) {
-        const options = { include: [], exclude: [], dims: [], backend: c.backend, threads: c.threads, tolerance: 1e-6, maxIterations: 1000, json: true, exact: c.exact };
+        const options = {
+          include: [],
+          exclude: [],
+          dims: [],
+          backend: c.backend,
+          threads: c.threads,
+          tolerance: 1e-6,
+          maxIterations: 1000,
+          json: true,
+          exact: c.exact,
+        };
         const r = await report(model.file, options, () => undefined);
         sigmaMs[i].push(r.totals.ms);
         wallMs[i].push(r.totals.wallMs);
@@ -114,11 +143,27 @@ async function main() {
     }
     const js = median(sigmaMs[contenders.findIndex((c) => c.name === 'js')]);
     for (const [i, c] of contenders.entries()) {
-      results.push({ model: model.name, tensors, contender: c.name, sigmaMedianMs: median(sigmaMs[i]), wallMedianMs: median(wallMs[i]), speedupVsJs: js / median(sigmaMs[i]) });
+      results.push({
+        model: model.name,
+        tensors,
+        contender: c.name,
+        sigmaMedianMs: median(sigmaMs[i]),
+        wallMedianMs: median(wallMs[i]),
+        speedupVsJs: js / median(sigmaMs[i]),
+      });
     }
   }
   console.log(`spectral-norm report on real models, median of ${rounds} rounds, default tolerance 1e-6`);
-  console.table(results.map((r) => ({ model: r.model, tensors: r.tensors, contender: r.contender, 'σ ms': r.sigmaMedianMs.toFixed(1), 'total ms': r.wallMedianMs.toFixed(1), 'vs js': `${r.speedupVsJs.toFixed(1)}×` })));
+  console.table(
+    results.map((r) => ({
+      model: r.model,
+      tensors: r.tensors,
+      contender: r.contender,
+      'σ ms': r.sigmaMedianMs.toFixed(1),
+      'total ms': r.wallMedianMs.toFixed(1),
+      'vs js': `${r.speedupVsJs.toFixed(1)}×`,
+    })),
+  );
   const shardedResult = await sharded();
   const date = new Date().toISOString();
   const record = {

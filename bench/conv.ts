@@ -119,12 +119,18 @@ const wanted = args.networks?.split(',');
 const layers: Layer[] = [];
 for (const net of networks()) {
   if (wanted && !wanted.includes(net.name)) continue;
-  const raw = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench', 'networks.json'), 'utf8')) as { networks: { name: string; layers: { name: string; shape: number[] }[] }[] };
+  const raw = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench', 'networks.json'), 'utf8')) as {
+    networks: { name: string; layers: { name: string; shape: number[] }[] }[];
+  };
   for (const [i, l] of raw.networks.find((n) => n.name === net.name)!.layers.entries()) {
     if (l.shape.length !== 4) continue;
     const geometry = GEOMETRY[net.name]?.[l.name];
     if (!geometry) throw new Error(`bench/conv.ts has no input size for ${net.name} ${l.name}`);
-    const weight = fixedWeight('float32', l.shape.reduce((a, b) => a * b, 1), 1000 + i) as Float32Array;
+    const weight = fixedWeight(
+      'float32',
+      l.shape.reduce((a, b) => a * b, 1),
+      1000 + i,
+    ) as Float32Array;
     layers.push({ network: net.name, name: l.name, shape: l.shape, geometry, weight });
   }
 }
@@ -141,13 +147,23 @@ else {
     return { file, shape: l.shape, inputSize: l.geometry.inputSize, repeats: 3 };
   });
   console.log(`numpy: the FFT method on ${input.length} layers …`);
-  const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', 'conv_fft.py')], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 1 << 24 });
-  numpy = run.status === 0 ? JSON.parse(run.stdout.trim().split('\n').pop()!) : { unavailable: `${args.python} bench/peers/conv_fft.py failed: ${(run.stderr || String(run.error)).slice(-300)}` };
+  const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', 'conv_fft.py')], {
+    input: JSON.stringify(input),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  numpy =
+    run.status === 0
+      ? JSON.parse(run.stdout.trim().split('\n').pop()!)
+      : { unavailable: `${args.python} bench/peers/conv_fft.py failed: ${(run.stderr || String(run.error)).slice(-300)}` };
 }
 if (numpy.unavailable) console.log(`numpy skipped: ${numpy.unavailable}`);
 
 const torchProbe = spawnSync(args.python!, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-const torch = torchProbe.status === 0 ? { version: torchProbe.stdout.trim() } : { unavailable: `${args.python} cannot import torch (Debian's python3-torch is not installed here): the step comparison is skipped` };
+const torch =
+  torchProbe.status === 0
+    ? { version: torchProbe.stdout.trim() }
+    : { unavailable: `${args.python} cannot import torch (Debian's python3-torch is not installed here): the step comparison is skipped` };
 if ('unavailable' in torch) console.log(torch.unavailable);
 fs.rmSync(tmp, { recursive: true, force: true });
 
@@ -162,11 +178,27 @@ for (const l of layers) {
     shape: l.shape,
     ...l.geometry,
     reshapedSigma: reshaped.sigma,
-    operator: { sigma: real.value.sigma, lower: real.value.lower, upper: real.value.upper, gap: real.value.upper / real.value.lower - 1, method: real.value.method, iterations: real.value.iterations, converged: real.value.converged, ms: real.medianMs },
+    operator: {
+      sigma: real.value.sigma,
+      lower: real.value.lower,
+      upper: real.value.upper,
+      gap: real.value.upper / real.value.lower - 1,
+      method: real.value.method,
+      iterations: real.value.iterations,
+      converged: real.value.converged,
+      ms: real.medianMs,
+    },
   };
   const k = circularLayers.indexOf(l);
   if (k >= 0) {
-    const circular = time(() => convSpectralNorm(l.weight, l.shape, { inputSize, padding: [(l.shape[2] - 1) / 2, (l.shape[3] - 1) / 2], paddingMode: 'circular', backend }));
+    const circular = time(() =>
+      convSpectralNorm(l.weight, l.shape, {
+        inputSize,
+        padding: [(l.shape[2] - 1) / 2, (l.shape[3] - 1) / 2],
+        paddingMode: 'circular',
+        backend,
+      }),
+    );
     const peer = numpy.layers?.[k];
     row.fft = {
       method: circular.value.method,

@@ -50,13 +50,27 @@ const awkward: Case[] = [
   { name: '1000x3', layers: [{ shape: [1000, 3] }] },
   ...[0, 1, 2, 3].map((dim) => ({ name: `4-D 6x5x3x7 dim ${dim}`, layers: [{ shape: [6, 5, 3, 7], dim }] })),
   { name: '1-D 97', layers: [{ shape: [97] }] },
-  { name: 'mixed batch', layers: [{ shape: [1, 1] }, { shape: [31, 33] }, { shape: [97] }, { shape: [6, 5, 3, 7], dim: 2 }, { shape: [257, 513] }] },
+  {
+    name: 'mixed batch',
+    layers: [{ shape: [1, 1] }, { shape: [31, 33] }, { shape: [97] }, { shape: [6, 5, 3, 7], dim: 2 }, { shape: [257, 513] }],
+  },
 ];
 const nets: Case[] = networks().map((n) => ({ name: n.name, layers: n.shapes.map((shape) => ({ shape })) }));
 
 // One step of a batch on `backend`, out poisoned, from fixed seeds: σ, out, u, v.
-function runBatch(c: Case, backend: BackendName, dtype: 'float32' | 'float64', legacy: boolean, iterations: number, update: boolean, weights: FloatArray[]) {
-  const batch = new SpectralNormBatch(c.layers.map((l, i) => ({ ...l, seed: 100 + i })), { backend, dtype, legacy, iterations });
+function runBatch(
+  c: Case,
+  backend: BackendName,
+  dtype: 'float32' | 'float64',
+  legacy: boolean,
+  iterations: number,
+  update: boolean,
+  weights: FloatArray[],
+) {
+  const batch = new SpectralNormBatch(
+    c.layers.map((l, i) => ({ ...l, seed: 100 + i })),
+    { backend, dtype, legacy, iterations },
+  );
   const out = weights.map((w) => poisoned(dtype, w.length));
   const sigma = batch.step(weights, { out, update });
   return { sigma, out, u: c.layers.map((_, i) => batch.u(i)), v: c.layers.map((_, i) => batch.v(i)) };
@@ -88,7 +102,9 @@ for (const c of [...awkward, ...nets]) {
       ['1 iteration', false, 1, true],
       ['3 iterations', false, 3, true],
       ['eval', false, 1, false],
-      ...(c.layers.some((l) => l.shape.length === 1) ? [] : ([['legacy, 2 iterations', true, 2, true]] as [string, boolean, number, boolean][])),
+      ...(c.layers.some((l) => l.shape.length === 1)
+        ? []
+        : ([['legacy, 2 iterations', true, 2, true]] as [string, boolean, number, boolean][])),
     ];
     for (const [mode, legacy, iterations, update] of modes) {
       check(`${c.name} ${dtype} ${mode}`, () => compare(c, dtype, legacy, iterations, update));
@@ -120,25 +136,42 @@ for (const w of args.quick ? workloads.slice(0, 1) : workloads) {
   for (const k of [1, 5]) {
     const { medianMs: ms, bytes } = timeDeviceStep(addon, device, w.shapes, k);
     const gbs = bytes / (ms * 1e-3) / 1e9;
-    timings.push({ workload: w.name, layers: w.shapes.length, iterations: k, medianMs: ms, bytes, gbPerS: gbs, fractionOfCopy: gbs / (copyBandwidth / 1e9) });
-    console.log(`  ${w.name.padEnd(24)} k=${k}: ${ms.toFixed(3)} ms, ${gbs.toFixed(0)} GB/s, ${((100 * gbs) / (copyBandwidth / 1e9)).toFixed(0)}% of copy`);
+    timings.push({
+      workload: w.name,
+      layers: w.shapes.length,
+      iterations: k,
+      medianMs: ms,
+      bytes,
+      gbPerS: gbs,
+      fractionOfCopy: gbs / (copyBandwidth / 1e9),
+    });
+    console.log(
+      `  ${w.name.padEnd(24)} k=${k}: ${ms.toFixed(3)} ms, ${gbs.toFixed(0)} GB/s, ${((100 * gbs) / (copyBandwidth / 1e9)).toFixed(0)}% of copy`,
+    );
   }
 }
 
 const file = path.join(resultsDir(args.out), `cuda-workbench-${new Date().toISOString().slice(0, 10)}.json`);
-fs.writeFileSync(file, JSON.stringify({
-  command: `node ${process.argv.slice(1).join(' ')}`,
-  date: new Date().toISOString(),
-  machine: machine(),
-  devices: info.cuda.devices,
-  driverVersion: info.cuda.driverVersion,
-  runtimeVersion: info.cuda.runtimeVersion,
-  reference,
-  checksPassed: checks.length,
-  failures,
-  copyBandwidthBytesPerS: copyBandwidth,
-  timings,
-}, null, 2));
+fs.writeFileSync(
+  file,
+  JSON.stringify(
+    {
+      command: `node ${process.argv.slice(1).join(' ')}`,
+      date: new Date().toISOString(),
+      machine: machine(),
+      devices: info.cuda.devices,
+      driverVersion: info.cuda.driverVersion,
+      runtimeVersion: info.cuda.runtimeVersion,
+      reference,
+      checksPassed: checks.length,
+      failures,
+      copyBandwidthBytesPerS: copyBandwidth,
+      timings,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`wrote ${file}`);
 // exitCode, not exit(): a natural exit runs the addon's cleanup hook, which frees its device memory (compute-sanitizer
 // --leak-check full counts what is still held then).

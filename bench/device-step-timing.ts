@@ -11,7 +11,10 @@ export interface DeviceStepTiming {
 }
 
 export function timeDeviceStep(addon: NativeAddon, device: number, shapes: number[][], iterations: number): DeviceStepTiming {
-  const batch = new SpectralNormBatch(shapes.map((shape, i) => ({ shape, seed: i })), { backend: 'cuda', device, iterations });
+  const batch = new SpectralNormBatch(
+    shapes.map((shape, i) => ({ shape, seed: i })),
+    { backend: 'cuda', device, iterations },
+  );
   const handle = batch.toDevice(shapes.map((s, i) => fixedWeight('float32', elements(s), i + 1)));
   try {
     for (let i = 0; i < 10; i++) batch.step(handle);

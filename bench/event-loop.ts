@@ -54,14 +54,18 @@ async function measure(threads: number): Promise<Record<string, number>> {
 async function main(): Promise<void> {
   const info = backendInfo();
   if (!info.cpu.available) throw new Error(`the CPU backend is unavailable: ${info.cpu.reason}`);
-  console.log(`event-loop delay: 8 concurrent async steps on ${shape.join('×')} float32, ${iterations} power iterations each, ` +
-    `${rounds} rounds; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
+  console.log(
+    `event-loop delay: 8 concurrent async steps on ${shape.join('×')} float32, ${iterations} power iterations each, ` +
+      `${rounds} rounds; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`,
+  );
   const results = [];
   for (const threads of [info.cpu.threads, 1]) {
     const r = await measure(threads);
     results.push(r);
-    console.log(`  threads ${threads}: ${r.steps} steps in ${r.seconds.toFixed(2)} s; delay p50 ${r.p50Ms.toFixed(2)} ms, ` +
-      `p99 ${r.p99Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(2)} ms (${r.samples} samples)`);
+    console.log(
+      `  threads ${threads}: ${r.steps} steps in ${r.seconds.toFixed(2)} s; delay p50 ${r.p50Ms.toFixed(2)} ms, ` +
+        `p99 ${r.p99Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(2)} ms (${r.samples} samples)`,
+    );
   }
   writeRecord(args.out!, 'event-loop', 'bench:event-loop', { workload: { shape, layers: 8, iterations, rounds }, results });
   console.log(`event-loop delay p99 (default threads): ${results[0].p99Ms.toFixed(2)} ms (target < 5 ms)`);

@@ -41,11 +41,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < calls; i++) normalizer.step(weight, { out });
     },
   };
-  const [oneShot, step] = await measure(
-    [oneShotRunner, stepRunner],
-    plan,
-    () => {},
-  );
+  const [oneShot, step] = await measure([oneShotRunner, stepRunner], plan, () => {});
   const readAtSize = addon.internal.readBandwidth(elements * 4, threads, 9); // bytes/s, W in cache
   const bytesUs = (bytesMoved / readAtSize) * 1e6;
   const oneShotUs = (oneShot.medianMs * 1e3) / calls;
@@ -67,17 +63,31 @@ async function main(): Promise<void> {
   const numpyUs = numpyStats ? numpyStats.medianMs * 1e3 : null;
 
   const targets = [
-    { target: 'one-shot 64×64×3×3, 1 iteration: ≤ 15 µs above its bytes', measured: `${(oneShotUs - bytesUs).toFixed(1)} µs`, met: oneShotUs - bytesUs <= 15 },
-    { target: 'normalizer step 64×64×3×3: ≤ 2× its bytes at in-cache bandwidth', measured: `${(stepUs / bytesUs).toFixed(2)}×`, met: stepUs <= 2 * bytesUs },
+    {
+      target: 'one-shot 64×64×3×3, 1 iteration: ≤ 15 µs above its bytes',
+      measured: `${(oneShotUs - bytesUs).toFixed(1)} µs`,
+      met: oneShotUs - bytesUs <= 15,
+    },
+    {
+      target: 'normalizer step 64×64×3×3: ≤ 2× its bytes at in-cache bandwidth',
+      measured: `${(stepUs / bytesUs).toFixed(2)}×`,
+      met: stepUs <= 2 * bytesUs,
+    },
     {
       target: "normalizer step 64×64×3×3: no slower than numpy's step",
       measured: numpyUs === null ? `numpy not measured: ${numpy.unavailable}` : `${(numpyUs / stepUs).toFixed(2)}× numpy`,
       met: numpyUs === null ? null : stepUs <= numpyUs,
     },
   ];
-  console.log(`read bandwidth at ${elements * 4} bytes, ${threads} threads: ${(readAtSize / 1e9).toFixed(1)} GB/s; ${bytesMoved} bytes take ${bytesUs.toFixed(1)} µs`);
-  console.log(`one-shot (maxIterations 1): ${oneShotUs.toFixed(1)} µs; normalizer step: ${stepUs.toFixed(1)} µs; numpy step: ${numpyUs?.toFixed(1) ?? 'n/a'} µs`);
-  console.log(`fastest sample: one-shot ${bestUs.oneShot.toFixed(1)} µs, step ${bestUs.normalizerStep.toFixed(1)} µs, numpy ${numpyStats ? (numpyStats.minMs * 1e3).toFixed(1) : 'n/a'} µs`);
+  console.log(
+    `read bandwidth at ${elements * 4} bytes, ${threads} threads: ${(readAtSize / 1e9).toFixed(1)} GB/s; ${bytesMoved} bytes take ${bytesUs.toFixed(1)} µs`,
+  );
+  console.log(
+    `one-shot (maxIterations 1): ${oneShotUs.toFixed(1)} µs; normalizer step: ${stepUs.toFixed(1)} µs; numpy step: ${numpyUs?.toFixed(1) ?? 'n/a'} µs`,
+  );
+  console.log(
+    `fastest sample: one-shot ${bestUs.oneShot.toFixed(1)} µs, step ${bestUs.normalizerStep.toFixed(1)} µs, numpy ${numpyStats ? (numpyStats.minMs * 1e3).toFixed(1) : 'n/a'} µs`,
+  );
   for (const t of targets) console.log(`  ${t.met === null ? 'n/a ' : t.met ? 'met ' : 'MISS'} ${t.target}: ${t.measured}`);
   // A run capped by SN_SIMD gets its own file, named for the path it ran.
   const name = process.env.SN_SIMD ? `fixed-cost-${backendInfo().cpu.simd}` : 'fixed-cost';

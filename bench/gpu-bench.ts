@@ -52,7 +52,8 @@ function median(xs: number[]): number {
 
 // --tune-child: one workload under this process's SN_CUDA_TUNING; prints the median ms (CUDA events) as JSON.
 if (args['tune-child']) {
-  const w = args['tune-child'] === 'large-square-gpu' ? synthetic('large-square-gpu') : networks().find((n) => n.name === args['tune-child'])!;
+  const w =
+    args['tune-child'] === 'large-square-gpu' ? synthetic('large-square-gpu') : networks().find((n) => n.name === args['tune-child'])!;
   console.log(JSON.stringify({ tuning: process.env.SN_CUDA_TUNING ?? '', ...timeDeviceStep(addon, device, w.shapes, 1) }));
   process.exit(0);
 }
@@ -64,9 +65,11 @@ const probeStart = performance.now();
 const probe = addon.cudaProbe(device);
 const probeMs = performance.now() - probeStart;
 const gb = (x: number) => (x / 1e9).toFixed(0);
-console.log(`${info.cuda.devices[device].name} (driver ${info.cuda.driverVersion}): copy ${gb(copyBandwidth)} GB/s, read ` +
-  `${gb(readBandwidth)} GB/s; probe in ${probeMs.toFixed(1)} ms: pinned H2D ${gb(probe.hostToDeviceBytesPerSecond)} GB/s, ` +
-  `D2H ${gb(probe.deviceToHostBytesPerSecond)} GB/s, launch+sync ${(probe.launchSeconds * 1e6).toFixed(1)} µs`);
+console.log(
+  `${info.cuda.devices[device].name} (driver ${info.cuda.driverVersion}): copy ${gb(copyBandwidth)} GB/s, read ` +
+    `${gb(readBandwidth)} GB/s; probe in ${probeMs.toFixed(1)} ms: pinned H2D ${gb(probe.hostToDeviceBytesPerSecond)} GB/s, ` +
+    `D2H ${gb(probe.deviceToHostBytesPerSecond)} GB/s, launch+sync ${(probe.launchSeconds * 1e6).toFixed(1)} µs`,
+);
 
 // ---- 2. ours against the GPU peers ---------------------------------------------------------------------------------
 const workloads = [...networks(), synthetic('many-small'), synthetic('large-square-gpu')];
@@ -77,8 +80,11 @@ type PeerResult = { workload: string; iterations: number; eagerMs?: number; grap
 type Peer = { results?: PeerResult[]; error?: string; [key: string]: unknown };
 function peer(name: 'torch' | 'jax'): Peer {
   if (args['no-peers']) return { error: 'skipped (--no-peers)' };
-  const run = spawnSync(args.python, [path.join(ROOT, 'bench', 'peers', 'gpu_peers.py'), name, path.join(ROOT, 'bench', 'networks.json'),
-    ...chosen.map((w) => w.name)], { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 1000 * Number(args['peer-timeout']) });
+  const run = spawnSync(
+    args.python,
+    [path.join(ROOT, 'bench', 'peers', 'gpu_peers.py'), name, path.join(ROOT, 'bench', 'networks.json'), ...chosen.map((w) => w.name)],
+    { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 1000 * Number(args['peer-timeout']) },
+  );
   try {
     return JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as Peer;
   } catch {
@@ -105,13 +111,17 @@ const rows = ours.map((o) => {
     speedupVsStrongestPeer: Number.isFinite(strongest) ? strongest / o.medianMs : null,
   };
 });
-console.log(`\nours (device handles, CUDA events) against PyTorch (${torch.torch ?? torch.error}) and JAX (${jax.jax ?? jax.error}), ms per step:`);
+console.log(
+  `\nours (device handles, CUDA events) against PyTorch (${torch.torch ?? torch.error}) and JAX (${jax.jax ?? jax.error}), ms per step:`,
+);
 console.log('  workload                  k    ours  %copy  %read  torch-eager  torch-graph  jax-jit  vs best peer');
 const f = (x: number | null, d = 3) => (x === null ? '-' : x.toFixed(d));
 for (const r of rows) {
-  console.log(`  ${r.workload.padEnd(24)} ${String(r.iterations).padStart(2)} ${r.medianMs.toFixed(3).padStart(7)} ${(100 * r.fractionOfCopy).toFixed(0).padStart(5)}% ` +
-    `${(100 * r.fractionOfRead).toFixed(0).padStart(5)}% ${f(r.torchEagerMs).padStart(12)} ${f(r.torchGraphMs).padStart(12)} ${f(r.jaxJitMs).padStart(8)} ` +
-    `${r.speedupVsStrongestPeer === null ? '-' : `${r.speedupVsStrongestPeer.toFixed(2)}x`}`);
+  console.log(
+    `  ${r.workload.padEnd(24)} ${String(r.iterations).padStart(2)} ${r.medianMs.toFixed(3).padStart(7)} ${(100 * r.fractionOfCopy).toFixed(0).padStart(5)}% ` +
+      `${(100 * r.fractionOfRead).toFixed(0).padStart(5)}% ${f(r.torchEagerMs).padStart(12)} ${f(r.torchGraphMs).padStart(12)} ${f(r.jaxJitMs).padStart(8)} ` +
+      `${r.speedupVsStrongestPeer === null ? '-' : `${r.speedupVsStrongestPeer.toFixed(2)}x`}`,
+  );
 }
 
 // ---- 3. issue 12's table: host arrays ------------------------------------------------------------------------------
@@ -140,7 +150,11 @@ function wallMs(step: () => void): number {
 const hostRows = table12.map((w) => {
   const weights = w.shapes.map((s, i) => fixedWeight('float32', elements(s), i + 1));
   const outs = weights.map((x) => new Float32Array(x.length));
-  const batchFor = (backend: 'cpu' | 'cuda' | 'auto') => new SpectralNormBatch(w.shapes.map((shape, i) => ({ shape, seed: i })), { backend, iterations: 1 });
+  const batchFor = (backend: 'cpu' | 'cuda' | 'auto') =>
+    new SpectralNormBatch(
+      w.shapes.map((shape, i) => ({ shape, seed: i })),
+      { backend, iterations: 1 },
+    );
   const timed = (backend: 'cpu' | 'cuda' | 'auto') => {
     const batch = batchFor(backend);
     return { ms: wallMs(() => batch.step(weights, { out: outs })), sigma: batch.step(weights, { out: outs })[0], picked: batch.backend };
@@ -172,57 +186,78 @@ const hostRows = table12.map((w) => {
 console.log('\nissue 12: host Float32Arrays with out, k = 1, median wall ms per batch step:');
 console.log('  workload                    cpu   cuda-host  cuda-device     auto (picked)   best  auto ≤ 1.1·best  host vs pinned H2D');
 for (const r of hostRows) {
-  console.log(`  ${r.workload.padEnd(24)} ${f(r.cpuMs).padStart(7)} ${r.cudaHostArraysMs.toFixed(3).padStart(11)} ${r.cudaDeviceHandlesMs.toFixed(3).padStart(12)} ` +
-    `${r.autoMs.toFixed(3).padStart(8)} (${r.autoPicked.padEnd(4)}) ${r.bestMs.toFixed(3).padStart(7)} ${(r.autoWithin10Percent ? 'yes' : 'NO').padStart(16)} ` +
-    `${(100 * r.hostArraysFractionOfPinned).toFixed(0).padStart(17)}%`);
+  console.log(
+    `  ${r.workload.padEnd(24)} ${f(r.cpuMs).padStart(7)} ${r.cudaHostArraysMs.toFixed(3).padStart(11)} ${r.cudaDeviceHandlesMs.toFixed(3).padStart(12)} ` +
+      `${r.autoMs.toFixed(3).padStart(8)} (${r.autoPicked.padEnd(4)}) ${r.bestMs.toFixed(3).padStart(7)} ${(r.autoWithin10Percent ? 'yes' : 'NO').padStart(16)} ` +
+      `${(100 * r.hostArraysFractionOfPinned).toFixed(0).padStart(17)}%`,
+  );
 }
 
 // ---- 4. tuning variants --------------------------------------------------------------------------------------------
 const TUNINGS = ['', 'blocksPerSm=2', 'blocksPerSm=8', 'minRowsPerSlot=96', 'maxUnits=2', 'maxCluster=4'];
-const tuning = !args.tune ? [] : ['large-square-gpu', 'biggan-128-d'].flatMap((workload) => TUNINGS.map((t) => {
-  const run = spawnSync(process.execPath, [__filename, '--tune-child', workload], {
-    encoding: 'utf8', env: { ...process.env, SN_CUDA_TUNING: t }, timeout: 60_000,
-  });
-  try {
-    return { workload, ...(JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>) };
-  } catch {
-    return { workload, tuning: t, error: (run.stderr || String(run.error)).slice(-300) };
-  }
-}));
+const tuning = !args.tune
+  ? []
+  : ['large-square-gpu', 'biggan-128-d'].flatMap((workload) =>
+      TUNINGS.map((t) => {
+        const run = spawnSync(process.execPath, [__filename, '--tune-child', workload], {
+          encoding: 'utf8',
+          env: { ...process.env, SN_CUDA_TUNING: t },
+          timeout: 60_000,
+        });
+        try {
+          return { workload, ...(JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>) };
+        } catch {
+          return { workload, tuning: t, error: (run.stderr || String(run.error)).slice(-300) };
+        }
+      }),
+    );
 if (tuning.length) {
   console.log('\ntuning variants (k = 1, ms per step, CUDA events):');
-  for (const t of tuning) console.log(`  ${String(t.workload).padEnd(20)} ${String(t.tuning || '(defaults)').padEnd(20)} ${'medianMs' in t ? Number(t.medianMs).toFixed(3) : t.error}`);
+  for (const t of tuning)
+    console.log(
+      `  ${String(t.workload).padEnd(20)} ${String(t.tuning || '(defaults)').padEnd(20)} ${'medianMs' in t ? Number(t.medianMs).toFixed(3) : t.error}`,
+    );
 }
 
 // ---- results -------------------------------------------------------------------------------------------------------
 const dir = resultsDir(args.out);
 const base = path.join(dir, `gpu-bench-${new Date().toISOString().slice(0, 10)}`);
-fs.writeFileSync(`${base}.json`, `${JSON.stringify({
-  benchmark: 'bench:gpu',
-  command: `node ${process.argv.slice(1).join(' ')}`,
-  date: new Date().toISOString(),
-  machine: machine(),
-  device: info.cuda.devices[device],
-  driverVersion: info.cuda.driverVersion,
-  runtimeVersion: info.cuda.runtimeVersion,
-  timing: {
-    ours: 'CUDA events on the addon stream around one synchronous step (device-resident weights), median of 31 after 10 warm-up steps',
-    torch: 'CUDA events around one eager step, or one CUDA-graph replay, median of 31 after 10 warm-ups',
-    jax: 'host clock over 20 back-to-back jitted steps waited for once, divided by 20, median of 9 runs (JAX exposes no CUDA events)',
-    hostArrays: 'host clock around batch.step(weights, { out }) (and step(handle) for device handles), median after 3 warm-ups',
-  },
-  copyBandwidthBytesPerS: copyBandwidth,
-  readBandwidthBytesPerS: readBandwidth,
-  probe: { ...probe, wallMs: probeMs },
-  bytesCounted: '(k + 2)·|W|',
-  torch: { version: torch.torch, device: torch.device, error: torch.error },
-  jax: { version: jax.jax, device: jax.device, error: jax.error },
-  results: rows,
-  hostArrays: hostRows,
-  tuning,
-}, null, 2)}\n`);
+fs.writeFileSync(
+  `${base}.json`,
+  `${JSON.stringify(
+    {
+      benchmark: 'bench:gpu',
+      command: `node ${process.argv.slice(1).join(' ')}`,
+      date: new Date().toISOString(),
+      machine: machine(),
+      device: info.cuda.devices[device],
+      driverVersion: info.cuda.driverVersion,
+      runtimeVersion: info.cuda.runtimeVersion,
+      timing: {
+        ours: 'CUDA events on the addon stream around one synchronous step (device-resident weights), median of 31 after 10 warm-up steps',
+        torch: 'CUDA events around one eager step, or one CUDA-graph replay, median of 31 after 10 warm-ups',
+        jax: 'host clock over 20 back-to-back jitted steps waited for once, divided by 20, median of 9 runs (JAX exposes no CUDA events)',
+        hostArrays: 'host clock around batch.step(weights, { out }) (and step(handle) for device handles), median after 3 warm-ups',
+      },
+      copyBandwidthBytesPerS: copyBandwidth,
+      readBandwidthBytesPerS: readBandwidth,
+      probe: { ...probe, wallMs: probeMs },
+      bytesCounted: '(k + 2)·|W|',
+      torch: { version: torch.torch, device: torch.device, error: torch.error },
+      jax: { version: jax.jax, device: jax.device, error: jax.error },
+      results: rows,
+      hostArrays: hostRows,
+      tuning,
+    },
+    null,
+    2,
+  )}\n`,
+);
 void renderChart(`${base}.json`).then(
   (files) => console.log(`\nwrote ${base}.json, ${files.join(', ')}`),
-  (error: unknown) => console.log(`\nwrote ${base}.json (no chart here: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}; ` +
-    `render it where vega is installed: node dist/bench/gpu-chart.js ${base}.json)`),
+  (error: unknown) =>
+    console.log(
+      `\nwrote ${base}.json (no chart here: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}; ` +
+        `render it where vega is installed: node dist/bench/gpu-chart.js ${base}.json)`,
+    ),
 );

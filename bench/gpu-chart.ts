@@ -10,7 +10,15 @@ interface GpuBenchRecord {
   device: { name: string };
   copyBandwidthBytesPerS: number;
   readBandwidthBytesPerS: number;
-  results: { workload: string; iterations: number; bytes: number; gbPerS: number; torchEagerMs: number | null; torchGraphMs: number | null; jaxJitMs: number | null }[];
+  results: {
+    workload: string;
+    iterations: number;
+    bytes: number;
+    gbPerS: number;
+    torchEagerMs: number | null;
+    torchGraphMs: number | null;
+    jaxJitMs: number | null;
+  }[];
 }
 
 /** Writes <file without .json>.svg and .png next to the record; returns their paths. */
@@ -39,8 +47,11 @@ if (require.main === module) {
     console.error('usage: node dist/bench/gpu-chart.js <gpu-bench result .json>');
     process.exit(2);
   }
-  renderChart(file).then((files) => console.log(`wrote ${files.join(', ')}`), (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
+  renderChart(file).then(
+    (files) => console.log(`wrote ${files.join(', ')}`),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
 }

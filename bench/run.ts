@@ -100,11 +100,15 @@ async function main(): Promise<void> {
         prepared.push({ contender, runner });
       }
     }
-    const stats = await measure(prepared.map((p) => p.runner), plan, (i, blockDone) => {
-      const detail = { workload: `${workload.name}: ${prepared[i].contender.name}` };
-      if (blockDone) bar.increment(detail);
-      else bar.update(detail);
-    });
+    const stats = await measure(
+      prepared.map((p) => p.runner),
+      plan,
+      (i, blockDone) => {
+        const detail = { workload: `${workload.name}: ${prepared[i].contender.name}` };
+        if (blockDone) bar.increment(detail);
+        else bar.update(detail);
+      },
+    );
     prepared.forEach(({ contender, runner }, i) => {
       runner.dispose?.();
       rows.push(row(workload, contender.name, contender.threads, stats[i]));
@@ -128,7 +132,9 @@ async function main(): Promise<void> {
   }
   // Issue 12's table: 'auto' against the best of the backends it may pick, on its own workloads.
   const autoColumns = hostColumns(info.available);
-  const autoRows: AutoTableRow[] = await measureAutoTable(autoColumns, plan, threadsAll, undefined, (name) => bar.update({ workload: `auto table: ${name}` }));
+  const autoRows: AutoTableRow[] = await measureAutoTable(autoColumns, plan, threadsAll, undefined, (name) =>
+    bar.update({ workload: `auto table: ${name}` }),
+  );
   bar.update({ workload: 'done' });
   bar.stop();
 
@@ -152,9 +158,13 @@ async function main(): Promise<void> {
   // Table 1: median time per step; table 2: the primary backend's speed-up over each contender, and its bandwidth.
   const ms = (x: number) => (x < 10 ? x.toFixed(3) : x.toFixed(1));
   const spread = (r: Row | undefined) => (r ? `${ms(r.stats.medianMs)} [${ms(r.stats.minMs)}–${ms(r.stats.maxMs)}]` : '-');
-  console.log(`\nspectral-norm benchmark${quick ? ' (--quick)' : ''}: one SN step, float32, W/σ into a separate output; ` +
-    `median [min–max] ms of ${plan.minSamples}–${plan.maxSamples} samples after warm-up`);
-  console.table(Object.fromEntries(workloads.map((w) => [w.name, Object.fromEntries(contenderNames.map((c) => [c, spread(find(w.name, c))]))])));
+  console.log(
+    `\nspectral-norm benchmark${quick ? ' (--quick)' : ''}: one SN step, float32, W/σ into a separate output; ` +
+      `median [min–max] ms of ${plan.minSamples}–${plan.maxSamples} samples after warm-up`,
+  );
+  console.table(
+    Object.fromEntries(workloads.map((w) => [w.name, Object.fromEntries(contenderNames.map((c) => [c, spread(find(w.name, c))]))])),
+  );
   const percent = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-');
   console.log(`${PRIMARY}: effective bandwidth ((k+2)·|W| bytes per step) and speed-up over each contender (× = its time / ours)`);
   console.table(
@@ -162,7 +172,7 @@ async function main(): Promise<void> {
       workloads.map((w) => {
         const ours = find(w.name, PRIMARY);
         const entries: [string, string][] = [
-          ['MiB', (w.elements * 4 / 2 ** 20).toFixed(1)],
+          ['MiB', ((w.elements * 4) / 2 ** 20).toFixed(1)],
           ['GB/s', ours ? ours.gbPerS.toFixed(1) : '-'],
           ['of DRAM read', ours ? percent(ours.fractionOfDramRead) : '-'],
           ['of read at size', ours ? percent(ours.fractionOfReadAtSize) : '-'],
@@ -178,13 +188,17 @@ async function main(): Promise<void> {
   );
   if (bandwidth) {
     const gb = (x: number) => `${(x / 1e9).toFixed(1)} GB/s`;
-    console.log(`read bandwidth (1 GiB, measured in this run): ${gb(bandwidth.dram1)} on 1 thread, ${gb(bandwidth.dramAll)} on ${threadsAll}`);
+    console.log(
+      `read bandwidth (1 GiB, measured in this run): ${gb(bandwidth.dram1)} on 1 thread, ${gb(bandwidth.dramAll)} on ${threadsAll}`,
+    );
   }
   for (const [name, why] of Object.entries(skipped)) console.log(`skipped ${name}: ${why}`);
   printAutoTable(autoRows, autoColumns);
   const model = info.costModel;
-  console.log(`cost model: ${model.measureMs > 0 ? `measured in ${model.measureMs.toFixed(1)} ms` : 'nothing measured in this run'}` +
-    `${model.cacheFile ? `; cache ${model.cacheFile}` : ''}; constants ${JSON.stringify(model.constants)} from ${JSON.stringify(model.sources)}`);
+  console.log(
+    `cost model: ${model.measureMs > 0 ? `measured in ${model.measureMs.toFixed(1)} ms` : 'nothing measured in this run'}` +
+      `${model.cacheFile ? `; cache ${model.cacheFile}` : ''}; constants ${JSON.stringify(model.constants)} from ${JSON.stringify(model.sources)}`,
+  );
   for (const [w, skips] of Object.entries(perWorkloadSkips)) {
     for (const [c, why] of Object.entries(skips)) console.log(`skipped ${c} on ${w}: ${why}`);
   }
@@ -210,8 +224,20 @@ async function main(): Promise<void> {
       python: Object.fromEntries(peers.map((p) => [p.name, p.unavailable ? null : p.info])),
     },
     sampling: plan,
-    bandwidth: bandwidth && { dram1GBs: bandwidth.dram1 / 1e9, dramAllGBs: bandwidth.dramAll / 1e9, threadsAll, readAtSizeGBs: Object.fromEntries(Object.entries(readAtSize).map(([k, v]) => [k, v / 1e9])) },
-    workloads: workloads.map((w) => ({ name: w.name, group: w.group, layers: w.shapes.length, elements: w.elements, iterations: w.iterations, bytesMoved: w.bytesMoved })),
+    bandwidth: bandwidth && {
+      dram1GBs: bandwidth.dram1 / 1e9,
+      dramAllGBs: bandwidth.dramAll / 1e9,
+      threadsAll,
+      readAtSizeGBs: Object.fromEntries(Object.entries(readAtSize).map(([k, v]) => [k, v / 1e9])),
+    },
+    workloads: workloads.map((w) => ({
+      name: w.name,
+      group: w.group,
+      layers: w.shapes.length,
+      elements: w.elements,
+      iterations: w.iterations,
+      bytesMoved: w.bytesMoved,
+    })),
     results: rows,
     autoTable: autoRows,
     costModel: info.costModel,
@@ -270,7 +296,8 @@ function evaluateTargets(workloads: Workload[], rows: Row[]): Target[] {
     if (names.has(w)) check(`${w}: ≥ 85% of the all-thread read bandwidth`, get(w, PRIMARY)?.fractionOfDramRead ?? null, 0.85, pct);
   }
   for (const w of workloads) {
-    if (w.group === 'single' && w.elements >= 512 * 4608) check(`${w.name}: ≥ 10× textbook JS`, ratio(w.name, 'textbook JS', PRIMARY), 10, times);
+    if (w.group === 'single' && w.elements >= 512 * 4608)
+      check(`${w.name}: ≥ 10× textbook JS`, ratio(w.name, 'textbook JS', PRIMARY), 10, times);
   }
   for (const w of workloads) {
     // Issue 13: 512×4608 sits in cache, where numpy's sgemv is at its best: 1.2× there.
@@ -280,7 +307,12 @@ function evaluateTargets(workloads: Workload[], rows: Row[]): Target[] {
   for (const w of workloads) check(`${w.name}: ≥ 10× PyTorch CPU`, ratio(w.name, 'torch', PRIMARY), 10, times);
   const many = workloads.find((w) => w.name.startsWith('many-small'));
   if (many) {
-    check(`${many.name}: batch ≥ 2× separate normalizers`, ratio(many.name, 'spectral-norm cpu, a normalizer per layer', PRIMARY), 2, times);
+    check(
+      `${many.name}: batch ≥ 2× separate normalizers`,
+      ratio(many.name, 'spectral-norm cpu, a normalizer per layer', PRIMARY),
+      2,
+      times,
+    );
   }
   return out;
 }

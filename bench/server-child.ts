@@ -7,11 +7,13 @@ import { buildServer, parseBody, parseQuery } from '../examples/server';
 const mode = process.argv[2];
 const app = buildServer({ coalesce: mode === 'coalesce' });
 app.post('/echo', async (request, reply) => {
-  const { shape } = parseQuery(request.query as Record<string, unknown>, { maxElements: 4 * 1024 * 1024, maxDims: 8, maxIterations: 10_000 });
+  const { shape } = parseQuery(request.query as Record<string, unknown>, {
+    maxElements: 4 * 1024 * 1024,
+    maxDims: 8,
+    maxIterations: 10_000,
+  });
   const weight = parseBody(request.body, shape);
-  return reply
-    .header('content-type', 'application/octet-stream')
-    .send(Buffer.from(weight.buffer, weight.byteOffset, weight.byteLength));
+  return reply.header('content-type', 'application/octet-stream').send(Buffer.from(weight.buffer, weight.byteOffset, weight.byteLength));
 });
 app.listen({ port: 0, host: '127.0.0.1' }).then(
   () => {

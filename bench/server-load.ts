@@ -108,20 +108,24 @@ async function inProcess(mode: Mode, seconds: number): Promise<number> {
   const end = performance.now() + seconds * 1000;
   let done = 0;
   const start = performance.now();
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (performance.now() < end) {
-      await call();
-      done++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < end) {
+        await call();
+        done++;
+      }
+    }),
+  );
   const elapsed = (performance.now() - start) / 1000;
   await coalescer?.close();
   return done / elapsed;
 }
 
 async function main(): Promise<void> {
-  console.log(`server load: ${connections} connections, ${shape.join('×')} float32 (${body.length} bytes) per request, ` +
-    `${query}, ${rounds} rounds of ${duration} s per mode`);
+  console.log(
+    `server load: ${connections} connections, ${shape.join('×')} float32 (${body.length} bytes) per request, ` +
+      `${query}, ${rounds} rounds of ${duration} s per mode`,
+  );
   const runs: (Load & { mode: Mode; round: number; batches?: unknown })[] = [];
   for (let round = 1; round <= rounds; round++) {
     for (const mode of ['individual', 'coalesce'] as const) {
@@ -131,8 +135,10 @@ async function main(): Promise<void> {
       const h = await health(server);
       await stopServer(server);
       runs.push({ mode, round, ...result, ...(h.coalescer ? { batches: h.coalescer } : {}) });
-      console.log(`  round ${round} ${mode.padEnd(10)} ${result.requestsPerSecond.toFixed(0).padStart(6)} req/s, ` +
-        `p50 ${result.latencyP50Ms} ms, p99 ${result.latencyP99Ms} ms, errors ${result.errors}`);
+      console.log(
+        `  round ${round} ${mode.padEnd(10)} ${result.requestsPerSecond.toFixed(0).padStart(6)} req/s, ` +
+          `p50 ${result.latencyP50Ms} ms, p99 ${result.latencyP99Ms} ms, errors ${result.errors}`,
+      );
     }
   }
   // Where the time goes.
@@ -158,9 +164,24 @@ async function main(): Promise<void> {
   const coalesced = total('coalesce');
   const ratio = coalesced.requestsPerSecond / individual.requestsPerSecond;
   console.table({
-    individual: { 'req/s': individual.requestsPerSecond.toFixed(0), 'p50 ms': individual.latencyP50Ms, 'p99 ms': individual.latencyP99Ms, errors: individual.errors },
-    coalesced: { 'req/s': coalesced.requestsPerSecond.toFixed(0), 'p50 ms': coalesced.latencyP50Ms, 'p99 ms': coalesced.latencyP99Ms, errors: coalesced.errors },
-    'HTTP only (/echo)': { 'req/s': echo.requestsPerSecond.toFixed(0), 'p50 ms': echo.latencyP50Ms, 'p99 ms': echo.latencyP99Ms, errors: echo.errors },
+    individual: {
+      'req/s': individual.requestsPerSecond.toFixed(0),
+      'p50 ms': individual.latencyP50Ms,
+      'p99 ms': individual.latencyP99Ms,
+      errors: individual.errors,
+    },
+    coalesced: {
+      'req/s': coalesced.requestsPerSecond.toFixed(0),
+      'p50 ms': coalesced.latencyP50Ms,
+      'p99 ms': coalesced.latencyP99Ms,
+      errors: coalesced.errors,
+    },
+    'HTTP only (/echo)': {
+      'req/s': echo.requestsPerSecond.toFixed(0),
+      'p50 ms': echo.latencyP50Ms,
+      'p99 ms': echo.latencyP99Ms,
+      errors: echo.errors,
+    },
     'normalization only, individual': { 'req/s': snIndividual.toFixed(0), 'p50 ms': '-', 'p99 ms': '-', errors: 0 },
     'normalization only, coalesced': { 'req/s': snCoalesced.toFixed(0), 'p50 ms': '-', 'p99 ms': '-', errors: 0 },
   });
@@ -168,8 +189,10 @@ async function main(): Promise<void> {
   // ratio coalescing could give if the two simply added up.
   const ms = (rps: number) => 1000 / rps;
   const bound = (ms(echo.requestsPerSecond) + ms(snIndividual)) / (ms(echo.requestsPerSecond) + ms(snCoalesced));
-  console.log(`per request: HTTP ${ms(echo.requestsPerSecond).toFixed(3)} ms, normalization ${ms(snIndividual).toFixed(3)} ms ` +
-    `individual / ${ms(snCoalesced).toFixed(3)} ms coalesced; if they add up, coalescing can give at most ${bound.toFixed(2)}×`);
+  console.log(
+    `per request: HTTP ${ms(echo.requestsPerSecond).toFixed(3)} ms, normalization ${ms(snIndividual).toFixed(3)} ms ` +
+      `individual / ${ms(snCoalesced).toFixed(3)} ms coalesced; if they add up, coalescing can give at most ${bound.toFixed(2)}×`,
+  );
   writeRecord(args.out!, 'server-load', 'bench:server', {
     workload: { connections, duration, rounds, shape, dtype: 'float32', bodyBytes: body.length, query },
     runs,

@@ -24,10 +24,17 @@ interface Layer {
 
 function layers(count: number): Layer[] {
   const shapes: [string, number, number][] = [
-    ['q_proj', 4096, 4096], ['k_proj', 4096, 4096], ['v_proj', 4096, 4096], ['o_proj', 4096, 4096],
-    ['gate_proj', 11008, 4096], ['up_proj', 11008, 4096], ['down_proj', 4096, 11008],
+    ['q_proj', 4096, 4096],
+    ['k_proj', 4096, 4096],
+    ['v_proj', 4096, 4096],
+    ['o_proj', 4096, 4096],
+    ['gate_proj', 11008, 4096],
+    ['up_proj', 11008, 4096],
+    ['down_proj', 4096, 11008],
   ];
-  return Array.from({ length: count }, (_, l) => shapes.map(([name, rows, columns]) => ({ name: `model.layers.${l}.${name}.weight`, rows, columns }))).flat();
+  return Array.from({ length: count }, (_, l) =>
+    shapes.map(([name, rows, columns]) => ({ name: `model.layers.${l}.${name}.weight`, rows, columns })),
+  ).flat();
 }
 
 /** Float16 rows: POOL noise rows, each with +c·v and −c·v added, so a matrix is rows picked from 2·POOL. */
@@ -126,7 +133,7 @@ export function readBandwidth(files: readonly string[]): number {
   for (const file of files) {
     const fd = fs.openSync(file, 'r');
     try {
-      for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) bytes += n;
+      for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0;) bytes += n;
     } finally {
       fs.closeSync(fd);
     }

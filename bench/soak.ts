@@ -12,14 +12,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import {
-  SpectralNormBatch,
-  SpectralNormCoalescer,
-  SpectralNormalizer,
-  backendInfo,
-  spectralNorm,
-  spectralNormalizeAsync,
-} from '../lib';
+import { SpectralNormBatch, SpectralNormCoalescer, SpectralNormalizer, backendInfo, spectralNorm, spectralNormalizeAsync } from '../lib';
 import { mulberry32 } from '../lib/seeded-random';
 import { writeRecord } from './machine';
 
@@ -132,7 +125,9 @@ async function main(): Promise<void> {
       const m = memory(done);
       samples.push(m);
       if (before < warmup && done >= warmup) afterWarmup = m;
-      console.log(`  ${done} operations: RSS ${m.rssMiB.toFixed(1)} MiB (V8 heap ${m.heapTotalMiB.toFixed(1)}, external ${m.externalMiB.toFixed(1)})`);
+      console.log(
+        `  ${done} operations: RSS ${m.rssMiB.toFixed(1)} MiB (V8 heap ${m.heapTotalMiB.toFixed(1)}, external ${m.externalMiB.toFixed(1)})`,
+      );
     }
   }
   await coalescer.close();

@@ -138,7 +138,8 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds must be a positive integer, got ${values.rounds}`);
   const image = Number(values.image);
-  if (!Number.isInteger(image) || image < 8 || image % 8 !== 0) throw new RangeError(`--image must be a multiple of 8, got ${values.image}`);
+  if (!Number.isInteger(image) || image < 8 || image % 8 !== 0)
+    throw new RangeError(`--image must be a multiple of 8, got ${values.image}`);
   const shapes = networkShapes();
   const results = [];
   const skipped: Record<string, string> = {};

@@ -43,7 +43,11 @@ export function loadWorkloads(quick: boolean): Workload[] {
     if (quick && syn.name !== 'many-small') continue;
     list.push(workload(syn.name, 'synthetic', syn.shapes, 1));
   }
-  for (const [r, c] of [[64, 64], [512, 4608], [1024, 9216]]) {
+  for (const [r, c] of [
+    [64, 64],
+    [512, 4608],
+    [1024, 9216],
+  ]) {
     for (const k of quick ? [1] : [1, 5]) list.push(workload(`${r}×${c}`, 'single', [[r, c]], k));
   }
   return list;

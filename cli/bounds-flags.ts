@@ -30,9 +30,17 @@ const stride = parsed((s) => {
 
 export function withBoundsFlags(command: Command): Command {
   return command
-    .option('--conv-input <HxW>', 'add the operator σ of every 4-D tensor as a convolution on an input of this size, and its certified upper bound (layout: safetensors and ONNX oihw, TF.js hwio)', parsed(parseConvInput))
-    .option('--stride <s>', 'the convolutions\' stride (with --conv-input; default 1)', stride)
-    .option('--padding <p|same>', 'the convolutions\' zero or circular padding, or same: (k - 1)/2 for each kernel (with --conv-input; default 0)', parsed(parsePadding))
+    .option(
+      '--conv-input <HxW>',
+      'add the operator σ of every 4-D tensor as a convolution on an input of this size, and its certified upper bound (layout: safetensors and ONNX oihw, TF.js hwio)',
+      parsed(parseConvInput),
+    )
+    .option('--stride <s>', "the convolutions' stride (with --conv-input; default 1)", stride)
+    .option(
+      '--padding <p|same>',
+      "the convolutions' zero or circular padding, or same: (k - 1)/2 for each kernel (with --conv-input; default 0)",
+      parsed(parsePadding),
+    )
     .addOption(new Option('--padding-mode <mode>', 'with --conv-input (default zeros)').choices(['zeros', 'circular']))
     .option('--certify', 'add certified [lower, upper] bounds on σ for every tensor', false);
 }
@@ -40,9 +48,19 @@ export function withBoundsFlags(command: Command): Command {
 /** The flags as BoundsOptions; the convolution's own flags need --conv-input. */
 export function boundsOptions(flags: BoundsFlags): BoundsOptions {
   if (flags.convInput === undefined) {
-    for (const [flag, value] of [['--stride', flags.stride], ['--padding', flags.padding], ['--padding-mode', flags.paddingMode]] as const) {
+    for (const [flag, value] of [
+      ['--stride', flags.stride],
+      ['--padding', flags.padding],
+      ['--padding-mode', flags.paddingMode],
+    ] as const) {
       if (value !== undefined) throw new UsageError(`${flag} describes the convolution of --conv-input, which is missing`);
     }
   }
-  return { convInput: flags.convInput, stride: flags.stride, padding: flags.padding, paddingMode: flags.paddingMode, certify: flags.certify };
+  return {
+    convInput: flags.convInput,
+    stride: flags.stride,
+    padding: flags.padding,
+    paddingMode: flags.paddingMode,
+    certify: flags.certify,
+  };
 }

@@ -102,7 +102,14 @@ export function boundsColumns(
     const columns: Columns = {};
     if (options.convInput && shape.length === 4) columns.operator = operatorColumn(values, shape, format, options, compute);
     if (options.certify) {
-      const r = spectralNorm(values, shape, { dim, certify: true, backend: compute.backend, threads: compute.threads, tolerance: compute.tolerance, maxIterations: compute.maxIterations });
+      const r = spectralNorm(values, shape, {
+        dim,
+        certify: true,
+        backend: compute.backend,
+        threads: compute.threads,
+        tolerance: compute.tolerance,
+        maxIterations: compute.maxIterations,
+      });
       columns.certified = { lower: r.lower!, upper: r.upper! };
     }
     return columns;

@@ -19,7 +19,9 @@ export function parseDevice(value: string): DeviceChoice {
 export function computeSlots(backend: BackendChoice, device: DeviceChoice | undefined, exact: boolean): (number | undefined)[] {
   if (device === undefined) return [undefined];
   if (backend === 'cpu' || backend === 'js' || exact) {
-    throw new UsageError(`--device applies only to the cuda backend (or auto), but ${exact ? '--exact computes in JavaScript' : `--backend is ${backend}`}`);
+    throw new UsageError(
+      `--device applies only to the cuda backend (or auto), but ${exact ? '--exact computes in JavaScript' : `--backend is ${backend}`}`,
+    );
   }
   const info = backendInfo();
   const gpus = info.cuda.available ? info.cuda.devices.length : 0;

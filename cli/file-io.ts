@@ -27,19 +27,37 @@ export async function openForReading(file: string, what = 'cannot open'): Promis
 }
 
 /** Reads exactly `length` bytes at `position` into `into` at `at`; fewer (the file ends first) is a truncated file. */
-async function readInto(handle: fs.FileHandle, into: Uint8Array, at: number, position: number, length: number, file: string, tensor?: string): Promise<void> {
+async function readInto(
+  handle: fs.FileHandle,
+  into: Uint8Array,
+  at: number,
+  position: number,
+  length: number,
+  file: string,
+  tensor?: string,
+): Promise<void> {
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(into, at + done, length - done, position + done);
     if (bytesRead === 0) {
-      throw new ModelFileError(file, `truncated: needs bytes ${position}..${position + length} but the file ends at ${position + done}`, tensor);
+      throw new ModelFileError(
+        file,
+        `truncated: needs bytes ${position}..${position + length} but the file ends at ${position + done}`,
+        tensor,
+      );
     }
     done += bytesRead;
   }
 }
 
 /** Exactly `length` bytes at `position`, in a fresh (so aligned) buffer. */
-export async function readExactly(handle: fs.FileHandle, position: number, length: number, file: string, tensor?: string): Promise<Uint8Array> {
+export async function readExactly(
+  handle: fs.FileHandle,
+  position: number,
+  length: number,
+  file: string,
+  tensor?: string,
+): Promise<Uint8Array> {
   const bytes = new Uint8Array(length);
   await readInto(handle, bytes, 0, position, length, file, tensor);
   return bytes;
@@ -70,7 +88,13 @@ export const CHUNK_BYTES = 8 << 20;
  * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting `gate`
  * before each chunk. Elements may straddle ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
  */
-export async function readValues(ranges: readonly ByteRange[], count: number, codec: ElementCodec, tensor: string, gate?: ReadGate): Promise<FloatArray> {
+export async function readValues(
+  ranges: readonly ByteRange[],
+  count: number,
+  codec: ElementCodec,
+  tensor: string,
+  gate?: ReadGate,
+): Promise<FloatArray> {
   const values = codec.wide === 'float64' ? new Float64Array(count) : new Float32Array(count);
   const total = count * codec.bytes;
   const stored = ranges.reduce((sum, r) => sum + r.length, 0);
@@ -80,7 +104,7 @@ export async function readValues(ranges: readonly ByteRange[], count: number, co
     const target = new Uint8Array(values.buffer);
     let at = 0;
     for (const r of ranges) {
-      for (let done = 0; done < r.length; ) {
+      for (let done = 0; done < r.length;) {
         const take = Math.min(CHUNK_BYTES, r.length - done);
         await gate?.(take);
         await readInto(r.handle, target, at, r.position + done, take, r.file, tensor);
@@ -95,7 +119,7 @@ export async function readValues(ranges: readonly ByteRange[], count: number, co
   let held = 0;
   let element = 0;
   for (const r of ranges) {
-    for (let done = 0; done < r.length; ) {
+    for (let done = 0; done < r.length;) {
       const take = Math.min(scratch.length - held, r.length - done);
       await gate?.(take);
       await readInto(r.handle, scratch, held, r.position + done, take, r.file, tensor);
@@ -180,7 +204,7 @@ export class OutputFile {
   /** Copies `length` bytes at `position` of another file, in chunks, so memory stays bounded. */
   async copyFrom(from: fs.FileHandle, position: number, length: number, file: string, tensor?: string): Promise<void> {
     const buffer = new Uint8Array(Math.min(CHUNK_BYTES, length));
-    for (let done = 0; done < length; ) {
+    for (let done = 0; done < length;) {
       const take = Math.min(buffer.length, length - done);
       await readInto(from, buffer, 0, position + done, take, file, tensor);
       await this.write(take === buffer.length ? buffer : buffer.subarray(0, take));

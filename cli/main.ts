@@ -39,19 +39,45 @@ const positiveInteger = number((x) => Number.isSafeInteger(x) && x >= 1, 'a posi
 /** The options report and normalize share: which tensors, along which dim, and how σ is computed. */
 function withSelectionAndBackend(command: Command): Command {
   return command
-    .option('--include <regex>', 'only tensors whose name matches (repeatable; default: every float tensor of rank ≥ 2)', collect((s) => parsePattern('--include', s)), [])
-    .option('--exclude <regex>', 'drop tensors whose name matches (repeatable), e.g. biases, norm scales, embeddings', collect((s) => parsePattern('--exclude', s)), [])
-    .option('--dim <[regex=]n>', "the matrix's row dimension, for all tensors or those matching regex (repeatable; first match wins; default 0 for safetensors, -1 for TF.js)", collect(parseDimRule), [])
-    .addOption(new Option('--backend <name>', 'the backend that runs the power iteration').choices(['auto', 'cpu', 'cuda', 'js']).default('auto'))
-    .option('--device <n|all>', "the GPU of the cuda backend, or 'all' to spread the tensors over every GPU (one or none: as without it)", (value: string) => {
-      try {
-        return parseDevice(value);
-      } catch (error) {
-        throw new InvalidArgumentError(firstLine(error));
-      }
-    })
+    .option(
+      '--include <regex>',
+      'only tensors whose name matches (repeatable; default: every float tensor of rank ≥ 2)',
+      collect((s) => parsePattern('--include', s)),
+      [],
+    )
+    .option(
+      '--exclude <regex>',
+      'drop tensors whose name matches (repeatable), e.g. biases, norm scales, embeddings',
+      collect((s) => parsePattern('--exclude', s)),
+      [],
+    )
+    .option(
+      '--dim <[regex=]n>',
+      "the matrix's row dimension, for all tensors or those matching regex (repeatable; first match wins; default 0 for safetensors, -1 for TF.js)",
+      collect(parseDimRule),
+      [],
+    )
+    .addOption(
+      new Option('--backend <name>', 'the backend that runs the power iteration').choices(['auto', 'cpu', 'cuda', 'js']).default('auto'),
+    )
+    .option(
+      '--device <n|all>',
+      "the GPU of the cuda backend, or 'all' to spread the tensors over every GPU (one or none: as without it)",
+      (value: string) => {
+        try {
+          return parseDevice(value);
+        } catch (error) {
+          throw new InvalidArgumentError(firstLine(error));
+        }
+      },
+    )
     .option('--threads <n>', 'CPU threads (default: the cores available)', positiveInteger)
-    .option('--tolerance <t>', 'stop once σ changes by at most t·σ between iterations', number((x) => x >= 0 && Number.isFinite(x), 'a non-negative number'), 1e-6)
+    .option(
+      '--tolerance <t>',
+      'stop once σ changes by at most t·σ between iterations',
+      number((x) => x >= 0 && Number.isFinite(x), 'a non-negative number'),
+      1e-6,
+    )
     .option('--max-iterations <n>', 'iteration limit per tensor', positiveInteger, 1000)
     .option('--json', 'machine-readable output on stdout', false);
 }
@@ -104,7 +130,9 @@ function program(io: Io): Command {
       writeErr: io.err,
       outputError: (text, write) => write(`spectral-norm: ${text.trim().replace(/^error: /, '')} (see --help)\n`),
     })
-    .description('Spectral normalization (W/σ_max, Miyato et al. 2018) of model files: safetensors (single or sharded), TensorFlow.js and ONNX weights.')
+    .description(
+      'Spectral normalization (W/σ_max, Miyato et al. 2018) of model files: safetensors (single or sharded), TensorFlow.js and ONNX weights.',
+    )
     .version(version);
 
   withSelectionAndBackend(
@@ -125,13 +153,26 @@ function program(io: Io): Command {
       .command('normalize')
       .description('write a copy with each selected tensor replaced by W·target/σ; everything else byte for byte')
       .argument('<model>', MODEL_ARGUMENT)
-      .option('-o, --output <path>', 'the new model file, or a folder for it (created if missing); shards and external data go beside it under their own names')
+      .option(
+        '-o, --output <path>',
+        'the new model file, or a folder for it (created if missing); shards and external data go beside it under their own names',
+      )
       .option('--in-place', 'replace the input: each file written to a temporary file, then renamed over it', false)
-      .option('--target <σ>', 'the σ each selected tensor gets', number((x) => x > 0 && Number.isFinite(x), 'a positive number'), 1)
+      .option(
+        '--target <σ>',
+        'the σ each selected tensor gets',
+        number((x) => x > 0 && Number.isFinite(x), 'a positive number'),
+        1,
+      )
       .option('--clip', 'change only tensors whose σ exceeds the target (W·min(1, target/σ))', false),
   ).action(async (model: string, flags: CommonFlags & { output?: string; inPlace: boolean; target: number; clip: boolean }) => {
     if ((flags.output === undefined) === !flags.inPlace) throw new UsageError('normalize needs exactly one of -o <path> and --in-place');
-    await normalize(model, { ...common(flags), output: flags.output ?? model, inPlace: flags.inPlace, target: flags.target, clip: flags.clip }, print, warn);
+    await normalize(
+      model,
+      { ...common(flags), output: flags.output ?? model, inPlace: flags.inPlace, target: flags.target, clip: flags.clip },
+      print,
+      warn,
+    );
   });
 
   cli

@@ -23,7 +23,10 @@ async function openJson(file: string): Promise<ModelFile> {
 async function candidates(folder: string): Promise<string[]> {
   let entries: string[];
   try {
-    entries = (await fs.readdir(folder, { withFileTypes: true })).filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => e.name).sort();
+    entries = (await fs.readdir(folder, { withFileTypes: true }))
+      .filter((e) => e.isFile() || e.isSymbolicLink())
+      .map((e) => e.name)
+      .sort();
   } catch (error) {
     throw new ModelFileError(folder, `cannot read the folder: ${describeFsError(error)}`);
   }
@@ -32,7 +35,8 @@ async function candidates(folder: string): Promise<string[]> {
   for (const index of indexes) {
     const { parsed } = await readJson(path.join(folder, index));
     const map = isSafetensorsIndex(parsed) ? (parsed as { weight_map: unknown }).weight_map : null;
-    if (map !== null && typeof map === 'object') for (const shard of Object.values(map)) if (typeof shard === 'string') sharded.add(path.normalize(shard));
+    if (map !== null && typeof map === 'object')
+      for (const shard of Object.values(map)) if (typeof shard === 'string') sharded.add(path.normalize(shard));
   }
   return [
     ...indexes,

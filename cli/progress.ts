@@ -21,7 +21,13 @@ function size(bytes: number): string {
 export function progressBar(stream: NodeJS.WriteStream = process.stderr): Progress {
   if (!stream.isTTY) return SILENT;
   const bar = new SingleBar(
-    { stream, format: ' {bar} {value}/{total} tensors | {read} of {size} read | {rate} MB/s | {name}', clearOnComplete: true, hideCursor: true, fps: 5 },
+    {
+      stream,
+      format: ' {bar} {value}/{total} tensors | {read} of {size} read | {rate} MB/s | {name}',
+      clearOnComplete: true,
+      hideCursor: true,
+      fps: 5,
+    },
     Presets.shades_classic,
   );
   let read = 0;
@@ -29,7 +35,12 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): Progre
   let started = 0;
   const payload = (name?: string) => {
     const seconds = (performance.now() - started) / 1000;
-    return { read: size(read), size: size(total), rate: seconds > 0 ? (read / 1e6 / seconds).toFixed(0) : '0', ...(name === undefined ? {} : { name }) };
+    return {
+      read: size(read),
+      size: size(total),
+      rate: seconds > 0 ? (read / 1e6 / seconds).toFixed(0) : '0',
+      ...(name === undefined ? {} : { name }),
+    };
   };
   return {
     start: (tensors, bytes) => {

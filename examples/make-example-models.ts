@@ -39,7 +39,11 @@ export function snganDiscriminator(seed = 2018): Uint8Array {
   const tensors = SNGAN_D_LAYERS.flatMap(({ name, shape }) => {
     const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
     const bound = 1 / Math.sqrt(fanIn);
-    const weight = uniform(next, shape.reduce((a, b) => a * b, 1), bound);
+    const weight = uniform(
+      next,
+      shape.reduce((a, b) => a * b, 1),
+      bound,
+    );
     const bias = uniform(next, shape[0], bound);
     return [
       { name: `${name}.weight`, dtype: 'F32', shape, data: bytesOf(weight) },
@@ -72,7 +76,11 @@ export function dcganDiscriminatorTfjs(seed = 2015): TfjsExample {
   for (const layer of layers) {
     const fanIn = layer.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const bound = 1 / Math.sqrt(fanIn);
-    const kernel = uniform(next, layer.shape.reduce((a, b) => a * b, 1), bound);
+    const kernel = uniform(
+      next,
+      layer.shape.reduce((a, b) => a * b, 1),
+      bound,
+    );
     const units = layer.shape[layer.shape.length - 1];
     const bias = uniform(next, units, bound);
     if (layer.quantize === 'uint8') {

@@ -18,11 +18,16 @@ const layers = [
 ];
 
 const info = backendInfo();
-console.log(`spectral-norm backends: ${info.available.join(', ')} (auto: ${info.auto}; CPU SIMD: ${info.cpu.simd ?? 'none'}, threads: ${info.cpu.threads})`);
+console.log(
+  `spectral-norm backends: ${info.available.join(', ')} (auto: ${info.auto}; CPU SIMD: ${info.cpu.simd ?? 'none'}, threads: ${info.cpu.threads})`,
+);
 if (!info.cuda.available) console.log(`CUDA: unavailable (${info.cuda.reason})`);
 
 layers.forEach((layer, i) => {
-  const weight = randomWeight(layer.shape.reduce((a, b) => a * b, 1), i + 1);
+  const weight = randomWeight(
+    layer.shape.reduce((a, b) => a * b, 1),
+    i + 1,
+  );
   const exact = exactSpectralNorm(weight, layer.shape, { dim: layer.dim });
   const parts = info.available.map((backend) => {
     const r = spectralNorm(weight, layer.shape, { dim: layer.dim, backend, tolerance: 1e-7 });
@@ -35,4 +40,6 @@ const weight = randomWeight(256 * 512, 1);
 const sn = new SpectralNormalizer([256, 512], { seed: 0 });
 sn.warmup(weight, 15);
 const sigma = sn.step(weight);
-console.log(`SpectralNormalizer (${sn.backend}): one training step gave σ = ${sigma.toFixed(6)}; the weight now has σ ≈ ${exactSpectralNorm(weight, [256, 512]).toFixed(6)}`);
+console.log(
+  `SpectralNormalizer (${sn.backend}): one training step gave σ = ${sigma.toFixed(6)}; the weight now has σ ≈ ${exactSpectralNorm(weight, [256, 512]).toFixed(6)}`,
+);

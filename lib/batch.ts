@@ -15,7 +15,17 @@ import {
   ConstructorHandoff,
   resolveSettings,
 } from './options';
-import { type DType, type Precision, type Targets, checkTargets, checkInteger, checkKnownKeys, checkObject, checkSeed, describe } from './validate';
+import {
+  type DType,
+  type Precision,
+  type Targets,
+  checkTargets,
+  checkInteger,
+  checkKnownKeys,
+  checkObject,
+  checkSeed,
+  describe,
+} from './validate';
 
 /** One layer of a SpectralNormBatch (or of autoBackend's job): its shape, and optionally dim, u, v, seed and name. */
 export interface LayerSpec {
@@ -99,7 +109,9 @@ export class SpectralNormBatch {
     const { settings, opts } = checkConstructorOptions(names.options, options, ['seed'], operators);
     const seed = checkSeed(`${names.options}.seed`, opts.seed);
     if (!Array.isArray(layers) || layers.length === 0) {
-      throw new TypeError(`${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name?, operator? }, got ${describe(layers)}`);
+      throw new TypeError(
+        `${names.layers} must be a non-empty array of { shape, dim?, u?, v?, seed?, name?, operator? }, got ${describe(layers)}`,
+      );
     }
     if (seed !== undefined && !Number.isSafeInteger(seed + layers.length)) {
       throw new RangeError(`${names.options}.seed leaves no room for one seed per layer, got ${seed}`);
@@ -112,7 +124,15 @@ export class SpectralNormBatch {
       const layerSeed = seed === undefined ? undefined : seed + i;
       return createLayer(`${at}.shape`, at, init, settings, layerSeed, `weights[${i}]`);
     });
-    this.set = new LayerSet('SpectralNormBatch', built, resolveSettings(settings, built.map((l) => l.state.geometry), operators));
+    this.set = new LayerSet(
+      'SpectralNormBatch',
+      built,
+      resolveSettings(
+        settings,
+        built.map((l) => l.state.geometry),
+        operators,
+      ),
+    );
   }
 
   /** Number of layers. */
@@ -248,7 +268,14 @@ export class SpectralNormBatch {
       if (l.u === undefined || l.v === undefined) throw new TypeError(`state.layers[${i}] must have u and v`);
     });
     const layers = (s.layers as LayerSpec[]).map(({ shape, dim, name, operator, u, v }) => ({ shape, dim, name, operator, u, v }));
-    const restored = { iterations: s.iterations, eps: s.eps, dtype: s.dtype, precision: s.precision, legacy: s.legacy, ...runtime } as SpectralNormBatchOptions;
+    const restored = {
+      iterations: s.iterations,
+      eps: s.eps,
+      dtype: s.dtype,
+      precision: s.precision,
+      legacy: s.legacy,
+      ...runtime,
+    } as SpectralNormBatchOptions;
     return restoreNaming.with({ layers: 'state.layers', options: 'state' }, () => new SpectralNormBatch(layers, restored));
   }
 

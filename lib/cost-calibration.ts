@@ -13,13 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { Backend, NativeAddon, NativeInfo, PowerJob } from '../binding';
-import {
-  type CostConstants,
-  type CudaCostConstants,
-  type HostCostConstants,
-  CUDA_CONSTANT_NAMES,
-  HOST_CONSTANT_NAMES,
-} from './cost-model';
+import { type CostConstants, type CudaCostConstants, type HostCostConstants, CUDA_CONSTANT_NAMES, HOST_CONSTANT_NAMES } from './cost-model';
 import { buildJob } from './engine';
 import { jsBackend } from './js-backend';
 import { matrixGeometry } from './layout';
@@ -68,10 +62,15 @@ export function parseEnvConstants(text: string | undefined): Partial<CostConstan
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new TypeError(`${ENV_CONSTANTS} must be a JSON object of constants (e.g. '{"cpuCallSeconds":3e-6}'): ${(error as Error).message}`, { cause: error });
+    throw new TypeError(
+      `${ENV_CONSTANTS} must be a JSON object of constants (e.g. '{"cpuCallSeconds":3e-6}'): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new TypeError(`${ENV_CONSTANTS} must be a JSON object of constants, got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`);
+    throw new TypeError(
+      `${ENV_CONSTANTS} must be a JSON object of constants, got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`,
+    );
   }
   const out: Partial<Record<ConstantName, number>> = {};
   for (const [key, value] of Object.entries(parsed)) {
@@ -118,7 +117,10 @@ function operand(rows: number, cols: number): Operand {
 
 function job(on: Operand, layers: number, iterations: number, out: boolean, threads: number, precision: Precision): PowerJob {
   const geometry = matrixGeometry([on.rows, on.cols], 0, false);
-  const states = Array.from({ length: layers }, (_, i) => ({ geometry, ...startVectors(i, geometry.uLength, geometry.vLength, 'float32') }));
+  const states = Array.from({ length: layers }, (_, i) => ({
+    geometry,
+    ...startVectors(i, geometry.uLength, geometry.vLength, 'float32'),
+  }));
   // The layers of a many-layer job read one weight and write one out: the runs are timed, not checked.
   const weights = states.map(() => on.weight);
   const outs = states.map((_, i) => (out && i === 0 ? on.out : null));
@@ -180,7 +182,15 @@ function extra(more: number, less: number): number {
   return Math.max(more - less, 0.01 * more);
 }
 
-type NativeConstants = Pick<HostCostConstants, 'cpuCallSeconds' | 'cpuLayerSeconds' | 'cpuWakeSeconds' | 'cpuSweepElementsPerSecond' | 'cpuSweepFloat64ElementsPerSecond' | 'cpuDivideElementsPerSecond'>;
+type NativeConstants = Pick<
+  HostCostConstants,
+  | 'cpuCallSeconds'
+  | 'cpuLayerSeconds'
+  | 'cpuWakeSeconds'
+  | 'cpuSweepElementsPerSecond'
+  | 'cpuSweepFloat64ElementsPerSecond'
+  | 'cpuDivideElementsPerSecond'
+>;
 
 /**
  * The native backend: calls of one tiny layer and of eight on one thread, eight again on every thread with the
@@ -192,15 +202,20 @@ export function measureNative(addon: Backend, threads: number): NativeConstants 
   const layer = operand(128, 512);
   const n = layer.weight.length;
   const run = (j: PowerJob) => addon.run(j);
-  const [call, eight, k1, k5, k1f64, k5f64, k1NoOut] = settledSeconds(run, [
-    job(tiny, 1, 1, true, 1, 'mixed'),
-    job(tiny, 8, 1, true, 1, 'mixed'),
-    job(layer, 1, 1, true, 1, 'mixed'),
-    job(layer, 1, 5, true, 1, 'mixed'),
-    job(layer, 1, 1, true, 1, 'float64'),
-    job(layer, 1, 5, true, 1, 'float64'),
-    job(layer, 1, 1, false, 1, 'mixed'),
-  ], 5, 4);
+  const [call, eight, k1, k5, k1f64, k5f64, k1NoOut] = settledSeconds(
+    run,
+    [
+      job(tiny, 1, 1, true, 1, 'mixed'),
+      job(tiny, 8, 1, true, 1, 'mixed'),
+      job(layer, 1, 1, true, 1, 'mixed'),
+      job(layer, 1, 5, true, 1, 'mixed'),
+      job(layer, 1, 1, true, 1, 'float64'),
+      job(layer, 1, 5, true, 1, 'float64'),
+      job(layer, 1, 1, false, 1, 'mixed'),
+    ],
+    5,
+    4,
+  );
   // With one thread there is nothing to wake: no such cost.
   const eightWoken = threads > 1 ? coldSeconds(run, job(tiny, 8, 1, true, threads, 'mixed'), 5) : eight;
   return {
@@ -220,13 +235,18 @@ export function measureJs(): JsConstants {
   const tiny = operand(2, 2);
   const layer = operand(32, 32);
   const n = layer.weight.length;
-  const [call, eight, k1, k5, k1NoOut] = settledSeconds((j) => jsBackend.run(j), [
-    job(tiny, 1, 1, true, 1, 'mixed'),
-    job(tiny, 8, 1, true, 1, 'mixed'),
-    job(layer, 1, 1, true, 1, 'mixed'),
-    job(layer, 1, 5, true, 1, 'mixed'),
-    job(layer, 1, 1, false, 1, 'mixed'),
-  ], 10, 10);
+  const [call, eight, k1, k5, k1NoOut] = settledSeconds(
+    (j) => jsBackend.run(j),
+    [
+      job(tiny, 1, 1, true, 1, 'mixed'),
+      job(tiny, 8, 1, true, 1, 'mixed'),
+      job(layer, 1, 1, true, 1, 'mixed'),
+      job(layer, 1, 5, true, 1, 'mixed'),
+      job(layer, 1, 1, false, 1, 'mixed'),
+    ],
+    10,
+    10,
+  );
   return {
     jsCallSeconds: call,
     jsLayerSeconds: extra(eight, call) / 7,
@@ -297,11 +317,12 @@ export function measureCudaConstants(addon: NativeAddon, device: number): Measur
   const tiny = operand(2, 2);
   const large = operand(1024, 2048);
   const bytes = large.weight.byteLength;
-  const [call, eight, big] = settledSeconds((j) => addon.run({ ...j, device }), [
-    job(tiny, 1, 1, true, 1, 'mixed'),
-    job(tiny, 8, 1, true, 1, 'mixed'),
-    job(large, 1, 1, true, 1, 'mixed'),
-  ], 3, 3);
+  const [call, eight, big] = settledSeconds(
+    (j) => addon.run({ ...j, device }),
+    [job(tiny, 1, 1, true, 1, 'mixed'), job(tiny, 8, 1, true, 1, 'mixed'), job(large, 1, 1, true, 1, 'mixed')],
+    3,
+    3,
+  );
   // The 8 MiB job's time less the call and its kernels (a sweep reads W, the division reads and writes it) is its
   // two transfers.
   const kernels = (3 * bytes) / probe.deviceCopyBytesPerSecond;
@@ -359,7 +380,11 @@ export function cacheKey(addonPath: string, info: NativeInfo, threads: number): 
     addon: { path: addonPath, ...addon },
     v8: process.versions.v8,
     package: (require('../../package.json') as { version: string }).version,
-    cuda: { driver: info.cuda.driverVersion, runtime: info.cuda.runtimeVersion, devices: info.cuda.devices.map((d) => [d.name, d.totalMemory]) },
+    cuda: {
+      driver: info.cuda.driverVersion,
+      runtime: info.cuda.runtimeVersion,
+      devices: info.cuda.devices.map((d) => [d.name, d.totalMemory]),
+    },
   };
 }
 
@@ -379,7 +404,10 @@ function readCache(file: string, key: Record<string, unknown>): { content: Cache
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    return { content: null, error: (error as NodeJS.ErrnoException).code === 'ENOENT' ? null : `cannot read ${file}: ${(error as Error).message}` };
+    return {
+      content: null,
+      error: (error as NodeJS.ErrnoException).code === 'ENOENT' ? null : `cannot read ${file}: ${(error as Error).message}`,
+    };
   }
   let parsed: CacheFile;
   try {
@@ -387,10 +415,14 @@ function readCache(file: string, key: Record<string, unknown>): { content: Cache
   } catch (error) {
     return { content: null, error: `${file} is not JSON (${(error as Error).message}); measuring again` };
   }
-  if (parsed?.format !== CACHE_FORMAT || parsed.version !== 1) return { content: null, error: `${file} is not a ${CACHE_FORMAT} file, version 1; measuring again` };
+  if (parsed?.format !== CACHE_FORMAT || parsed.version !== 1)
+    return { content: null, error: `${file} is not a ${CACHE_FORMAT} file, version 1; measuring again` };
   if (JSON.stringify(parsed.key) !== JSON.stringify(key)) return { content: null, error: null };
-  const bad = (parsed.host && checkEntry(parsed.host, HOST_CONSTANT_NAMES)) ||
-    Object.values(parsed.cuda ?? {}).map((e) => checkEntry(e, CUDA_CONSTANT_NAMES)).find((e) => e !== null);
+  const bad =
+    (parsed.host && checkEntry(parsed.host, HOST_CONSTANT_NAMES)) ||
+    Object.values(parsed.cuda ?? {})
+      .map((e) => checkEntry(e, CUDA_CONSTANT_NAMES))
+      .find((e) => e !== null);
   if (bad) return { content: null, error: `${file} is malformed: ${bad}; measuring again` };
   return { content: parsed, error: null };
 }
@@ -418,7 +450,12 @@ function removeStale(file: string, key: Record<string, unknown>): void {
       const other = path.join(dir, name);
       if (other === file || !/^cost-model-[0-9a-f]{16}\.json$/.test(name)) continue;
       const old = JSON.parse(fs.readFileSync(other, 'utf8')) as Partial<CacheFile>;
-      if (old.format === CACHE_FORMAT && old.key?.host === key.host && (old.key?.addon as { path?: string } | undefined)?.path === addonPath) fs.rmSync(other, { force: true });
+      if (
+        old.format === CACHE_FORMAT &&
+        old.key?.host === key.host &&
+        (old.key?.addon as { path?: string } | undefined)?.path === addonPath
+      )
+        fs.rmSync(other, { force: true });
     }
   } catch {
     // A file another process is writing or removing: left for the next time.
@@ -454,7 +491,8 @@ function begin(target: CalibrationTarget): State {
   const env = parseEnvConstants(process.env[ENV_CONSTANTS]);
   const key = cacheKey(target.addonPath, target.info, target.threads);
   const dir = cacheDirectory();
-  const file = dir === null ? null : path.join(dir, `cost-model-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16)}.json`);
+  const file =
+    dir === null ? null : path.join(dir, `cost-model-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16)}.json`);
   const read = file === null ? { content: null, error: null } : readCache(file, key);
   if (read.error) process.emitWarning(`spectral-norm cost model: ${read.error}`, 'SpectralNormWarning');
   state = {
@@ -489,7 +527,9 @@ function save(s: State): void {
 }
 
 function fromCache<T>(entry: CacheEntry<T>): Measured<T> {
-  const sources = Object.fromEntries(Object.entries(entry.sources).map(([name, source]) => [name, source === 'measured' ? 'cache' : source]));
+  const sources = Object.fromEntries(
+    Object.entries(entry.sources).map(([name, source]) => [name, source === 'measured' ? 'cache' : source]),
+  );
   return { constants: entry.constants, sources, ms: 0 };
 }
 
@@ -523,7 +563,11 @@ export function hostConstants(target: CalibrationTarget, withStream = false): Me
     s.host = { ...s.host, constants: { ...s.host.constants, ...stream.constants }, sources: { ...s.host.sources, ...stream.sources } };
     if (s.content.host) {
       const entry = s.content.host;
-      s.content.host = { ...entry, constants: { ...entry.constants, ...stream.constants }, sources: { ...entry.sources, ...stream.sources } };
+      s.content.host = {
+        ...entry,
+        constants: { ...entry.constants, ...stream.constants },
+        sources: { ...entry.sources, ...stream.sources },
+      };
       save(s);
     }
   }

@@ -154,7 +154,8 @@ export function predictJs(job: CostedJob, c: HostCostConstants): number {
 export function predictCpu(job: CostedJob, c: HostCostConstants): number {
   const b = bytesPerElement(job.dtype);
   const threads = Math.max(1, job.threads);
-  const sweepRate = job.dtype === 'float64' || job.precision === 'float64' ? c.cpuSweepFloat64ElementsPerSecond : c.cpuSweepElementsPerSecond;
+  const sweepRate =
+    job.dtype === 'float64' || job.precision === 'float64' ? c.cpuSweepFloat64ElementsPerSecond : c.cpuSweepElementsPerSecond;
   const weightBytes = job.layers.reduce((sum, l) => sum + l.elements * b, 0);
   const outBytes = job.layers.reduce((sum, l) => sum + (l.divide ? l.elements * b : 0), 0);
   const inCache = c.cpuStreamBytesPerSecond === undefined || weightBytes + outBytes <= c.cpuCacheBytes;

@@ -88,9 +88,7 @@ export function buildJob<A extends FloatArray | DeviceSlice>(
 export function finish(job: JobResults, allFinite: boolean, label: (index: number) => string): RunResult {
   if (!allFinite) {
     const bad = job.status.findIndex((s) => s === LayerStatus.NonFinite);
-    throw new RangeError(
-      `${label(bad)} contains NaN or Infinity, or overflowed during power iteration; nothing was modified`,
-    );
+    throw new RangeError(`${label(bad)} contains NaN or Infinity, or overflowed during power iteration; nothing was modified`);
   }
   return { sigma: job.sigma, iterationsRun: job.iterationsRun, converged: job.converged };
 }

@@ -154,7 +154,7 @@ function largestSingularValue(a: Float64Array, m: number, n: number): number {
     reorthogonalize(p, us);
     const aNext = norm(p);
     alpha.push(aNext);
-    if (aNext <= 1e-15 * sigma) return bisectLargest(alpha, beta);  // invariant again: B is complete
+    if (aNext <= 1e-15 * sigma) return bisectLargest(alpha, beta); // invariant again: B is complete
     us.push(p.map((x) => x / aNext));
   }
   return bisectLargest(alpha, beta);

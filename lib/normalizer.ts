@@ -179,7 +179,10 @@ export class SpectralNormalizer {
   }
 
   /** Restores a normalizer from state(), exactly. `options` may choose the backend and threads. */
-  static fromState(state: SpectralNormalizerState, options: Pick<CommonOptions, 'backend' | 'threads' | 'device'> = {}): SpectralNormalizer {
+  static fromState(
+    state: SpectralNormalizerState,
+    options: Pick<CommonOptions, 'backend' | 'threads' | 'device'> = {},
+  ): SpectralNormalizer {
     const s = checkStateHeader(state, 'spectral-norm.normalizer', 'SpectralNormalizer.state()');
     const runtime = checkRuntimeOptions(options);
     if (s.u === undefined || s.v === undefined) throw new TypeError('state must have u and v');

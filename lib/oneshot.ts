@@ -113,7 +113,15 @@ export function prepare(weight: unknown, shapeValue: unknown, options: unknown, 
   const geometry = matrixGeometry(shape, dim, false);
   const backend = resolveBackend(option, convergeJob([geometry], dtype, precision, maxIterations, threads, [out !== null]));
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
-  const job = buildJob([{ geometry, u, v }], [w], [out], { dtype, iterations: maxIterations, tolerance, eps, precision, legacy: false, threads });
+  const job = buildJob([{ geometry, u, v }], [w], [out], {
+    dtype,
+    iterations: maxIterations,
+    tolerance,
+    eps,
+    precision,
+    legacy: false,
+    threads,
+  });
   return { job, backend, seed, geometry, certify };
 }
 

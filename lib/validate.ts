@@ -216,7 +216,7 @@ function checkOverlapsByBuffer(spans: readonly Span[]): void {
         const b = list[j];
         if (!a.writes && !b.writes) continue;
         const sameRange = a.array.byteOffset === b.array.byteOffset && a.array.byteLength === b.array.byteLength;
-        if (sameRange && a.layer === b.layer && a.name !== b.name) continue;  // in place
+        if (sameRange && a.layer === b.layer && a.name !== b.name) continue; // in place
         const what = sameRange && a.layer === b.layer ? 'is the same array as' : 'overlaps';
         throw new RangeError(`${b.name} ${what} ${a.name}`);
       }

@@ -32,8 +32,14 @@ function isPublic(member) {
 function checkMembers(owner, members) {
   for (const m of members) {
     if (!isPublic(m) || ts.isIndexSignatureDeclaration(m) || ts.isClassStaticBlockDeclaration(m)) continue;
-    if (ts.isConstructorDeclaration(m) || ts.isMethodDeclaration(m) || ts.isMethodSignature(m) || ts.isPropertySignature(m) ||
-        ts.isPropertyDeclaration(m) || ts.isGetAccessorDeclaration(m)) {
+    if (
+      ts.isConstructorDeclaration(m) ||
+      ts.isMethodDeclaration(m) ||
+      ts.isMethodSignature(m) ||
+      ts.isPropertySignature(m) ||
+      ts.isPropertyDeclaration(m) ||
+      ts.isGetAccessorDeclaration(m)
+    ) {
       if (!documented(m)) {
         const name = ts.isConstructorDeclaration(m) ? 'constructor' : m.name.getText();
         missing.push(`${where(m)} ${owner}.${name}`);

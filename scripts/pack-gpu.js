@@ -40,8 +40,19 @@ const nodeDir = path.join(stage, 'node');
 fs.mkdirSync(nodeDir);
 run('tar', ['-xzf', tarball, '-C', nodeDir, '--strip-components=1', 'package/bin/node', 'package/include', 'package/LICENSE']);
 
-for (const relative of ['dist', 'package.json', '.mocharc.json', 'test/fixtures', 'bench/networks.json', 'bench/peers/gpu_peers.py',
-  'native', 'CMakeLists.txt', 'scripts/build-native.js', 'LICENSE', path.join('build', 'Release', 'spectral_norm.node')]) {
+for (const relative of [
+  'dist',
+  'package.json',
+  '.mocharc.json',
+  'test/fixtures',
+  'bench/networks.json',
+  'bench/peers/gpu_peers.py',
+  'native',
+  'CMakeLists.txt',
+  'scripts/build-native.js',
+  'LICENSE',
+  path.join('build', 'Release', 'spectral_norm.node'),
+]) {
   copy(relative);
 }
 // The packages the GPU run needs, with their dependencies: the runtime ones, the rebuild's (cmake-js, node-addon-api,
@@ -75,11 +86,18 @@ for (const dir of [...needed].sort()) {
 }
 fs.copyFileSync(path.join(root, 'bench', 'gpu-bundle-run.sh'), path.join(stage, 'run.sh'));
 fs.chmodSync(path.join(stage, 'run.sh'), 0o755);
-fs.writeFileSync(path.join(stage, 'BUNDLE.json'), JSON.stringify({
-  made: new Date().toISOString(),
-  node: process.version,
-  commit: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim(),
-}, null, 2));
+fs.writeFileSync(
+  path.join(stage, 'BUNDLE.json'),
+  JSON.stringify(
+    {
+      made: new Date().toISOString(),
+      node: process.version,
+      commit: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim(),
+    },
+    null,
+    2,
+  ),
+);
 
 const output = path.join(bundleDir, `${name}.tar.xz`);
 fs.rmSync(output, { force: true });

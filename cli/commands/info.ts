@@ -15,7 +15,9 @@ export function info(json: boolean, out: (text: string) => void): void {
     i.cuda.available
       ? `cuda: ${i.cuda.devices.map((d) => `${d.index}: ${d.name} (sm ${d.computeCapability})`).join('; ')}`
       : `cuda: unavailable: ${i.cuda.reason}`,
-    ...i.cuda.devices.map((d) => `      device ${d.index}: ${d.name}, compute ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB`),
+    ...i.cuda.devices.map(
+      (d) => `      device ${d.index}: ${d.name}, compute ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB`,
+    ),
     'js:   pure TypeScript, always available',
   ];
   out(lines.join('\n'));

@@ -69,7 +69,12 @@ interface Computed {
   clip: ClipDecision | null;
 }
 
-export async function normalize(file: string, options: NormalizeOptions, out: (text: string) => void, warn: (text: string) => void): Promise<NormalizeJson> {
+export async function normalize(
+  file: string,
+  options: NormalizeOptions,
+  out: (text: string) => void,
+  warn: (text: string) => void,
+): Promise<NormalizeJson> {
   const wallStart = performance.now();
   const slots = computeSlots(options.backend, options.device, false);
   const model = await openModel(file);
@@ -81,17 +86,37 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
     const { selected, unsupported } = selectTensors(model, options);
     for (const t of unsupported) {
       const { name, shape, dtype } = t;
-      rows.set(t, { name, shape, dtype, dim: null, sigma: null, iterations: null, action: 'skipped', actionText: `skipped: ${t.unsupported}`, writtenAs: null, backend: null, device: null, ms: null, certifiedUpper: null });
+      rows.set(t, {
+        name,
+        shape,
+        dtype,
+        dim: null,
+        sigma: null,
+        iterations: null,
+        action: 'skipped',
+        actionText: `skipped: ${t.unsupported}`,
+        writtenAs: null,
+        backend: null,
+        device: null,
+        ms: null,
+        certifiedUpper: null,
+      });
     }
     const dims = new Map(selected.map((s) => [s.tensor, s.dim]));
     const order: Selected[] = model.writeOrder(selected.map((s) => s.tensor)).map((tensor) => ({ tensor, dim: dims.get(tensor)! }));
-    progress.start(order.length, order.reduce((sum, s) => sum + s.tensor.byteLength, 0));
+    progress.start(
+      order.length,
+      order.reduce((sum, s) => sum + s.tensor.byteLength, 0),
+    );
     const compute = async (s: Selected, values: FloatArray, device: number | undefined): Promise<Computed> => {
       const { name, shape, dtype } = s.tensor;
       // --clip decides on the weights as read, which normalizeValues divides in place: a copy first.
       const original = options.clip ? values.slice() : null;
       const normalized = await normalizeValues(model.path, name, values, shape, s.dim, options, device);
-      const clip = original && normalized.result.sigma !== 0 ? certifiedClip(model.path, name, original, shape, s.dim, dtype, options.target, options) : null;
+      const clip =
+        original && normalized.result.sigma !== 0
+          ? certifiedClip(model.path, name, original, shape, s.dim, dtype, options.target, options)
+          : null;
       return { ...normalized, device, clip };
     };
     const pipeline = new TensorPipeline<Computed>(model, order, compute, slots, progress);
@@ -110,8 +135,19 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
       } else if (options.target !== 1) for (let i = 0; i < scaled.length; i++) scaled[i] *= options.target;
       const { name, shape, dtype } = tensor;
       rows.set(tensor, {
-        name, shape, dtype, dim: s.dim, sigma: result.sigma, iterations: result.iterations, action, actionText, writtenAs: null,
-        backend: result.backend, device: result.backend === 'cuda' ? (device ?? 0) : null, ms: result.ms, certifiedUpper: clip ? clip.upper : null,
+        name,
+        shape,
+        dtype,
+        dim: s.dim,
+        sigma: result.sigma,
+        iterations: result.iterations,
+        action,
+        actionText,
+        writtenAs: null,
+        backend: result.backend,
+        device: result.backend === 'cuda' ? (device ?? 0) : null,
+        ms: result.ms,
+        certifiedUpper: clip ? clip.upper : null,
       });
       return action === 'normalized' ? scaled : null;
     };
@@ -133,7 +169,9 @@ export async function normalize(file: string, options: NormalizeOptions, out: (t
   const ordered = model.tensors.filter((t) => rows.has(t)).map((t) => rows.get(t)!);
   const widened = ordered.filter((r) => r.writtenAs !== null).map((r) => r.name);
   if (widened.length > 0) warn(`note: ${widened.length} quantized or float16 weight(s) were written as float32: ${widened.join(', ')}`);
-  const computed: ComputedRow[] = ordered.filter((r) => r.backend !== null).map((r) => ({ backend: r.backend, device: r.device, elements: elementCount(r.shape) }));
+  const computed: ComputedRow[] = ordered
+    .filter((r) => r.backend !== null)
+    .map((r) => ({ backend: r.backend, device: r.device, elements: elementCount(r.shape) }));
   const result: NormalizeJson = {
     input: file,
     output: options.inPlace ? file : output,
@@ -169,7 +207,10 @@ export const NORMALIZE_COLUMNS: Column<NormalizeRow>[] = [
 
 /** -o as given, or, for a model opened from a folder or an -o that is a folder, the model's file name inside it. */
 async function outputPath(model: ModelFile, output: string): Promise<string> {
-  const isFolder = await fs.stat(output).then((s) => s.isDirectory(), () => false);
+  const isFolder = await fs.stat(output).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   return model.path !== model.file || isFolder || /[/]$/.test(output) ? path.join(output, path.basename(model.file)) : output;
 }
 

@@ -94,7 +94,8 @@ export async function report(file: string, options: ReportOptions, out: (text: s
     const compute = async (s: Selected, values: FloatArray, device: number | undefined) => {
       const r = await sigmaOf(model.path, s.tensor.name, values, s.tensor.shape, s.dim, options, device);
       // --conv-input and --certify: only for the rows with σ (a non-finite tensor has no bounds either).
-      const columns = 'nonFinite' in r ? {} : boundsColumns(model.path, s.tensor.name, values, s.tensor.shape, s.dim, model.format, options, options);
+      const columns =
+        'nonFinite' in r ? {} : boundsColumns(model.path, s.tensor.name, values, s.tensor.shape, s.dim, model.format, options, options);
       return { r, device, columns };
     };
     const pipeline = new TensorPipeline(model, selected, compute, slots, progress);
@@ -108,7 +109,13 @@ export async function report(file: string, options: ReportOptions, out: (text: s
         }
         const device = r.backend === 'cuda' ? (result.device ?? 0) : null;
         rows.set(s.tensor, {
-          ...emptyRow(s.tensor, s.dim, 'ok', ''), sigma: r.sigma, iterations: r.iterations, converged: r.converged, backend: r.backend, device, ms: r.ms,
+          ...emptyRow(s.tensor, s.dim, 'ok', ''),
+          sigma: r.sigma,
+          iterations: r.iterations,
+          converged: r.converged,
+          backend: r.backend,
+          device,
+          ms: r.ms,
           ...result.columns,
         });
       }
@@ -167,9 +174,25 @@ function methodLine(r: ReportJson, computed: readonly ComputedRow[], requested: 
   return `σ by power iteration to a relative tolerance of ${(r.tolerance as number).toExponential()} on ${describeBackends(computed, requested)}`;
 }
 
-function formatReport(r: ReportJson, productText: string, computed: readonly ComputedRow[], requested: string, options: BoundsOptions): string {
-  const columns = [...REPORT_COLUMNS.filter((c) => c.header !== 'note'), ...boundsTableColumns(options), ...REPORT_COLUMNS.filter((c) => c.header === 'note')];
-  const lines = [`${r.file} (${r.storage}): ${methodLine(r, computed, requested)}`, ...boundsNotes(r.tensors, options), '', formatRows(columns, r.tensors), ''];
+function formatReport(
+  r: ReportJson,
+  productText: string,
+  computed: readonly ComputedRow[],
+  requested: string,
+  options: BoundsOptions,
+): string {
+  const columns = [
+    ...REPORT_COLUMNS.filter((c) => c.header !== 'note'),
+    ...boundsTableColumns(options),
+    ...REPORT_COLUMNS.filter((c) => c.header === 'note'),
+  ];
+  const lines = [
+    `${r.file} (${r.storage}): ${methodLine(r, computed, requested)}`,
+    ...boundsNotes(r.tensors, options),
+    '',
+    formatRows(columns, r.tensors),
+    '',
+  ];
   if (r.tensors.some((t) => t.converged === false)) lines.push('* did not converge within --max-iterations: σ is an estimate from below');
   const marked = [
     r.totals.nonFinite > 0 ? `${r.totals.nonFinite} non-finite (not computed; exit code 1)` : '',

@@ -34,7 +34,11 @@ const ENCODE_ELEMENTS = 4 << 20;
  * Writes values as stored bytes through `emit(bytes, byteOffset)`, in pieces: float32 and float64 are written as
  * they are, half precision is encoded a piece at a time, so no second copy of the tensor is ever held.
  */
-export async function writeValues(storage: FloatStorage, values: FloatArray, emit: (bytes: Uint8Array, byteOffset: number) => Promise<void>): Promise<void> {
+export async function writeValues(
+  storage: FloatStorage,
+  values: FloatArray,
+  emit: (bytes: Uint8Array, byteOffset: number) => Promise<void>,
+): Promise<void> {
   if (storage === 'float32' || storage === 'float64') {
     await emit(encodeValues(storage, values), 0);
     return;
@@ -47,5 +51,6 @@ export async function writeValues(storage: FloatStorage, values: FloatArray, emi
 /** Checks that a transform's replacement has the type and length `read` gave; anything else is a bug here. */
 export function checkReplacement(name: string, storage: FloatStorage, values: FloatArray, count: number): void {
   const expected = storage === 'float64' ? Float64Array : Float32Array;
-  if (!(values instanceof expected) || values.length !== count) throw new Error(`internal: replacement for ${name} has the wrong type or length`);
+  if (!(values instanceof expected) || values.length !== count)
+    throw new Error(`internal: replacement for ${name} has the wrong type or length`);
 }

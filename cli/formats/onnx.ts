@@ -55,10 +55,30 @@ const EXTERNAL = 1;
 
 /** TensorProto.DataType codes: name and bits per element (0 for STRING). Codes past 16 postdate onnx-proto's copy. */
 const DATA_TYPES: Record<number, [string, number]> = {
-  1: ['FLOAT', 32], 2: ['UINT8', 8], 3: ['INT8', 8], 4: ['UINT16', 16], 5: ['INT16', 16], 6: ['INT32', 32], 7: ['INT64', 64],
-  8: ['STRING', 0], 9: ['BOOL', 8], 10: ['FLOAT16', 16], 11: ['DOUBLE', 64], 12: ['UINT32', 32], 13: ['UINT64', 64],
-  14: ['COMPLEX64', 64], 15: ['COMPLEX128', 128], 16: ['BFLOAT16', 16], 17: ['FLOAT8E4M3FN', 8], 18: ['FLOAT8E4M3FNUZ', 8],
-  19: ['FLOAT8E5M2', 8], 20: ['FLOAT8E5M2FNUZ', 8], 21: ['UINT4', 4], 22: ['INT4', 4], 23: ['FLOAT4E2M1', 4], 24: ['FLOAT8E8M0', 8],
+  1: ['FLOAT', 32],
+  2: ['UINT8', 8],
+  3: ['INT8', 8],
+  4: ['UINT16', 16],
+  5: ['INT16', 16],
+  6: ['INT32', 32],
+  7: ['INT64', 64],
+  8: ['STRING', 0],
+  9: ['BOOL', 8],
+  10: ['FLOAT16', 16],
+  11: ['DOUBLE', 64],
+  12: ['UINT32', 32],
+  13: ['UINT64', 64],
+  14: ['COMPLEX64', 64],
+  15: ['COMPLEX128', 128],
+  16: ['BFLOAT16', 16],
+  17: ['FLOAT8E4M3FN', 8],
+  18: ['FLOAT8E4M3FNUZ', 8],
+  19: ['FLOAT8E5M2', 8],
+  20: ['FLOAT8E5M2FNUZ', 8],
+  21: ['UINT4', 4],
+  22: ['INT4', 4],
+  23: ['FLOAT4E2M1', 4],
+  24: ['FLOAT8E8M0', 8],
 };
 const STORAGE: Record<number, FloatStorage> = { 1: 'float32', 11: 'float64', 10: 'float16', 16: 'bfloat16' };
 const INTEGER_TYPES = new Set([2, 3, 4, 5, 6, 7, 9, 12, 13, 21, 22]);
@@ -77,7 +97,8 @@ export interface OnnxTensor extends ModelTensor {
   /** Its top-level fields. */
   fields: Field[];
   /** Where the values are: a raw_data field, typed fields, or an external file. */
-  storage: { kind: 'raw'; field: Field } | { kind: 'typed'; fields: Field[] } | { kind: 'external'; external: ExternalData } | { kind: 'none' };
+  storage:
+    { kind: 'raw'; field: Field } | { kind: 'typed'; fields: Field[] } | { kind: 'external'; external: ExternalData } | { kind: 'none' };
 }
 
 function bad(file: string, detail: string, tensor?: string): ModelFileError {
@@ -118,7 +139,12 @@ async function typedCount(wire: WireFile, fields: readonly Field[], dataType: nu
   return count;
 }
 
-async function readTensor(wire: WireFile, folder: string, message: Field, externalHandles: Map<string, fs.FileHandle>): Promise<OnnxTensor> {
+async function readTensor(
+  wire: WireFile,
+  folder: string,
+  message: Field,
+  externalHandles: Map<string, fs.FileHandle>,
+): Promise<OnnxTensor> {
   const file = wire.file;
   const fields = await wire.fields(message.start, message.end, `an initializer at byte ${message.tagStart}`);
   const metaFields = fields.filter((f) => !DATA_FIELDS.has(f.number));
@@ -164,15 +190,24 @@ async function readTensor(wire: WireFile, folder: string, message: Field, extern
       throw bad(file, `external data past the end of '${location}': bytes ${offset}..${offset + length} of a ${size}-byte file`, name);
     }
     if (expectedBytes !== null && length !== expectedBytes) {
-      throw bad(file, `byte length mismatch: dims [${shape.join(', ')}] of ${typeName} need ${expectedBytes} bytes but its external data has ${length}`, name);
+      throw bad(
+        file,
+        `byte length mismatch: dims [${shape.join(', ')}] of ${typeName} need ${expectedBytes} bytes but its external data has ${length}`,
+        name,
+      );
     }
     storage = { kind: 'external', external: { location, file: externalFile, offset, length } };
     byteLength = length;
   } else if (raw.length > 0) {
-    if (raw.length > 1 || typedFields.length > 0) throw bad(file, 'holds its data twice (raw_data with typed fields, or raw_data repeated)', name);
+    if (raw.length > 1 || typedFields.length > 0)
+      throw bad(file, 'holds its data twice (raw_data with typed fields, or raw_data repeated)', name);
     const length = raw[0].end - raw[0].start;
     if (expectedBytes !== null && length !== expectedBytes) {
-      throw bad(file, `byte length mismatch: dims [${shape.join(', ')}] of ${typeName} need ${expectedBytes} bytes but raw_data holds ${length}`, name);
+      throw bad(
+        file,
+        `byte length mismatch: dims [${shape.join(', ')}] of ${typeName} need ${expectedBytes} bytes but raw_data holds ${length}`,
+        name,
+      );
     }
     storage = { kind: 'raw', field: raw[0] };
     byteLength = length;
@@ -181,9 +216,11 @@ async function readTensor(wire: WireFile, folder: string, message: Field, extern
     storage = { kind: 'typed', fields: typedFields };
     if (STORAGE[meta.dataType] !== undefined) {
       const expectedField = meta.dataType === 1 ? TENSOR.floatData : meta.dataType === 11 ? TENSOR.doubleData : TENSOR.int32Data;
-      if (typedFields.some((f) => f.number !== expectedField)) throw bad(file, `${typeName} data must be in field ${expectedField} of TensorProto`, name);
+      if (typedFields.some((f) => f.number !== expectedField))
+        throw bad(file, `${typeName} data must be in field ${expectedField} of TensorProto`, name);
       const n = await typedCount(wire, typedFields, meta.dataType);
-      if (n !== count) throw bad(file, `element count mismatch: dims [${shape.join(', ')}] need ${count} elements but its typed data holds ${n}`, name);
+      if (n !== count)
+        throw bad(file, `element count mismatch: dims [${shape.join(', ')}] need ${count} elements but its typed data holds ${n}`, name);
     }
   } else {
     if (count > 0 && meta.dataType !== 8) throw bad(file, `holds no data for its ${count} elements`, name);
@@ -191,7 +228,8 @@ async function readTensor(wire: WireFile, folder: string, message: Field, extern
     byteLength = 0;
   }
   const numeric = STORAGE[meta.dataType] !== undefined && count > 0;
-  const unsupported = !numeric && !INTEGER_TYPES.has(meta.dataType) && meta.dataType !== 8 ? { unsupported: `unsupported dtype ${typeName}` } : {};
+  const unsupported =
+    !numeric && !INTEGER_TYPES.has(meta.dataType) && meta.dataType !== 8 ? { unsupported: `unsupported dtype ${typeName}` } : {};
   return { name, shape, dtype: typeName, numeric, ...unsupported, byteLength, dataType: meta.dataType, message, fields, storage };
 }
 
@@ -233,7 +271,8 @@ export async function openOnnx(file: string): Promise<ModelFile> {
   try {
     const top = await wire.fields(0, wire.size, 'the model');
     const graphs = top.filter((f) => f.number === MODEL_GRAPH);
-    if (graphs.length !== 1 || graphs[0].wire !== 2) throw bad(file, `not an ONNX model: ${graphs.length === 0 ? 'no graph' : 'the graph field is malformed or repeated'}`);
+    if (graphs.length !== 1 || graphs[0].wire !== 2)
+      throw bad(file, `not an ONNX model: ${graphs.length === 0 ? 'no graph' : 'the graph field is malformed or repeated'}`);
     graph = graphs[0];
     const graphFields = await wire.fields(graph.start, graph.end, 'the graph');
     tensors = [];
@@ -288,10 +327,21 @@ export async function openOnnx(file: string): Promise<ModelFile> {
     const external = chosen.filter((t) => t.storage.kind === 'external');
     const files = [...new Set(external.map((t) => (t.storage as { external: ExternalData }).external.file))];
     const offset = (t: OnnxTensor) => (t.storage as { external: ExternalData }).external.offset;
-    return [...typed, ...raw, ...files.flatMap((f) => external.filter((t) => (t.storage as { external: ExternalData }).external.file === f).sort((a, b) => offset(a) - offset(b)))];
+    return [
+      ...typed,
+      ...raw,
+      ...files.flatMap((f) =>
+        external.filter((t) => (t.storage as { external: ExternalData }).external.file === f).sort((a, b) => offset(a) - offset(b)),
+      ),
+    ];
   };
 
-  const rewrite = async (output: string, selected: ReadonlySet<ModelTensor>, transform: Transform, inPlace: boolean): Promise<RewriteResult> => {
+  const rewrite = async (
+    output: string,
+    selected: ReadonlySet<ModelTensor>,
+    transform: Transform,
+    inPlace: boolean,
+  ): Promise<RewriteResult> => {
     const order = writeOrder([...selected]);
     const outFolder = path.dirname(output);
     const externals = [...new Set(tensors.flatMap((t) => (t.storage.kind === 'external' ? [t.storage.external] : [])).map((e) => e.file))];
@@ -299,7 +349,8 @@ export async function openOnnx(file: string): Promise<ModelFile> {
     if (!inPlace) {
       for (const target of [output, ...externals.map(externalOut)]) {
         for (const input of [file, ...externals]) {
-          if (await sameFile(target, input)) throw bad(target, `would overwrite the input ${input}; choose another folder, or use --in-place`);
+          if (await sameFile(target, input))
+            throw bad(target, `would overwrite the input ${input}; choose another folder, or use --in-place`);
         }
       }
     }
@@ -356,7 +407,9 @@ export async function openOnnx(file: string): Promise<ModelFile> {
       'ONNX',
       externalHandles.size > 0 ? `external data in ${externalHandles.size} file${externalHandles.size > 1 ? 's' : ''}` : '',
       sparse > 0 ? `${sparse} sparse initializer(s) not covered` : '',
-    ].filter((s) => s !== '').join(', '),
+    ]
+      .filter((s) => s !== '')
+      .join(', '),
     tensors,
     defaultDim: 0,
     read,
@@ -373,7 +426,11 @@ function checkExternalOverlaps(file: string, tensors: readonly OnnxTensor[]): vo
   for (let i = 1; i < external.length; i++) {
     const [a, b] = [external[i - 1], external[i]];
     if (a.e.file === b.e.file && b.e.offset < a.e.offset + a.e.length) {
-      throw bad(file, `external data bytes ${b.e.offset}..${b.e.offset + b.e.length} of '${b.e.location}' overlap those of '${a.t.name}'`, b.t.name);
+      throw bad(
+        file,
+        `external data bytes ${b.e.offset}..${b.e.offset + b.e.length} of '${b.e.location}' overlap those of '${a.t.name}'`,
+        b.t.name,
+      );
     }
   }
 }

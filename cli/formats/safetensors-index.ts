@@ -8,7 +8,14 @@ import * as path from 'node:path';
 import { ModelFileError } from '../errors';
 import { StagedOutput, sameFile } from '../file-io';
 import type { ModelFile, ModelTensor, RewriteResult, Transform } from '../model';
-import { type SafetensorsShard, type SafetensorsTensor, openSafetensorsShard, readShardTensor, shardWriteOrder, writeShard } from './safetensors';
+import {
+  type SafetensorsShard,
+  type SafetensorsTensor,
+  openSafetensorsShard,
+  readShardTensor,
+  shardWriteOrder,
+  writeShard,
+} from './safetensors';
 
 /** Whether parsed JSON is a safetensors index (as opposed to a TF.js model). */
 export function isSafetensorsIndex(parsed: unknown): boolean {
@@ -20,7 +27,8 @@ export function isSafetensorsIndex(parsed: unknown): boolean {
  * a URL or drive. This is a security check: the output is written under the same relative names.
  */
 export function insideFolder(relative: string): boolean {
-  if (relative.length === 0 || path.isAbsolute(relative) || path.win32.isAbsolute(relative) || /^[a-z][a-z0-9+.-]*:/i.test(relative)) return false;
+  if (relative.length === 0 || path.isAbsolute(relative) || path.win32.isAbsolute(relative) || /^[a-z][a-z0-9+.-]*:/i.test(relative))
+    return false;
   return !relative.split(/[\\/]/).some((part) => part === '..');
 }
 
@@ -31,8 +39,10 @@ function checkWeightMap(file: string, parsed: unknown): Map<string, string> {
   }
   const map = new Map<string, string>();
   for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
-    if (typeof shard !== 'string' || shard.length === 0) throw new ModelFileError(file, 'invalid index: its shard must be a file name', name);
-    if (!insideFolder(shard)) throw new ModelFileError(file, `invalid index: shard path '${shard}' must be relative, inside the index's folder`, name);
+    if (typeof shard !== 'string' || shard.length === 0)
+      throw new ModelFileError(file, 'invalid index: its shard must be a file name', name);
+    if (!insideFolder(shard))
+      throw new ModelFileError(file, `invalid index: shard path '${shard}' must be relative, inside the index's folder`, name);
     map.set(name, shard);
   }
   if (map.size === 0) throw new ModelFileError(file, 'invalid index: "weight_map" lists no tensor');
@@ -52,7 +62,8 @@ function checkShards(file: string, weightMap: ReadonlyMap<string, string>, shard
   for (const [name, relative] of holder) {
     const listed = weightMap.get(name);
     if (listed === undefined) throw new ModelFileError(file, `shard '${relative}' holds it, but the index does not list it`, name);
-    if (listed !== relative) throw new ModelFileError(file, `the index puts it in shard '${listed}', but it is stored in '${relative}'`, name);
+    if (listed !== relative)
+      throw new ModelFileError(file, `the index puts it in shard '${listed}', but it is stored in '${relative}'`, name);
   }
   for (const [name, relative] of weightMap) {
     if (!holder.has(name)) throw new ModelFileError(file, `the index puts it in shard '${relative}', which does not hold it`, name);
@@ -73,7 +84,10 @@ export async function openSafetensorsIndex(file: string, parsed: unknown): Promi
         shards.set(relative, await openSafetensorsShard(shardFile));
       } catch (error) {
         if (!(error instanceof ModelFileError) || error.file !== shardFile || !/^cannot open: /.test(error.detail)) throw error;
-        throw new ModelFileError(file, `missing or unreadable shard '${relative}' (the index puts ${count} tensor(s) in it): ${error.detail.replace(/^cannot open: /, '')}`);
+        throw new ModelFileError(
+          file,
+          `missing or unreadable shard '${relative}' (the index puts ${count} tensor(s) in it): ${error.detail.replace(/^cannot open: /, '')}`,
+        );
       }
     }
     checkShards(file, weightMap, shards);
@@ -85,7 +99,12 @@ export async function openSafetensorsIndex(file: string, parsed: unknown): Promi
   for (const shard of shards.values()) for (const t of shard.header.tensors) shardOf.set(t, shard);
   const tensors: SafetensorsTensor[] = [...shards.values()].flatMap((s) => s.header.tensors);
 
-  const rewrite = async (output: string, selected: ReadonlySet<ModelTensor>, transform: Transform, inPlace: boolean): Promise<RewriteResult> => {
+  const rewrite = async (
+    output: string,
+    selected: ReadonlySet<ModelTensor>,
+    transform: Transform,
+    inPlace: boolean,
+  ): Promise<RewriteResult> => {
     // -o names the new folder, or the new index file in it.
     const outFolder = inPlace ? folder : output.endsWith('.json') ? path.dirname(output) : output;
     const indexOut = inPlace ? file : output.endsWith('.json') ? output : path.join(outFolder, path.basename(file));
@@ -94,7 +113,8 @@ export async function openSafetensorsIndex(file: string, parsed: unknown): Promi
       const inputs = [file, ...[...shards.values()].map((s) => s.file)];
       for (const target of [indexOut, ...targets]) {
         for (const input of inputs) {
-          if (await sameFile(target, input)) throw new ModelFileError(target, `would overwrite the input ${input}; choose another folder, or use --in-place`);
+          if (await sameFile(target, input))
+            throw new ModelFileError(target, `would overwrite the input ${input}; choose another folder, or use --in-place`);
         }
       }
     }

@@ -13,8 +13,26 @@ import { CODECS, type FloatStorage, checkReplacement, writeValues } from './code
 
 /** Bits per element of every dtype the format defines. */
 const DTYPE_BITS: Record<string, number> = {
-  BOOL: 8, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6,
-  I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, I64: 64, U64: 64, F64: 64, C64: 64,
+  BOOL: 8,
+  U8: 8,
+  I8: 8,
+  F8_E5M2: 8,
+  F8_E4M3: 8,
+  F8_E8M0: 8,
+  F4: 4,
+  F6_E2M3: 6,
+  F6_E3M2: 6,
+  I16: 16,
+  U16: 16,
+  F16: 16,
+  BF16: 16,
+  I32: 32,
+  U32: 32,
+  F32: 32,
+  I64: 64,
+  U64: 64,
+  F64: 64,
+  C64: 64,
 };
 
 /** The dtypes the CLI computes on; all others pass through untouched. */
@@ -51,10 +69,14 @@ export async function readSafetensorsHeader(handle: fs.FileHandle, file: string,
   const lengthBytes = await readExactly(handle, 0, 8, file);
   const length = new DataView(lengthBytes.buffer).getBigUint64(0, true);
   if (length > BigInt(MAX_HEADER_BYTES)) {
-    throw new ModelFileError(file, `header length ${length} is absurd (the format's limit is ${MAX_HEADER_BYTES} bytes): not a safetensors file, or a corrupt one`);
+    throw new ModelFileError(
+      file,
+      `header length ${length} is absurd (the format's limit is ${MAX_HEADER_BYTES} bytes): not a safetensors file, or a corrupt one`,
+    );
   }
   const n = Number(length);
-  if (8 + n > fileSize) throw new ModelFileError(file, `truncated: the header claims ${n} bytes but the file has only ${fileSize - 8} after the length`);
+  if (8 + n > fileSize)
+    throw new ModelFileError(file, `truncated: the header claims ${n} bytes but the file has only ${fileSize - 8} after the length`);
   const json = await readExactly(handle, 8, n, file);
   let parsed: unknown;
   try {
@@ -120,7 +142,16 @@ function checkEntry(file: string, name: string, value: unknown): SafetensorsTens
     );
   }
   const unsupported = UNSUPPORTED_FLOATS.has(dtype) ? { unsupported: `unsupported dtype ${dtype}` } : {};
-  return { name, shape: shape.slice(), dtype, numeric: NUMERIC.has(dtype) && count > 0, ...unsupported, byteLength: end - begin, begin, end };
+  return {
+    name,
+    shape: shape.slice(),
+    dtype,
+    numeric: NUMERIC.has(dtype) && count > 0,
+    ...unsupported,
+    byteLength: end - begin,
+    begin,
+    end,
+  };
 }
 
 /** The tensors must cover the data exactly, in some order: no overlap, no gap, nothing past the end or after it. */
@@ -130,12 +161,21 @@ function checkTiling(file: string, tensors: readonly SafetensorsTensor[], dataSi
   let previous: SafetensorsTensor | null = null;
   for (const t of sorted) {
     if (t.end > dataSize) {
-      throw new ModelFileError(file, `data_offsets [${t.begin}, ${t.end}] out of range: the data section has ${dataSize} bytes (truncated file?)`, t.name);
+      throw new ModelFileError(
+        file,
+        `data_offsets [${t.begin}, ${t.end}] out of range: the data section has ${dataSize} bytes (truncated file?)`,
+        t.name,
+      );
     }
     if (t.begin < position) {
-      throw new ModelFileError(file, `data_offsets [${t.begin}, ${t.end}] overlap tensor '${previous?.name}' [${previous?.begin}, ${previous?.end}]`, t.name);
+      throw new ModelFileError(
+        file,
+        `data_offsets [${t.begin}, ${t.end}] overlap tensor '${previous?.name}' [${previous?.begin}, ${previous?.end}]`,
+        t.name,
+      );
     }
-    if (t.begin > position) throw new ModelFileError(file, `data_offsets [${t.begin}, ${t.end}] leave a gap of ${t.begin - position} bytes before them`, t.name);
+    if (t.begin > position)
+      throw new ModelFileError(file, `data_offsets [${t.begin}, ${t.end}] leave a gap of ${t.begin - position} bytes before them`, t.name);
     position = t.end;
     previous = t;
   }
@@ -182,7 +222,13 @@ function byOffset(tensors: readonly SafetensorsTensor[]): SafetensorsTensor[] {
  * Writes a shard to `output` within `staged`: the header exactly as it was (same dtypes and sizes, so its key order,
  * spacing and __metadata__ are kept), then each tensor by offset, through `transform` if selected, else copied.
  */
-export async function writeShard(staged: StagedOutput, output: string, shard: SafetensorsShard, selected: ReadonlySet<ModelTensor>, transform: Transform): Promise<void> {
+export async function writeShard(
+  staged: StagedOutput,
+  output: string,
+  shard: SafetensorsShard,
+  selected: ReadonlySet<ModelTensor>,
+  transform: Transform,
+): Promise<void> {
   const out = await staged.create(output);
   await out.write(shard.header.headerBytes);
   for (const t of byOffset(shard.header.tensors)) {
@@ -199,7 +245,12 @@ export async function writeShard(staged: StagedOutput, output: string, shard: Sa
 
 export async function openSafetensors(file: string): Promise<ModelFile> {
   const shard = await openSafetensorsShard(file);
-  const rewrite = async (output: string, selected: ReadonlySet<ModelTensor>, transform: Transform, inPlace: boolean): Promise<RewriteResult> => {
+  const rewrite = async (
+    output: string,
+    selected: ReadonlySet<ModelTensor>,
+    transform: Transform,
+    inPlace: boolean,
+  ): Promise<RewriteResult> => {
     if (!inPlace && (await sameFile(output, file))) {
       throw new ModelFileError(output, 'is the input file; use --in-place to replace it (through a temporary file)');
     }

@@ -231,7 +231,8 @@ export async function openTfjs(file: string, json?: { text: string; parsed: unkn
 }
 
 function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: TfjsTensor[], groups: Group[]): ModelFile {
-  const manifestOf = (json: unknown): Manifest => (isModelJson ? (json as { weightsManifest: Manifest }).weightsManifest : (json as Manifest));
+  const manifestOf = (json: unknown): Manifest =>
+    isModelJson ? (json as { weightsManifest: Manifest }).weightsManifest : (json as Manifest);
   const rangesOf = (t: TfjsTensor) => groupRanges(groups[t.group], t.offset, t.byteLength);
 
   const read = async (tensor: ModelTensor, gate?: ReadGate): Promise<FloatArray> => {
@@ -240,7 +241,12 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
     return readValues(rangesOf(t), elementCount(t.shape), tfjsCodec(t.quantization), t.name, gate);
   };
 
-  const rewrite = async (output: string, selected: ReadonlySet<ModelTensor>, transform: Transform, inPlace: boolean): Promise<RewriteResult> => {
+  const rewrite = async (
+    output: string,
+    selected: ReadonlySet<ModelTensor>,
+    transform: Transform,
+    inPlace: boolean,
+  ): Promise<RewriteResult> => {
     const outDir = path.dirname(output);
     const targets = [output, ...groups.flatMap((g) => g.shards.map((s) => path.join(outDir, s.relative)))];
     if (!inPlace) {
@@ -248,7 +254,10 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
       for (const target of targets) {
         for (const input of inputs) {
           if (await sameFile(target, input)) {
-            throw new ModelFileError(target, `would overwrite the input${input === file ? '' : ` shard ${input}`}; choose another folder, or use --in-place`);
+            throw new ModelFileError(
+              target,
+              `would overwrite the input${input === file ? '' : ` shard ${input}`}; choose another folder, or use --in-place`,
+            );
           }
         }
       }

@@ -66,7 +66,10 @@ export class WireFile {
   }
 
   private truncated(what: string, at: number): ModelFileError {
-    return new ModelFileError(this.file, `truncated or invalid protobuf: ${what} at byte ${at} runs past the end of its message or the file`);
+    return new ModelFileError(
+      this.file,
+      `truncated or invalid protobuf: ${what} at byte ${at} runs past the end of its message or the file`,
+    );
   }
 
   /** A varint at `position` that must end by `end`: its value and the position after it. */

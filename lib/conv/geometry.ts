@@ -43,7 +43,9 @@ function checkPair(name: string, value: unknown, min: number, fallback: number |
   if (value === undefined && fallback !== undefined) return [fallback, fallback];
   const pair = typeof value === 'number' ? [value, value] : value;
   if (!Array.isArray(pair) || pair.length !== 2 || pair.some((x) => typeof x !== 'number')) {
-    throw new TypeError(`${name} must be ${fallback === undefined ? '' : 'a number or '}an array [height, width] of integers, got ${describe(value)}`);
+    throw new TypeError(
+      `${name} must be ${fallback === undefined ? '' : 'a number or '}an array [height, width] of integers, got ${describe(value)}`,
+    );
   }
   for (const x of pair as number[]) {
     if (!Number.isSafeInteger(x) || x < min) throw new RangeError(`${name} must hold integers >= ${min}, got ${JSON.stringify(value)}`);
@@ -78,9 +80,7 @@ export function checkConv(name: string, options: Record<string, unknown>, shape:
     throw new RangeError(`${name}.padding [${ph}, ${pw}] must be less than the kernel's size [${kh}, ${kw}]`);
   }
   if (h + 2 * ph < kh || w + 2 * pw < kw) {
-    throw new RangeError(
-      `${name}.inputSize [${h}, ${w}] is smaller than the kernel [${kh}, ${kw}] after padding [${ph}, ${pw}]`,
-    );
+    throw new RangeError(`${name}.inputSize [${h}, ${w}] is smaller than the kernel [${kh}, ${kw}] after padding [${ph}, ${pw}]`);
   }
   if (mode === 'circular' && (ph > h || pw > w)) {
     throw new RangeError(`${name}.padding [${ph}, ${pw}] wraps around the input [${h}, ${w}] more than once`);
@@ -147,9 +147,7 @@ export function outputSize(op: ConvOperator): number {
 /** Index of kernel element K[o][c][a][b] in the weight array, in either layout. */
 export function kernelIndexer(op: ConvOperator): (o: number, c: number, a: number, b: number) => number {
   const { outChannels: cout, inChannels: cin, kernelHeight: kh, kernelWidth: kw } = op;
-  return op.layout === 'oihw'
-    ? (o, c, a, b) => ((o * cin + c) * kh + a) * kw + b
-    : (o, c, a, b) => ((a * kw + b) * cin + c) * cout + o;
+  return op.layout === 'oihw' ? (o, c, a, b) => ((o * cin + c) * kh + a) * kw + b : (o, c, a, b) => ((a * kw + b) * cin + c) * cout + o;
 }
 
 /**

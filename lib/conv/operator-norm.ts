@@ -59,7 +59,12 @@ export interface ConvSpectralNormResult {
 const KEYS = [...CONV_OPTION_KEYS, 'tolerance', 'maxIterations', 'backend', 'threads'];
 
 /** A ConvSpectrumJob for the operator's circulant (or its stride-1 version's). */
-function spectrumJob(kernel: Float64Array, op: ConvOperator, threads: number, stride1: boolean): { job: ConvSpectrumJob; multiplicity: number; exact: boolean } {
+function spectrumJob(
+  kernel: Float64Array,
+  op: ConvOperator,
+  threads: number,
+  stride1: boolean,
+): { job: ConvSpectrumJob; multiplicity: number; exact: boolean } {
   const plan = circulantPlan(op, stride1);
   const taps = (phase: number[], offset: number[]) => Int32Array.from(phase.flatMap((p, a) => [p, offset[a]]));
   const job: ConvSpectrumJob = {
@@ -78,7 +83,14 @@ function spectrumJob(kernel: Float64Array, op: ConvOperator, threads: number, st
 }
 
 /** The certified lower bound from an explicit input x, through the backend's float64 convolution. */
-export function lowerBound(backend: ResolvedBackend, kernel: FloatArray, op: ConvOperator, x: Float64Array, threads: number, absolute: number): number {
+export function lowerBound(
+  backend: ResolvedBackend,
+  kernel: FloatArray,
+  op: ConvOperator,
+  x: Float64Array,
+  threads: number,
+  absolute: number,
+): number {
   const y = new Float64Array(outputSize(op));
   backend.impl.convApply({ weight: kernel, operator: op, transpose: false, input: x, output: y, threads });
   return certifiedRatio(op, absolute, x, y);

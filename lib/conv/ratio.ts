@@ -44,7 +44,11 @@ export function absoluteNormBound(weight: ArrayLike<number>, op: ConvOperator): 
     readsPerTap(op.inputHeight, op.outputHeight, kh, op.strideHeight, op.paddingHeight, op.circular) *
     readsPerTap(op.inputWidth, op.outputWidth, kw, op.strideWidth, op.paddingWidth, op.circular);
   const terms = Math.max(cin * kh * kw, cout * kh * kw);
-  const largest = (x: Float64Array) => roundUp(x.reduce((m, v) => Math.max(m, v), 0), terms + 1);
+  const largest = (x: Float64Array) =>
+    roundUp(
+      x.reduce((m, v) => Math.max(m, v), 0),
+      terms + 1,
+    );
   return roundUp(Math.sqrt(largest(rows) * largest(cols) * reads), 4);
 }
 

@@ -164,7 +164,9 @@ class Blocks {
       for (let c = 0; c < cin; c++) {
         for (let ta = 0; ta < kh; ta++) {
           for (let tb = 0; tb < kw; tb++) {
-            n[o * width + this.column(c, job.rowTaps[2 * ta], job.colTaps[2 * tb])] += Math.abs(this.kernel[((o * cin + c) * kh + ta) * kw + tb]);
+            n[o * width + this.column(c, job.rowTaps[2 * ta], job.colTaps[2 * tb])] += Math.abs(
+              this.kernel[((o * cin + c) * kh + ta) * kw + tb],
+            );
           }
         }
       }

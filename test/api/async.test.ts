@@ -27,7 +27,10 @@ describe('async', () => {
           const outSync = poisoned(dtype, 555);
           const outAsync = poisoned(dtype, 555);
           assert.equal(await async_.stepAsync(weight, { out: outAsync }), sync.step(weight, { out: outSync }));
-          assert.equal(await async_.stepAsync(weight, { out: outAsync, update: false }), sync.step(weight, { out: outSync, update: false }));
+          assert.equal(
+            await async_.stepAsync(weight, { out: outAsync, update: false }),
+            sync.step(weight, { out: outSync, update: false }),
+          );
           assertSameBytes(outAsync, outSync, 'out');
           assertSameBytes(async_.u, sync.u, 'u');
           assertSameBytes(async_.v, sync.v, 'v');
@@ -38,7 +41,12 @@ describe('async', () => {
         const layers = [{ shape: [8, 3, 3] }, { shape: [5] }, { shape: [300, 20], dim: 1 }];
         const a = new SpectralNormBatch(layers, { seed: 5, backend });
         const b = new SpectralNormBatch(layers, { seed: 5, backend });
-        const wa = layers.map((l) => randomArray('float32', l.shape.reduce((x, y) => x * y, 1)));
+        const wa = layers.map((l) =>
+          randomArray(
+            'float32',
+            l.shape.reduce((x, y) => x * y, 1),
+          ),
+        );
         const wb = wa.map((w) => w.slice());
         assertSameBytes(await a.stepAsync(wa), b.step(wb), 'sigmas');
         wa.forEach((w, i) => assertSameBytes(w, wb[i], `weights[${i}]`));
@@ -85,7 +93,7 @@ describe('async', () => {
         assert.ok(Number.isFinite(sn.step(weight)));
       });
 
-      it('a failing async step rejects with a RangeError carrying the caller\'s stack', async () => {
+      it("a failing async step rejects with a RangeError carrying the caller's stack", async () => {
         const sn = new SpectralNormalizer([4, 4], { backend });
         const weight = randomArray('float32', 16);
         weight[3] = NaN;

@@ -42,8 +42,10 @@ describe('concurrency', () => {
         const duration = performance.now() - start;
         histogram.disable();
         const p99 = histogram.percentile(99) / 1e6;
-        console.log(`      16 steps of ${iterations} iterations in ${duration.toFixed(0)} ms; event-loop delay p50 ` +
-          `${(histogram.percentile(50) / 1e6).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${(histogram.max / 1e6).toFixed(2)} ms`);
+        console.log(
+          `      16 steps of ${iterations} iterations in ${duration.toFixed(0)} ms; event-loop delay p50 ` +
+            `${(histogram.percentile(50) / 1e6).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${(histogram.max / 1e6).toFixed(2)} ms`,
+        );
         if (duration >= MIN_MS) {
           // The target is 5 ms (see `npm run bench:event-loop`); CI's 2 shared vCPUs get a generous bound.
           assert.ok(p99 < 25, `event-loop delay p99 ${p99} ms`);
@@ -83,10 +85,13 @@ describe('concurrency', () => {
         sn.stepAsync(weight, { out }).then((second) => parentPort.postMessage({ simd: backendInfo().cpu.simd, first, second, out, u: sn.u }));
       `;
       const workers = Array.from({ length: 3 }, () => new Worker(code, { eval: true, workerData: { shape, weight } }));
-      const replies = workers.map((w) => new Promise<Record<string, unknown>>((resolve, reject) => {
-        w.once('message', resolve);
-        w.once('error', reject);
-      }));
+      const replies = workers.map(
+        (w) =>
+          new Promise<Record<string, unknown>>((resolve, reject) => {
+            w.once('message', resolve);
+            w.once('error', reject);
+          }),
+      );
       // The main thread at the same time.
       const sn = new SpectralNormalizer(shape, { backend: 'cpu', seed: 4, iterations: 3, threads: 2 });
       const out = poisoned('float32', weight.length);

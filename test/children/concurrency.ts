@@ -45,11 +45,13 @@ if (workerData.sync) {
 async function terminate(): Promise<void> {
   const delays = [0, 1, 5, 20, 50, 200];
   const workers = delays.flatMap(() => [false, true]).map((sync) => new Worker(WORKER, { eval: true, workerData: { sync } }));
-  const codes = await Promise.all(workers.map(async (w, i) => {
-    await new Promise((resolve) => w.once('message', resolve));
-    await new Promise((resolve) => setTimeout(resolve, delays[i >> 1]));
-    return w.terminate();
-  }));
+  const codes = await Promise.all(
+    workers.map(async (w, i) => {
+      await new Promise((resolve) => w.once('message', resolve));
+      await new Promise((resolve) => setTimeout(resolve, delays[i >> 1]));
+      return w.terminate();
+    }),
+  );
   const sn = new SpectralNormalizer([64, 48], { backend: 'cpu', seed: 1 });
   const sigma = await sn.stepAsync(new Float32Array(64 * 48).map((_, i) => Math.sin(i)));
   console.log(JSON.stringify({ codes, sigma }));

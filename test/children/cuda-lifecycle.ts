@@ -15,18 +15,33 @@ const LIB = path.resolve(__dirname, '..', '..', 'lib');
 
 function tuning(): void {
   const reference = backendInfo().cpu.available ? 'cpu' : 'js';
-  const shapes = [[37, 60], [29, 27], [100, 1800], [9, 5000], [200, 64], [3, 40000]];
+  const shapes = [
+    [37, 60],
+    [29, 27],
+    [100, 1800],
+    [9, 5000],
+    [200, 64],
+    [3, 40000],
+  ];
   let worst = 0;
   let checks = 0;
   for (const dtype of ['float32', 'float64'] as const) {
     const tol = dtype === 'float64' ? FLOAT64_TOLERANCE : FLOAT32_TOLERANCE;
-    for (const [iterations, legacy, update] of [[1, false, true], [3, false, true], [2, true, true], [1, false, false]] as const) {
+    for (const [iterations, legacy, update] of [
+      [1, false, true],
+      [3, false, true],
+      [2, true, true],
+      [1, false, false],
+    ] as const) {
       const weights = shapes.map(([r, c]) => randomArray(dtype, r * c));
       // cuda sums as it does by default ('mixed'); the reference sums in float64, so each backend's chunked float32
       // rounding is held to exact sums rather than to the other's.
       const results = (['cuda', reference] as const).map((backend) => {
         const precision = backend === 'cuda' ? 'mixed' : 'float64';
-        const batch = new SpectralNormBatch(shapes.map((shape, i) => ({ shape, seed: i })), { backend, dtype, iterations, legacy, precision });
+        const batch = new SpectralNormBatch(
+          shapes.map((shape, i) => ({ shape, seed: i })),
+          { backend, dtype, iterations, legacy, precision },
+        );
         const out = weights.map((w) => (dtype === 'float64' ? new Float64Array(w.length) : new Float32Array(w.length)).fill(NaN));
         const sigma = batch.step(weights, { out, update });
         return { sigma, out, u: shapes.map((_, i) => batch.u(i)) };

@@ -78,8 +78,16 @@ const CASES: BadCase[] = [
     },
     message: /truncated: the header claims 1000 bytes but the file has only 32/,
   },
-  { what: 'safetensors: invalid JSON', make: (folder) => rawSafetensors(folder, 'json.safetensors', null, f32(4), '{"a": {"dtype": "F32",'), message: /invalid JSON header/ },
-  { what: 'safetensors: a header that is not an object', make: (folder) => rawSafetensors(folder, 'array.safetensors', [1, 2], new Uint8Array(0)), message: /the JSON is not an object/ },
+  {
+    what: 'safetensors: invalid JSON',
+    make: (folder) => rawSafetensors(folder, 'json.safetensors', null, f32(4), '{"a": {"dtype": "F32",'),
+    message: /invalid JSON header/,
+  },
+  {
+    what: 'safetensors: a header that is not an object',
+    make: (folder) => rawSafetensors(folder, 'array.safetensors', [1, 2], new Uint8Array(0)),
+    message: /the JSON is not an object/,
+  },
   {
     what: 'safetensors: invalid UTF-8 in the header',
     make: (folder) => {
@@ -271,7 +279,16 @@ async function expectModelError(run: () => Promise<unknown>, file: string, c: Pi
 
 describe('CLI: bad model files', () => {
   const quiet = () => undefined;
-  const reportOptions = { include: [], exclude: [], dims: [], backend: 'auto' as const, tolerance: 1e-6, maxIterations: 1000, json: false, exact: false };
+  const reportOptions = {
+    include: [],
+    exclude: [],
+    dims: [],
+    backend: 'auto' as const,
+    tolerance: 1e-6,
+    maxIterations: 1000,
+    json: false,
+    exact: false,
+  };
 
   for (const c of CASES) {
     it(`${c.what}: a one-line error naming the file${c.tensor ? ' and tensor' : ''}, and no output written`, async () => {
@@ -283,10 +300,18 @@ describe('CLI: bad model files', () => {
         const inputBytes = fs.readFileSync(file);
         await expectModelError(() => report(file, reportOptions, quiet), file, c);
         const output = path.join(outFolder, path.basename(file));
-        await expectModelError(() => normalize(file, { ...reportOptions, output, inPlace: false, target: 1, clip: false }, quiet, quiet), file, c);
+        await expectModelError(
+          () => normalize(file, { ...reportOptions, output, inPlace: false, target: 1, clip: false }, quiet, quiet),
+          file,
+          c,
+        );
         assert.deepEqual(listing(outFolder), [], 'nothing written, not even a temporary file');
         // --in-place on a bad file leaves the original exactly as it was.
-        await expectModelError(() => normalize(file, { ...reportOptions, output: file, inPlace: true, target: 1, clip: false }, quiet, quiet), file, c);
+        await expectModelError(
+          () => normalize(file, { ...reportOptions, output: file, inPlace: true, target: 1, clip: false }, quiet, quiet),
+          file,
+          c,
+        );
         assert.deepEqual(listing(folder), before, 'no temporary file left beside the input');
         assert.ok(fs.readFileSync(file).equals(inputBytes), 'the input is unchanged');
       } finally {
@@ -299,7 +324,16 @@ describe('CLI: bad model files', () => {
 
 describe('CLI: a non-finite tensor', () => {
   const quiet = () => undefined;
-  const options = { include: [], exclude: [], dims: [], backend: 'auto' as const, tolerance: 1e-6, maxIterations: 1000, json: false, exact: false };
+  const options = {
+    include: [],
+    exclude: [],
+    dims: [],
+    backend: 'auto' as const,
+    tolerance: 1e-6,
+    maxIterations: 1000,
+    json: false,
+    exact: false,
+  };
 
   for (const c of NON_FINITE) {
     it(`${c.what}: report marks its row and reports the rest, exit code 1; normalize writes nothing`, async () => {
@@ -315,7 +349,8 @@ describe('CLI: a non-finite tensor', () => {
           assert.match(row.note.replace('non-finite: ', ''), c.element);
           assert.equal(row.sigma, null);
           assert.equal(r.totals.nonFinite, 1);
-          for (const other of r.tensors.filter((t) => t.name !== c.tensor)) assert.ok(other.status === 'ok' && other.sigma! > 0, `${other.name} is reported`);
+          for (const other of r.tensors.filter((t) => t.name !== c.tensor))
+            assert.ok(other.status === 'ok' && other.sigma! > 0, `${other.name} is reported`);
           assert.equal(r.totals.tensors, r.tensors.length - 1);
         }
         const output = path.join(outFolder, path.basename(file));

@@ -17,7 +17,17 @@ import { gaussian } from '../support/helpers';
 const quiet = () => undefined;
 
 function reportOptions(overrides: Partial<ReportOptions> = {}): ReportOptions {
-  return { include: [], exclude: [], dims: [], backend: 'auto', tolerance: 1e-9, maxIterations: 5000, json: false, exact: false, ...overrides };
+  return {
+    include: [],
+    exclude: [],
+    dims: [],
+    backend: 'auto',
+    tolerance: 1e-9,
+    maxIterations: 5000,
+    json: false,
+    exact: false,
+    ...overrides,
+  };
 }
 
 function normalizeOptions(output: string, overrides: Partial<NormalizeOptions> = {}): NormalizeOptions {
@@ -74,22 +84,34 @@ describe('CLI: certified σ', () => {
   });
   afterEach(() => fs.rmSync(folder, { recursive: true, force: true }));
 
-  it('report --conv-input: the operator σ of every 4-D tensor in the format\'s layout, with its certified bound', async () => {
+  it("report --conv-input: the operator σ of every 4-D tensor in the format's layout, with its certified bound", async () => {
     const conv = tensorOf('conv.weight', 'F32', [6, 4, 3, 3], 0.3);
     const shortcut = tensorOf('shortcut.weight', 'F32', [6, 4, 1, 1]);
     const file = writeSafetensors(folder, 'model.safetensors', [conv, tensorOf('fc.weight', 'F32', [5, 7]), shortcut]);
     const r = await report(file, reportOptions({ json: true, convInput: [10, 8], padding: 1 }), quiet);
     const row = r.tensors.find((t) => t.name === 'conv.weight')!;
-    const expected = convSpectralNorm(conv.values as Float32Array, [6, 4, 3, 3], { inputSize: [10, 8], padding: 1, tolerance: 1e-9, maxIterations: 5000 });
+    const expected = convSpectralNorm(conv.values as Float32Array, [6, 4, 3, 3], {
+      inputSize: [10, 8],
+      padding: 1,
+      tolerance: 1e-9,
+      maxIterations: 5000,
+    });
     assert.ok(row.operator?.sigma !== undefined && row.operator.upper !== undefined);
     assert.ok(Math.abs(row.operator.sigma - expected.sigma) <= 1e-6 * expected.sigma);
     assert.equal(row.operator.upper, expected.upper);
     assert.ok(row.operator.lower! <= row.operator.sigma && row.operator.sigma <= row.operator.upper);
     assert.equal(r.tensors.find((t) => t.name === 'fc.weight')!.operator, undefined, 'a 2-D tensor has no operator column');
     // A 1×1 kernel cannot take padding 1: that tensor says why, the others still get their columns.
-    assert.match(r.tensors.find((t) => t.name === 'shortcut.weight')!.operator!.error!, /^--padding \[1, 1\] must be less than the kernel's size \[1, 1\]/);
+    assert.match(
+      r.tensors.find((t) => t.name === 'shortcut.weight')!.operator!.error!,
+      /^--padding \[1, 1\] must be less than the kernel's size \[1, 1\]/,
+    );
     const same = await report(file, reportOptions({ json: true, convInput: [10, 8], padding: 'same' }), quiet);
-    assert.equal(same.tensors.find((t) => t.name === 'shortcut.weight')!.operator!.method, 'fft', "--padding same: a 1×1 kernel's padding is 0");
+    assert.equal(
+      same.tensors.find((t) => t.name === 'shortcut.weight')!.operator!.method,
+      'fft',
+      "--padding same: a 1×1 kernel's padding is 0",
+    );
     assert.equal(same.tensors.find((t) => t.name === 'conv.weight')!.operator!.upper, expected.upper);
 
     // The same kernels in a TF.js model are [kh, kw, cin, cout]: the same operator, the same σ.
@@ -107,14 +129,22 @@ describe('CLI: certified σ', () => {
   });
 
   it('report --certify: [lower, upper] brackets the exact σ of every tensor', async () => {
-    const tensors = [tensorOf('a', 'F32', [9, 14]), tensorOf('b', 'F16', [5, 3, 3, 3], 0.2), tensorOf('c', 'F64', [20, 6], 1e-3), tensorOf('d', 'BF16', [12])];
+    const tensors = [
+      tensorOf('a', 'F32', [9, 14]),
+      tensorOf('b', 'F16', [5, 3, 3, 3], 0.2),
+      tensorOf('c', 'F64', [20, 6], 1e-3),
+      tensorOf('d', 'BF16', [12]),
+    ];
     const file = writeSafetensors(folder, 'm.safetensors', tensors);
     const r = await report(file, reportOptions({ json: true, certify: true, include: [/.*/] }), quiet);
     const stored = await valuesOf(file);
     for (const row of r.tensors) {
       const { values, shape } = stored.get(row.name)!;
       const exact = exactSpectralNorm(values, shape, { dim: row.dim! });
-      assert.ok(row.certified!.lower <= exact * (1 + 1e-12) && exact * (1 - 1e-12) <= row.certified!.upper, `${row.name}: [${row.certified!.lower}, ${row.certified!.upper}] vs ${exact}`);
+      assert.ok(
+        row.certified!.lower <= exact * (1 + 1e-12) && exact * (1 - 1e-12) <= row.certified!.upper,
+        `${row.name}: [${row.certified!.lower}, ${row.certified!.upper}] vs ${exact}`,
+      );
       assert.ok(row.certified!.upper / row.certified!.lower - 1 <= 1e-6);
     }
   });
@@ -138,7 +168,10 @@ describe('CLI: certified σ', () => {
       const original = exactSpectralNorm(before.get(row.name)!.values, shape);
       if (original > 1) assert.equal(row.action, 'normalized', `${row.name}: σ ${original} > 1 must be changed`);
       if (row.action === 'normalized') {
-        assert.ok(row.certifiedUpper! >= original * (1 - 1e-12), `${row.name}: the certified bound ${row.certifiedUpper} is below σ ${original}`);
+        assert.ok(
+          row.certifiedUpper! >= original * (1 - 1e-12),
+          `${row.name}: the certified bound ${row.certifiedUpper} is below σ ${original}`,
+        );
         // At most the worst case of the division's rounding below the target: 2u·‖W‖_F (u of the stored dtype).
         const u = { F32: 2 ** -24, F64: 2 ** -53, F16: 2 ** -11, BF16: 2 ** -8 }[dtype as 'F32']!;
         const frobenius = Math.hypot(...values);
@@ -148,11 +181,17 @@ describe('CLI: certified σ', () => {
   });
 
   it('normalize --clip keeps tensors whose σ is certified below the target byte for byte', async () => {
-    const tensors = [encoded('low', 'F32', [8, 8], withSpectrum(8, 8, [0.5, 0.1])), encoded('tiny', 'F16', [4, 4], withSpectrum(4, 4, [1e-3]))];
+    const tensors = [
+      encoded('low', 'F32', [8, 8], withSpectrum(8, 8, [0.5, 0.1])),
+      encoded('tiny', 'F16', [4, 4], withSpectrum(4, 4, [1e-3])),
+    ];
     const file = writeSafetensors(folder, 'keep.safetensors', tensors);
     const output = path.join(folder, 'out.safetensors');
     const r = await normalize(file, normalizeOptions(output), quiet, quiet);
-    assert.deepEqual(r.tensors.map((t) => t.actionText), ['kept: σ ≤ target', 'kept: σ ≤ target']);
+    assert.deepEqual(
+      r.tensors.map((t) => t.actionText),
+      ['kept: σ ≤ target', 'kept: σ ≤ target'],
+    );
     assert.deepEqual(fs.readFileSync(output), fs.readFileSync(file));
   });
 
@@ -164,7 +203,11 @@ describe('CLI: certified σ', () => {
       const status = await main(args, { out: (s) => (stdout += s), err: (s) => (stderr += s) });
       return { status, stdout, stderr };
     };
-    for (const flags of [['--stride', '2'], ['--padding', '1'], ['--padding-mode', 'circular']]) {
+    for (const flags of [
+      ['--stride', '2'],
+      ['--padding', '1'],
+      ['--padding-mode', 'circular'],
+    ]) {
       const r = await run('report', file, ...flags);
       assert.equal(r.status, 2, 'a usage error');
       assert.match(r.stderr, new RegExp(`^spectral-norm: ${flags[0]} describes the convolution of --conv-input, which is missing\n$`));
@@ -182,7 +225,20 @@ describe('CLI: certified σ', () => {
       assert.match(r.stderr, /^spectral-norm: [^\n]*\n$/, 'one line');
       assert.match(r.stderr, message);
     }
-    const ok = await run('report', file, '--conv-input', '8x6', '--stride', '2', '--padding', '1', '--padding-mode', 'circular', '--certify', '--json');
+    const ok = await run(
+      'report',
+      file,
+      '--conv-input',
+      '8x6',
+      '--stride',
+      '2',
+      '--padding',
+      '1',
+      '--padding-mode',
+      'circular',
+      '--certify',
+      '--json',
+    );
     assert.equal(ok.status, 0, ok.stderr);
     const json = JSON.parse(ok.stdout);
     assert.equal(json.tensors[0].operator.method, 'fft');

@@ -19,7 +19,17 @@ import { assertClose, backendsUnderTest } from '../support/helpers';
 const quiet = () => undefined;
 
 function reportOptions(overrides: Partial<ReportOptions> = {}): ReportOptions {
-  return { include: [], exclude: [], dims: [], backend: 'auto', tolerance: 1e-9, maxIterations: 5000, json: false, exact: false, ...overrides };
+  return {
+    include: [],
+    exclude: [],
+    dims: [],
+    backend: 'auto',
+    tolerance: 1e-9,
+    maxIterations: 5000,
+    json: false,
+    exact: false,
+    ...overrides,
+  };
 }
 
 function normalizeOptions(output: string, overrides: Partial<NormalizeOptions> = {}): NormalizeOptions {
@@ -34,7 +44,12 @@ async function contents(file: string): Promise<Map<string, { bytes: Buffer; valu
   try {
     for (const t of model.tensors) {
       const values = t.numeric ? await model.read(t) : null;
-      result.set(t.name, { bytes: await rawBytes(file, model.format, t as SafetensorsTensor & TfjsTensor), values, dtype: t.dtype, shape: t.shape });
+      result.set(t.name, {
+        bytes: await rawBytes(file, model.format, t as SafetensorsTensor & TfjsTensor),
+        values,
+        dtype: t.dtype,
+        shape: t.shape,
+      });
     }
   } finally {
     await model.close();
@@ -82,7 +97,10 @@ describe('CLI: report and normalize', () => {
       const tensors = mixedTensors();
       const file = writeSafetensors(folder, 'mixed.safetensors', tensors);
       const r = await report(file, reportOptions({ backend }), quiet);
-      assert.deepEqual(r.tensors.map((t) => t.name), ['embed.weight', 'conv.weight', 'deconv.weight', 'fc1.weight', 'fc2.weight', 'head.weight']);
+      assert.deepEqual(
+        r.tensors.map((t) => t.name),
+        ['embed.weight', 'conv.weight', 'deconv.weight', 'fc1.weight', 'fc2.weight', 'head.weight'],
+      );
       assert.deepEqual(r.skipped, ['conv.bias', 'steps']);
       assert.equal(r.backend, backend);
       for (const row of r.tensors) {
@@ -119,16 +137,27 @@ describe('CLI: report and normalize', () => {
     const file = writeSafetensors(folder, 'mixed.safetensors', tensors);
     const dims = [parseDimRule('^deconv\\.=1'), parseDimRule('-1')];
     const r = await report(file, reportOptions({ include: [/weight$/], exclude: [/^embed/, /fc1/], dims, exact: true }), quiet);
-    assert.deepEqual(r.tensors.map((t) => [t.name, t.dim]), [['conv.weight', 3], ['deconv.weight', 1], ['fc2.weight', 1], ['head.weight', 1]]);
+    assert.deepEqual(
+      r.tensors.map((t) => [t.name, t.dim]),
+      [
+        ['conv.weight', 3],
+        ['deconv.weight', 1],
+        ['fc2.weight', 1],
+        ['head.weight', 1],
+      ],
+    );
     for (const row of r.tensors) {
       const t = tensors.find((x) => x.name === row.name)!;
       assert.equal(row.sigma, exactSpectralNorm(t.values as FloatArray, t.shape, { dim: row.dim! }));
     }
-    await assert.rejects(() => report(file, reportOptions({ dims: [parseDimRule('4')] }), quiet), (e: Error) => {
-      assert.ok(e instanceof ModelFileError);
-      assert.match(e.message, /tensor 'embed.weight': --dim 4 is out of range for shape \[37, 8\]/);
-      return true;
-    });
+    await assert.rejects(
+      () => report(file, reportOptions({ dims: [parseDimRule('4')] }), quiet),
+      (e: Error) => {
+        assert.ok(e instanceof ModelFileError);
+        assert.match(e.message, /tensor 'embed.weight': --dim 4 is out of range for shape \[37, 8\]/);
+        return true;
+      },
+    );
     assert.throws(() => parseDimRule('conv=x'), /--dim must be N or REGEX=N/);
     assert.throws(() => parseDimRule('(=1'), /not a valid regular expression/);
   });
@@ -144,7 +173,10 @@ describe('CLI: report and normalize', () => {
       const written = fs.readFileSync(output);
       assert.equal(written.length, input.length);
       const headerEnd = 8 + Number(input.readBigUInt64LE(0));
-      assert.ok(written.subarray(0, headerEnd).equals(input.subarray(0, headerEnd)), 'the header (names, order, dtypes, __metadata__) is byte-identical');
+      assert.ok(
+        written.subarray(0, headerEnd).equals(input.subarray(0, headerEnd)),
+        'the header (names, order, dtypes, __metadata__) is byte-identical',
+      );
       const before = await contents(file);
       const after = await contents(output);
       assert.deepEqual([...after.keys()], [...before.keys()]);
@@ -168,15 +200,22 @@ describe('CLI: report and normalize', () => {
   }
 
   it('normalize --clip changes only tensors whose σ exceeds the target, and leaves the others byte for byte', async () => {
-    const tensors = [tensorOf('small.weight', 'F32', [6, 6], 0.01), tensorOf('large.weight', 'F16', [6, 9], 3), tensorOf('mid.weight', 'BF16', [9, 6], 0.02)];
+    const tensors = [
+      tensorOf('small.weight', 'F32', [6, 6], 0.01),
+      tensorOf('large.weight', 'F16', [6, 9], 3),
+      tensorOf('mid.weight', 'BF16', [9, 6], 0.02),
+    ];
     const file = writeSafetensors(folder, 'clip.safetensors', tensors);
     const output = path.join(folder, 'clipped.safetensors');
     const r = await normalize(file, normalizeOptions(output, { clip: true, target: 1 }), quiet, quiet);
-    assert.deepEqual(r.tensors.map((t) => [t.name, t.action, t.actionText]), [
-      ['small.weight', 'kept', 'kept: σ ≤ target'],
-      ['large.weight', 'normalized', 'normalized'],
-      ['mid.weight', 'kept', 'kept: σ ≤ target'],
-    ]);
+    assert.deepEqual(
+      r.tensors.map((t) => [t.name, t.action, t.actionText]),
+      [
+        ['small.weight', 'kept', 'kept: σ ≤ target'],
+        ['large.weight', 'normalized', 'normalized'],
+        ['mid.weight', 'kept', 'kept: σ ≤ target'],
+      ],
+    );
     const before = await contents(file);
     const after = await contents(output);
     assert.ok(after.get('small.weight')!.bytes.equals(before.get('small.weight')!.bytes));
@@ -189,7 +228,13 @@ describe('CLI: report and normalize', () => {
     const file = writeSafetensors(folder, 'zero.safetensors', [zero, tensorOf('w', 'F32', [4, 3])]);
     const output = path.join(folder, 'out.safetensors');
     const r = await normalize(file, normalizeOptions(output), quiet, quiet);
-    assert.deepEqual(r.tensors.map((t) => [t.name, t.sigma === 0, t.action, t.actionText]), [['zero.weight', true, 'kept', 'kept: zero matrix'], ['w', false, 'normalized', 'normalized']]);
+    assert.deepEqual(
+      r.tensors.map((t) => [t.name, t.sigma === 0, t.action, t.actionText]),
+      [
+        ['zero.weight', true, 'kept', 'kept: zero matrix'],
+        ['w', false, 'normalized', 'normalized'],
+      ],
+    );
     assert.ok((await contents(output)).get('zero.weight')!.bytes.equals(Buffer.alloc(48)));
   });
 
@@ -201,7 +246,10 @@ describe('CLI: report and normalize', () => {
       await assert.rejects(() => normalize(file, normalizeOptions(output), quiet, quiet), /is the input file; use --in-place/);
     }
     fs.linkSync(file, path.join(folder, 'hard-link.safetensors'));
-    await assert.rejects(() => normalize(file, normalizeOptions(path.join(folder, 'hard-link.safetensors')), quiet, quiet), /is the input file/);
+    await assert.rejects(
+      () => normalize(file, normalizeOptions(path.join(folder, 'hard-link.safetensors')), quiet, quiet),
+      /is the input file/,
+    );
     fs.rmSync(path.join(folder, 'hard-link.safetensors'));
     assert.ok(fs.readFileSync(file).equals(original));
     const inode = fs.statSync(file).ino;
@@ -218,7 +266,10 @@ describe('CLI: report and normalize', () => {
     (bad.values as Float32Array)[3] = Infinity;
     const file = writeSafetensors(folder, 'late-nan.safetensors', [tensorOf('a.weight', 'F32', [64, 64]), bad]);
     const output = path.join(folder, 'out.safetensors');
-    await assert.rejects(() => normalize(file, normalizeOptions(output), quiet, quiet), /tensor 'z.weight': cannot normalize: non-finite weights \(Infinity at element 3\); nothing was written/);
+    await assert.rejects(
+      () => normalize(file, normalizeOptions(output), quiet, quiet),
+      /tensor 'z.weight': cannot normalize: non-finite weights \(Infinity at element 3\); nothing was written/,
+    );
     assert.deepEqual(listing(folder), ['late-nan.safetensors']);
   });
 
@@ -236,17 +287,32 @@ describe('CLI: report and normalize', () => {
       const { file, values } = writeTfjs(folder, weights, { manifestOnly, shardSize: 700 });
       const r = await report(file, reportOptions({ exact: true }), quiet);
       assert.equal(r.format, 'tfjs');
-      assert.deepEqual(r.tensors.map((t) => [t.name, t.dim]), [['conv/kernel', 3], ['q8/kernel', 3], ['q16/kernel', 1], ['h/kernel', 1]]);
+      assert.deepEqual(
+        r.tensors.map((t) => [t.name, t.dim]),
+        [
+          ['conv/kernel', 3],
+          ['q8/kernel', 3],
+          ['q16/kernel', 1],
+          ['h/kernel', 1],
+        ],
+      );
       for (const row of r.tensors) {
         const w = weights.find((x) => x.name === row.name)!;
-        assert.equal(row.sigma, exactSpectralNorm(values.get(row.name) as FloatArray, w.shape, { dim: -1 }), `${row.name} dequantized as tfjs does`);
+        assert.equal(
+          row.sigma,
+          exactSpectralNorm(values.get(row.name) as FloatArray, w.shape, { dim: -1 }),
+          `${row.name} dequantized as tfjs does`,
+        );
       }
       const outFolder = temporaryFolder();
       try {
         const output = path.join(outFolder, path.basename(file));
         const warnings: string[] = [];
         const n = await normalize(file, normalizeOptions(output), quiet, (w) => warnings.push(w));
-        assert.deepEqual(n.tensors.filter((t) => t.writtenAs).map((t) => t.name), ['q8/kernel', 'q16/kernel', 'h/kernel']);
+        assert.deepEqual(
+          n.tensors.filter((t) => t.writtenAs).map((t) => t.name),
+          ['q8/kernel', 'q16/kernel', 'h/kernel'],
+        );
         assert.match(warnings.join('\n'), /3 quantized or float16 weight\(s\) were written as float32: q8\/kernel, q16\/kernel, h\/kernel/);
         const before = await contents(file);
         const after = await contents(output);
@@ -265,7 +331,8 @@ describe('CLI: report and normalize', () => {
         const jsonBefore = JSON.parse(fs.readFileSync(file, 'utf8'));
         const jsonAfter = JSON.parse(fs.readFileSync(output, 'utf8'));
         const manifest = (j: any) => (manifestOnly ? j : j.weightsManifest);
-        for (const w of manifest(jsonBefore)[0].weights) if (['q8/kernel', 'q16/kernel', 'h/kernel'].includes(w.name)) delete w.quantization;
+        for (const w of manifest(jsonBefore)[0].weights)
+          if (['q8/kernel', 'q16/kernel', 'h/kernel'].includes(w.name)) delete w.quantization;
         assert.deepEqual(jsonAfter, jsonBefore);
         assert.deepEqual(listing(outFolder), [path.basename(file), ...manifest(jsonBefore)[0].paths].sort());
       } finally {
@@ -285,10 +352,20 @@ describe('CLI: report and normalize', () => {
     try {
       const output = path.join(outFolder, 'model.json');
       const r = await normalize(file, normalizeOptions(output, { clip: true, include: [/^a\//] }), quiet, quiet);
-      assert.deepEqual(r.tensors.map((t) => [t.name, t.action, t.actionText]), [['a/kernel', 'kept', 'kept: σ ≤ target']]);
-      for (const name of listing(folder)) assert.ok(fs.readFileSync(path.join(outFolder, name)).equals(fs.readFileSync(path.join(folder, name))), `${name} is byte-identical`);
+      assert.deepEqual(
+        r.tensors.map((t) => [t.name, t.action, t.actionText]),
+        [['a/kernel', 'kept', 'kept: σ ≤ target']],
+      );
+      for (const name of listing(folder))
+        assert.ok(
+          fs.readFileSync(path.join(outFolder, name)).equals(fs.readFileSync(path.join(folder, name))),
+          `${name} is byte-identical`,
+        );
       // Shards beside the input: refused without --in-place.
-      await assert.rejects(() => normalize(file, normalizeOptions(path.join(folder, 'other.json')), quiet, quiet), /would overwrite the input shard/);
+      await assert.rejects(
+        () => normalize(file, normalizeOptions(path.join(folder, 'other.json')), quiet, quiet),
+        /would overwrite the input shard/,
+      );
       await normalize(file, normalizeOptions(file, { inPlace: true }), quiet, quiet);
       assert.deepEqual(listing(folder), listing(outFolder), 'no temporary file left');
       const after = await contents(file);
@@ -317,7 +394,10 @@ describe('CLI: report and normalize', () => {
     const rssBefore = process.memoryUsage().rss;
     const r = await report(file, reportOptions({ exact: true }), quiet);
     assert.ok(process.memoryUsage().rss - rssBefore < 256 * 2 ** 20, 'memory stays far below the file size');
-    assert.deepEqual(r.tensors.map((t) => t.name), ['late.weight']);
+    assert.deepEqual(
+      r.tensors.map((t) => t.name),
+      ['late.weight'],
+    );
     assert.equal(r.tensors[0].sigma, exactSpectralNorm(small.values as FloatArray, [17, 5]));
   });
 

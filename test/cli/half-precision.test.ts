@@ -63,8 +63,31 @@ function awkwardFloat32(count: number): Float32Array {
   const bits = new Uint32Array(count);
   for (let i = 0; i < count; i++) bits[i] = Math.floor(random() * 2 ** 32);
   const values = new Float32Array(bits.buffer);
-  const specials = [0, -0, Infinity, -Infinity, NaN, 65504, 65519.996, 65520, -65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 1.5 * 2 ** -24,
-    1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -14, 2 ** -14 - 2 ** -25, 3.3895314e38, 3.4028235e38, 1e-45, -1e-40, 1.00390625, 1.01171875];
+  const specials = [
+    0,
+    -0,
+    Infinity,
+    -Infinity,
+    NaN,
+    65504,
+    65519.996,
+    65520,
+    -65520,
+    2 ** -24,
+    2 ** -25,
+    3 * 2 ** -26,
+    1.5 * 2 ** -24,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    2 ** -14,
+    2 ** -14 - 2 ** -25,
+    3.3895314e38,
+    3.4028235e38,
+    1e-45,
+    -1e-40,
+    1.00390625,
+    1.01171875,
+  ];
   values.set(specials);
   // Values near half-precision's range, where float16's own rounding matters (the random bits mostly miss it).
   for (let i = specials.length; i < count / 2; i++) values[i] = (random() - 0.5) * 2 ** (Math.floor(random() * 44) - 28);
@@ -76,7 +99,10 @@ describe('CLI half precision', () => {
     const decoded = decodeFloat16(bytesOf16(ALL_16));
     for (const bits of ALL_16) {
       const expected = float16Value(bits);
-      assert.ok(Object.is(decoded[bits], expected) || (Number.isNaN(expected) && Number.isNaN(decoded[bits])), `0x${bits.toString(16)}: ${decoded[bits]}, expected ${expected}`);
+      assert.ok(
+        Object.is(decoded[bits], expected) || (Number.isNaN(expected) && Number.isNaN(decoded[bits])),
+        `0x${bits.toString(16)}: ${decoded[bits]}, expected ${expected}`,
+      );
     }
   });
 
@@ -90,12 +116,27 @@ describe('CLI half precision', () => {
 
   it('float16 encoding rounds to nearest even: ties, subnormals, overflow to ±Inf, NaN, -0', () => {
     const cases: [number, number][] = [
-      [1, 0x3c00], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [65504, 0x7bff], [65519.996, 0x7bff], [65520, 0x7c00],
-      [-65520, 0xfc00], [Infinity, 0x7c00], [2 ** -24, 0x0001], [2 ** -25, 0x0000], [-(2 ** -25), 0x8000], [3 * 2 ** -26, 0x0001],
-      [1.5 * 2 ** -24, 0x0002], [2 ** -14 - 2 ** -25, 0x0400], [-0, 0x8000], [1e-45, 0x0000],
+      [1, 0x3c00],
+      [1 + 2 ** -11, 0x3c00],
+      [1 + 3 * 2 ** -11, 0x3c02],
+      [65504, 0x7bff],
+      [65519.996, 0x7bff],
+      [65520, 0x7c00],
+      [-65520, 0xfc00],
+      [Infinity, 0x7c00],
+      [2 ** -24, 0x0001],
+      [2 ** -25, 0x0000],
+      [-(2 ** -25), 0x8000],
+      [3 * 2 ** -26, 0x0001],
+      [1.5 * 2 ** -24, 0x0002],
+      [2 ** -14 - 2 ** -25, 0x0400],
+      [-0, 0x8000],
+      [1e-45, 0x0000],
     ];
     const bits = bitsOf16(encodeFloat16(Float32Array.from(cases, ([x]) => x)));
-    cases.forEach(([x, expected], i) => assert.equal(bits[i], expected, `${x}: 0x${bits[i].toString(16)}, expected 0x${expected.toString(16)}`));
+    cases.forEach(([x, expected], i) =>
+      assert.equal(bits[i], expected, `${x}: 0x${bits[i].toString(16)}, expected 0x${expected.toString(16)}`),
+    );
     const nan = bitsOf16(encodeFloat16(Float32Array.of(NaN, -NaN)));
     for (const b of nan) assert.ok((b & 0x7c00) === 0x7c00 && (b & 0x3ff) !== 0, `NaN encodes as NaN, got 0x${b.toString(16)}`);
   });

@@ -16,7 +16,12 @@ import { DataType, decodeOnnx, onnx, writeOnnx } from '../support/onnx-fixtures'
 
 const quiet = () => undefined;
 const OPTIONS = { include: [], exclude: [], dims: [], backend: 'auto' as const, tolerance: 1e-9, maxIterations: 5000, json: false };
-const UNIT_ROUNDOFF: Record<number, number> = { [DataType.FLOAT]: 2 ** -24, [DataType.DOUBLE]: 2 ** -53, [DataType.FLOAT16]: 2 ** -11, [DataType.BFLOAT16]: 2 ** -8 };
+const UNIT_ROUNDOFF: Record<number, number> = {
+  [DataType.FLOAT]: 2 ** -24,
+  [DataType.DOUBLE]: 2 ** -53,
+  [DataType.FLOAT16]: 2 ** -11,
+  [DataType.BFLOAT16]: 2 ** -8,
+};
 
 /** σ of a stored W/σ is 1 up to the rounding to its dtype (Weyl: ≤ u·‖W‖_F) plus the iteration's tolerance. */
 function assertUnitSigma(values: FloatArray, shape: number[], dim: number, dataType: number, what: string): void {
@@ -110,13 +115,21 @@ describe('CLI: ONNX models', () => {
     assert.equal(r.format, 'onnx');
     assert.equal(r.storage, 'ONNX, external data in 1 file');
     const expected = weights.filter((w) => w.shape.length >= 2);
-    assert.deepEqual(r.tensors.map((t) => t.name), expected.map((w) => w.name));
+    assert.deepEqual(
+      r.tensors.map((t) => t.name),
+      expected.map((w) => w.name),
+    );
     assert.deepEqual(r.skipped, ['conv.bias', 'steps']);
     for (const row of r.tensors) {
       const w = weights.find((x) => x.name === row.name)!;
       assert.equal(row.dim, row.name === 'deconv.weight' ? 1 : 0, `${row.name}: dim`);
       assert.equal(row.dtype, { 1: 'FLOAT', 10: 'FLOAT16', 11: 'DOUBLE', 16: 'BFLOAT16' }[w.dataType]);
-      assertClose(row.sigma!, exactSpectralNorm(w.values, w.shape, { dim: row.dim! }), { rtol: w.dataType === DataType.DOUBLE ? 1e-8 : 2e-6, atol: 0 }, `${row.name} (${w.storage})`);
+      assertClose(
+        row.sigma!,
+        exactSpectralNorm(w.values, w.shape, { dim: row.dim! }),
+        { rtol: w.dataType === DataType.DOUBLE ? 1e-8 : 2e-6, atol: 0 },
+        `${row.name} (${w.storage})`,
+      );
     }
   });
 
@@ -125,7 +138,10 @@ describe('CLI: ONNX models', () => {
     const out = path.join(folder, 'out', 'normalized.onnx');
     const n = await normalize(file, { ...OPTIONS, output: out, inPlace: false, target: 1, clip: false }, quiet, quiet);
     const selected = weights.filter((w) => w.shape.length >= 2).map((w) => w.name);
-    assert.deepEqual(n.tensors.map((t) => [t.name, t.action]), selected.map((name) => [name, 'normalized']));
+    assert.deepEqual(
+      n.tensors.map((t) => [t.name, t.action]),
+      selected.map((name) => [name, 'normalized']),
+    );
     assert.deepEqual(listing(path.dirname(out)), ['normalized.onnx', 'weights.bin']);
     const after = initializerValues(out);
     for (const name of selected) {
@@ -152,7 +168,12 @@ describe('CLI: ONNX models', () => {
   it('raw_data and external tensors are replaced in place: every other byte of both files is identical', async () => {
     const { file } = writeOnnx(folder);
     const out = path.join(folder, 'out', 'model.onnx');
-    await normalize(file, { ...OPTIONS, include: [/^conv\.|^half\.|^fc\./], output: out, inPlace: false, target: 1, clip: false }, quiet, quiet);
+    await normalize(
+      file,
+      { ...OPTIONS, include: [/^conv\.|^half\.|^fc\./], output: out, inPlace: false, target: 1, clip: false },
+      quiet,
+      quiet,
+    );
     const input = fs.readFileSync(file);
     const output = fs.readFileSync(out);
     assert.equal(output.length, input.length);
@@ -167,7 +188,10 @@ describe('CLI: ONNX models', () => {
     let differing = 0;
     for (let i = 0; i < input.length; i++) {
       if (input[i] === output[i]) continue;
-      assert.ok(ranges.some(([a, b]) => i >= a && i < b), `byte ${i} of the .onnx changed outside the selected raw_data`);
+      assert.ok(
+        ranges.some(([a, b]) => i >= a && i < b),
+        `byte ${i} of the .onnx changed outside the selected raw_data`,
+      );
       differing++;
     }
     assert.ok(differing > 0);
@@ -188,7 +212,10 @@ describe('CLI: ONNX models', () => {
     assert.deepEqual(listing(folder), ['model.onnx', 'weights.bin']);
     const fc = initializerValues(file).get('fc.weight')!;
     assertUnitSigma(fc.values, fc.shape, 0, DataType.FLOAT, 'σ of fc.weight in place');
-    await assert.rejects(() => normalize(file, { ...OPTIONS, output: path.join(folder, 'other.onnx'), inPlace: false, target: 1, clip: false }, quiet, quiet), /would overwrite the input .*weights\.bin/);
+    await assert.rejects(
+      () => normalize(file, { ...OPTIONS, output: path.join(folder, 'other.onnx'), inPlace: false, target: 1, clip: false }, quiet, quiet),
+      /would overwrite the input .*weights\.bin/,
+    );
   });
 
   it('the output passes onnx.checker (full check) and numpy agrees that σ = 1 (Debian python3-onnx)', async function () {
@@ -205,7 +232,11 @@ describe('CLI: ONNX models', () => {
       await normalize(file, { ...OPTIONS, output: out, inPlace: false, target: 1, clip: false }, quiet, quiet);
       const dims = Object.fromEntries(weights.filter((w) => w.shape.length >= 2).map((w) => [w.name, w.name === 'deconv.weight' ? 1 : 0]));
       for (const model of [file, out]) {
-        const r: { status: number | null; stdout: string; stderr: string } = spawnSync(python.python, ['-c', CHECK_SCRIPT, model, JSON.stringify(dims)], { encoding: 'utf8' });
+        const r: { status: number | null; stdout: string; stderr: string } = spawnSync(
+          python.python,
+          ['-c', CHECK_SCRIPT, model, JSON.stringify(dims)],
+          { encoding: 'utf8' },
+        );
         assert.equal(r.status, 0, `onnx.checker on ${model}: ${r.stderr}`);
         if (model !== out) continue;
         const sigmas = JSON.parse(r.stdout);
@@ -228,8 +259,16 @@ function editOnnx(file: string, edit: (model: any) => void): void {
 const byName = (model: any, name: string) => model.graph.initializer.find((t: { name: string }) => t.name === name);
 
 const BAD: { what: string; damage: (folder: string, file: string) => void; message: RegExp; tensor?: string }[] = [
-  { what: 'a truncated protobuf', damage: (_f, file) => fs.truncateSync(file, fs.statSync(file).size - 300), message: /truncated or invalid protobuf: field \d+ of .* runs past the end/ },
-  { what: 'not protobuf at all', damage: (_f, file) => fs.writeFileSync(file, 'this is text, not a model'), message: /invalid protobuf|truncated or invalid protobuf|not an ONNX model/ },
+  {
+    what: 'a truncated protobuf',
+    damage: (_f, file) => fs.truncateSync(file, fs.statSync(file).size - 300),
+    message: /truncated or invalid protobuf: field \d+ of .* runs past the end/,
+  },
+  {
+    what: 'not protobuf at all',
+    damage: (_f, file) => fs.writeFileSync(file, 'this is text, not a model'),
+    message: /invalid protobuf|truncated or invalid protobuf|not an ONNX model/,
+  },
   {
     what: 'raw_data whose byte length does not match the dims',
     damage: (_f, file) => editOnnx(file, (m) => (byName(m, 'conv.weight').dims = [4, 3, 3, 2])),
@@ -286,8 +325,14 @@ describe('CLI: bad ONNX models', () => {
         };
         await assert.rejects(() => report(file, { ...OPTIONS, exact: false }, quiet), check);
         const out = path.join(folder, 'out', 'model.onnx');
-        await assert.rejects(() => normalize(file, { ...OPTIONS, output: out, inPlace: false, target: 1, clip: false }, quiet, quiet), check);
-        await assert.rejects(() => normalize(file, { ...OPTIONS, output: file, inPlace: true, target: 1, clip: false }, quiet, quiet), check);
+        await assert.rejects(
+          () => normalize(file, { ...OPTIONS, output: out, inPlace: false, target: 1, clip: false }, quiet, quiet),
+          check,
+        );
+        await assert.rejects(
+          () => normalize(file, { ...OPTIONS, output: file, inPlace: true, target: 1, clip: false }, quiet, quiet),
+          check,
+        );
         assert.deepEqual(listing(folder), before, 'nothing written, not even the output folder');
       } finally {
         fs.rmSync(folder, { recursive: true, force: true });
@@ -299,14 +344,27 @@ describe('CLI: bad ONNX models', () => {
     const folder = temporaryFolder();
     try {
       const { file } = writeOnnx(folder, { embedOnly: true });
-      editOnnx(file, (m) => m.graph.initializer.push({ name: 'f8.weight', dims: [4, 4], dataType: DataType.FLOAT8E4M3FN, rawData: new Uint8Array(16).fill(0x38) }));
+      editOnnx(file, (m) =>
+        m.graph.initializer.push({
+          name: 'f8.weight',
+          dims: [4, 4],
+          dataType: DataType.FLOAT8E4M3FN,
+          rawData: new Uint8Array(16).fill(0x38),
+        }),
+      );
       const r = await report(file, { ...OPTIONS, exact: false }, quiet);
       const row = r.tensors.find((t) => t.name === 'f8.weight')!;
-      assert.deepEqual([row.status, row.note, row.sigma, row.dtype], ['skipped', 'skipped: unsupported dtype FLOAT8E4M3FN', null, 'FLOAT8E4M3FN']);
+      assert.deepEqual(
+        [row.status, row.note, row.sigma, row.dtype],
+        ['skipped', 'skipped: unsupported dtype FLOAT8E4M3FN', null, 'FLOAT8E4M3FN'],
+      );
       assert.equal(r.totals.skipped, 1);
       const out = path.join(folder, 'out', 'model.onnx');
       const n = await normalize(file, { ...OPTIONS, output: out, inPlace: false, target: 1, clip: false }, quiet, quiet);
-      assert.deepEqual(n.tensors.filter((t) => t.action === 'skipped').map((t) => [t.name, t.actionText]), [['f8.weight', 'skipped: unsupported dtype FLOAT8E4M3FN']]);
+      assert.deepEqual(
+        n.tensors.filter((t) => t.action === 'skipped').map((t) => [t.name, t.actionText]),
+        [['f8.weight', 'skipped: unsupported dtype FLOAT8E4M3FN']],
+      );
       assert.deepEqual(Array.from(byName(onnx.ModelProto.decode(fs.readFileSync(out)), 'f8.weight').rawData), new Array(16).fill(0x38));
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });

@@ -15,7 +15,13 @@ import { temporaryFolder, tensorOf, writeSafetensors } from '../support/cli-fixt
 const SILENT: Progress = { start() {}, bytes() {}, tick() {}, stop() {} };
 
 function fakeModel(count: number): ModelFile {
-  const tensors: ModelTensor[] = Array.from({ length: count }, (_, i) => ({ name: `t${i}`, shape: [2, 2], dtype: 'F32', numeric: true, byteLength: 16 }));
+  const tensors: ModelTensor[] = Array.from({ length: count }, (_, i) => ({
+    name: `t${i}`,
+    shape: [2, 2],
+    dtype: 'F32',
+    numeric: true,
+    byteLength: 16,
+  }));
   return { tensors, read: async () => new Float32Array(4) } as unknown as ModelFile;
 }
 
@@ -30,7 +36,10 @@ describe('CLI: the pipeline over devices', () => {
       assert.equal(running.get(device) ?? 0, 0, `device ${device} runs one tensor at a time`);
       running.set(device, 1);
       used.add(device);
-      maxRunning = Math.max(maxRunning, [...running.values()].reduce((a, b) => a + b, 0));
+      maxRunning = Math.max(
+        maxRunning,
+        [...running.values()].reduce((a, b) => a + b, 0),
+      );
       // Uneven durations, so later tensors finish first.
       await new Promise((resolve) => setTimeout(resolve, (12 - Number(s.tensor.name.slice(1))) * 3));
       running.set(device, 0);
@@ -45,7 +54,10 @@ describe('CLI: the pipeline over devices', () => {
       names.push(selected.tensor.name);
     }
     pipeline.close();
-    assert.deepEqual(names, order.map((s) => s.tensor.name));
+    assert.deepEqual(
+      names,
+      order.map((s) => s.tensor.name),
+    );
     assert.deepEqual([...used].sort(), [0, 1, 2]);
     assert.equal(maxRunning, 3, 'three devices busy at once');
   });
@@ -59,11 +71,23 @@ describe('CLI: the pipeline over devices', () => {
     const folder = temporaryFolder();
     try {
       const file = writeSafetensors(folder, 'm.safetensors', [tensorOf('a', 'F32', [40, 30]), tensorOf('b', 'F32', [20, 50])]);
-      const options = { include: [], exclude: [], dims: [], backend: 'auto' as const, tolerance: 1e-6, maxIterations: 1000, json: false, exact: false };
+      const options = {
+        include: [],
+        exclude: [],
+        dims: [],
+        backend: 'auto' as const,
+        tolerance: 1e-6,
+        maxIterations: 1000,
+        json: false,
+        exact: false,
+      };
       const plain = await report(file, options, () => undefined);
       const all = await report(file, { ...options, device: 'all' }, () => undefined);
       assert.equal(all.backend, plain.backend);
-      assert.deepEqual(all.tensors.map((t) => [t.name, t.sigma]), plain.tensors.map((t) => [t.name, t.sigma]));
+      assert.deepEqual(
+        all.tensors.map((t) => [t.name, t.sigma]),
+        plain.tensors.map((t) => [t.name, t.sigma]),
+      );
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }

@@ -43,8 +43,27 @@ describe('CLI: the command', () => {
     assert.match(top.stdout, /Usage: spectral-norm \[options\] \[command\]/);
     for (const command of ['report', 'normalize', 'info']) assert.match(top.stdout, new RegExp(`\\n  ${command} `));
     const expected: Record<string, string[]> = {
-      report: ['<model>', '--exact', '--json', '--include <regex>', '--exclude <regex>', '--dim <[regex=]n>', '--backend <name>', '--threads <n>'],
-      normalize: ['<model>', '-o, --output <path>', '--device <n|all>', '--in-place', '--target', '--clip', '--json', '--include <regex>', '--dim <[regex=]n>'],
+      report: [
+        '<model>',
+        '--exact',
+        '--json',
+        '--include <regex>',
+        '--exclude <regex>',
+        '--dim <[regex=]n>',
+        '--backend <name>',
+        '--threads <n>',
+      ],
+      normalize: [
+        '<model>',
+        '-o, --output <path>',
+        '--device <n|all>',
+        '--in-place',
+        '--target',
+        '--clip',
+        '--json',
+        '--include <regex>',
+        '--dim <[regex=]n>',
+      ],
       info: ['--json'],
     };
     for (const [command, options] of Object.entries(expected)) {
@@ -56,22 +75,58 @@ describe('CLI: the command', () => {
   });
 
   it('report --json writes one JSON document to stdout and nothing to stderr', () => {
-    const file = writeSafetensors(folder, 'json.safetensors', [tensorOf('w1', 'F32', [9, 4]), tensorOf('b1', 'F32', [9]), tensorOf('w2', 'BF16', [3, 9])]);
+    const file = writeSafetensors(folder, 'json.safetensors', [
+      tensorOf('w1', 'F32', [9, 4]),
+      tensorOf('b1', 'F32', [9]),
+      tensorOf('w2', 'BF16', [3, 9]),
+    ]);
     const r = run('report', file, '--json', '--backend', 'js', '--threads', '1');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '', 'no progress bar or notes outside a terminal');
     const json = JSON.parse(r.stdout);
-    assert.deepEqual(Object.keys(json).sort(), ['backend', 'file', 'format', 'method', 'skipped', 'storage', 'tensors', 'tolerance', 'totals']);
+    assert.deepEqual(Object.keys(json).sort(), [
+      'backend',
+      'file',
+      'format',
+      'method',
+      'skipped',
+      'storage',
+      'tensors',
+      'tolerance',
+      'totals',
+    ]);
     assert.equal(json.backend, 'js');
     assert.equal(json.format, 'safetensors');
     assert.deepEqual(json.skipped, ['b1']);
     for (const t of json.tensors) {
-      assert.deepEqual(Object.keys(t).sort(), ['backend', 'converged', 'device', 'dim', 'dtype', 'iterations', 'ms', 'name', 'note', 'shape', 'sigma', 'status']);
+      assert.deepEqual(Object.keys(t).sort(), [
+        'backend',
+        'converged',
+        'device',
+        'dim',
+        'dtype',
+        'iterations',
+        'ms',
+        'name',
+        'note',
+        'shape',
+        'sigma',
+        'status',
+      ]);
       assert.ok(typeof t.sigma === 'number' && t.sigma > 0 && Number.isInteger(t.iterations) && t.ms >= 0);
       assert.deepEqual([t.status, t.note, t.backend, t.device], ['ok', '', 'js', null]);
     }
     assert.deepEqual(Object.keys(json.totals).sort(), [
-      'bytes', 'megabytesPerSecond', 'ms', 'nonFinite', 'sigmaProduct', 'sigmaProductLog10', 'sigmaProductMeaning', 'skipped', 'tensors', 'wallMs',
+      'bytes',
+      'megabytesPerSecond',
+      'ms',
+      'nonFinite',
+      'sigmaProduct',
+      'sigmaProductLog10',
+      'sigmaProductMeaning',
+      'skipped',
+      'tensors',
+      'wallMs',
     ]);
     assert.equal(json.totals.bytes, 9 * 4 * 4 + 3 * 9 * 2);
     assert.match(json.totals.sigmaProductMeaning, /Lipschitz upper bound for a plain feed-forward chain/);
@@ -86,7 +141,10 @@ describe('CLI: the command', () => {
     assert.match(lines[2], /^tensor\s+shape\s+dtype\s+dim\s+σ\s+iters\s+ms$/);
     assert.match(lines[3], /^w1\s+\[9, 4\]\s+F32\s+0\s+[\d.]+\s+-\s+[\d.]+$/);
     assert.match(lines.at(-2)!, /^2 tensors reported, 0 not selected; [\d.]+ kB read; σ time [\d.]+ ms, total [\d.]+ ms \(\d+ MB\/s\)$/);
-    assert.match(lines.at(-1)!, /^product of σ: a Lipschitz upper bound for a plain feed-forward chain of these layers with 1-Lipschitz activations, and nothing more: [\d.e+-]+$/);
+    assert.match(
+      lines.at(-1)!,
+      /^product of σ: a Lipschitz upper bound for a plain feed-forward chain of these layers with 1-Lipschitz activations, and nothing more: [\d.e+-]+$/,
+    );
   });
 
   it('normalize --json and info --json', async () => {
@@ -113,24 +171,61 @@ describe('CLI: the command', () => {
     const cases: [string[], number, RegExp][] = [
       [['report', bad], 1, /^spectral-norm: .*bad\.safetensors: header length \d+ is absurd/],
       [['report', bad, '--json'], 1, /^spectral-norm: .*bad\.safetensors: header length/],
-      [['report', path.join(folder, 'missing.safetensors')], 1, /^spectral-norm: .*missing\.safetensors: cannot open: ENOENT: no such file or directory$/],
+      [
+        ['report', path.join(folder, 'missing.safetensors')],
+        1,
+        /^spectral-norm: .*missing\.safetensors: cannot open: ENOENT: no such file or directory$/,
+      ],
       [['normalize', bad], 2, /^spectral-norm: normalize needs exactly one of -o <path> and --in-place$/],
       [['normalize', bad, '-o', 'x', '--in-place'], 2, /^spectral-norm: normalize needs exactly one of -o <path> and --in-place$/],
-      [['report', bad, '--threads', '0'], 2, /^spectral-norm: option '--threads <n>' argument '0' is invalid\. must be a positive integer \(see --help\)$/],
-      [['report', bad, '--backend', 'gpu'], 2, /^spectral-norm: option '--backend <name>' argument 'gpu' is invalid\. Allowed choices are auto, cpu, cuda, js\. \(see --help\)$/],
+      [
+        ['report', bad, '--threads', '0'],
+        2,
+        /^spectral-norm: option '--threads <n>' argument '0' is invalid\. must be a positive integer \(see --help\)$/,
+      ],
+      [
+        ['report', bad, '--backend', 'gpu'],
+        2,
+        /^spectral-norm: option '--backend <name>' argument 'gpu' is invalid\. Allowed choices are auto, cpu, cuda, js\. \(see --help\)$/,
+      ],
       [['report', bad, '--dim', 'conv=x'], 2, /^spectral-norm: option .* argument 'conv=x' is invalid\. --dim must be N or REGEX=N/],
-      [['report', bad, '--include', '(('], 2, /^spectral-norm: option .* argument '\(\(' is invalid\. --include '\(\(' is not a valid regular expression/],
-      [['report', bad, '--device', 'gpu0'], 2, /^spectral-norm: option '--device <n\|all>' argument 'gpu0' is invalid\. --device must be a GPU index/],
-      [['report', good, '--backend', 'cpu', '--device', 'all'], 2, /^spectral-norm: --device applies only to the cuda backend \(or auto\), but --backend is cpu$/],
+      [
+        ['report', bad, '--include', '(('],
+        2,
+        /^spectral-norm: option .* argument '\(\(' is invalid\. --include '\(\(' is not a valid regular expression/,
+      ],
+      [
+        ['report', bad, '--device', 'gpu0'],
+        2,
+        /^spectral-norm: option '--device <n\|all>' argument 'gpu0' is invalid\. --device must be a GPU index/,
+      ],
+      [
+        ['report', good, '--backend', 'cpu', '--device', 'all'],
+        2,
+        /^spectral-norm: --device applies only to the cuda backend \(or auto\), but --backend is cpu$/,
+      ],
       [['normalize', bad, '-o', 'x', '--target', '-1'], 2, /^spectral-norm: option '--target <σ>' argument '-1' is invalid/],
       [['report', bad, '--no-such-option'], 2, /^spectral-norm: unknown option '--no-such-option' \(see --help\)$/],
       [['report'], 2, /^spectral-norm: missing required argument 'model' \(see --help\)$/],
       [['frobnicate'], 2, /^spectral-norm: unknown command 'frobnicate' \(see --help\)$/],
-      [['report', good, '--include', '^nothing$'], 2, /^spectral-norm: .*good\.safetensors: no tensor to compute on: --include '\^nothing\$' matches none of its 1 floating-point tensors of rank ≥ 2 \(of 2 in all\)$/],
-      [['normalize', good, '-o', path.join(folder, 'none.safetensors'), '--exclude', '.'], 2, /^spectral-norm: .*no tensor to compute on: --exclude '\.' matches none/],
+      [
+        ['report', good, '--include', '^nothing$'],
+        2,
+        /^spectral-norm: .*good\.safetensors: no tensor to compute on: --include '\^nothing\$' matches none of its 1 floating-point tensors of rank ≥ 2 \(of 2 in all\)$/,
+      ],
+      [
+        ['normalize', good, '-o', path.join(folder, 'none.safetensors'), '--exclude', '.'],
+        2,
+        /^spectral-norm: .*no tensor to compute on: --exclude '\.' matches none/,
+      ],
     ];
     for (const backend of ['cpu', 'cuda'] as const) {
-      if (!backendInfo().available.includes(backend)) cases.push([['report', bad, '--backend', backend], 2, new RegExp(`^spectral-norm: --backend ${backend} is unavailable on this machine: `)]);
+      if (!backendInfo().available.includes(backend))
+        cases.push([
+          ['report', bad, '--backend', backend],
+          2,
+          new RegExp(`^spectral-norm: --backend ${backend} is unavailable on this machine: `),
+        ]);
     }
     for (const [args, code, message] of cases) {
       const r = await runHere(...args);
@@ -174,8 +269,22 @@ describe('CLI: the command', () => {
       const tensors = Array.from({ length: 60 }, (_, i) => tensorOf(`layer${i}.weight`, 'F32', [128, 128]));
       const file = writeSafetensors(folder, `slow-${signal}.safetensors`, tensors);
       const outFolder = path.join(folder, `out-${signal}`);
-      const child = spawn(process.execPath, [CLI, 'normalize', file, '-o', path.join(outFolder, 'out.safetensors'), '--backend', 'js', '--tolerance', '0', '--max-iterations', '5000']);
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+      const child = spawn(process.execPath, [
+        CLI,
+        'normalize',
+        file,
+        '-o',
+        path.join(outFolder, 'out.safetensors'),
+        '--backend',
+        'js',
+        '--tolerance',
+        '0',
+        '--max-iterations',
+        '5000',
+      ]);
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on('exit', (code, sig) => resolve({ code, signal: sig })),
+      );
       const temporary = () => (fs.existsSync(outFolder) ? fs.readdirSync(outFolder).filter((n) => n.endsWith('.tmp')) : []);
       while (temporary().length === 0) {
         assert.equal(child.exitCode, null, 'the command ended before its temporary file appeared');
@@ -231,7 +340,10 @@ describe('CLI: a real TF.js model from npm (@vladmandic/face-api, tiny face dete
     const json = JSON.parse(r.stdout);
     const weights = decodeManifest(manifest);
     const kernels = [...weights].filter(([, w]) => w.shape.length >= 2).map(([name]) => name);
-    assert.deepEqual(json.tensors.map((t: { name: string }) => t.name), kernels);
+    assert.deepEqual(
+      json.tensors.map((t: { name: string }) => t.name),
+      kernels,
+    );
     assert.equal(json.tensors.length, 12);
     for (const t of json.tensors) {
       const w = weights.get(t.name)!;
@@ -240,7 +352,9 @@ describe('CLI: a real TF.js model from npm (@vladmandic/face-api, tiny face dete
       assertClose(t.sigma, exactSpectralNorm(w.values, w.shape, { dim: -1 }), { rtol: 1e-12, atol: 0 }, t.name);
     }
     const estimated = await report(manifest, { ...options, exact: false }, quiet);
-    estimated.tensors.forEach((t, i) => assertClose(t.sigma!, json.tensors[i].sigma, { rtol: 2e-6, atol: 0 }, `power iteration vs exact, ${t.name}`));
+    estimated.tensors.forEach((t, i) =>
+      assertClose(t.sigma!, json.tensors[i].sigma, { rtol: 2e-6, atol: 0 }, `power iteration vs exact, ${t.name}`),
+    );
   });
 
   it('normalize writes float32 kernels with σ = 1 and keeps the quantized biases byte for byte', async () => {
@@ -266,8 +380,14 @@ describe('CLI: a real TF.js model from npm (@vladmandic/face-api, tiny face dete
           assertClose(exactSpectralNorm(values as FloatArray, w.shape, { dim: -1 }), 1, { rtol: 1e-5, atol: 0 }, `σ of ${w.name}`);
           offset += 4 * n;
         } else {
-          assert.deepEqual(w.quantization, JSON.parse(fs.readFileSync(manifest, 'utf8'))[0].weights.find((x: { name: string }) => x.name === w.name).quantization);
-          assert.ok(data.subarray(offset, offset + n).equals(original.subarray(originalOffset, originalOffset + n)), `${w.name} byte-identical`);
+          assert.deepEqual(
+            w.quantization,
+            JSON.parse(fs.readFileSync(manifest, 'utf8'))[0].weights.find((x: { name: string }) => x.name === w.name).quantization,
+          );
+          assert.ok(
+            data.subarray(offset, offset + n).equals(original.subarray(originalOffset, originalOffset + n)),
+            `${w.name} byte-identical`,
+          );
           offset += n;
         }
         originalOffset += b.quantized ? n : 4 * n;

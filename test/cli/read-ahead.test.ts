@@ -15,7 +15,13 @@ import { temporaryFolder } from '../support/cli-fixtures';
 /** A model whose reads are chunks of 1 MiB through the gate, logged, with no file behind them. */
 function fakeModel(sizes: number[]) {
   const log: string[] = [];
-  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({ name: `t${i}`, shape: [bytes / 4], dtype: 'F32', numeric: true, byteLength: bytes }));
+  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({
+    name: `t${i}`,
+    shape: [bytes / 4],
+    dtype: 'F32',
+    numeric: true,
+    byteLength: bytes,
+  }));
   const model = {
     tensors,
     read: async (t: ModelTensor, gate?: ReadGate) => {
@@ -40,10 +46,16 @@ describe('CLI: read-ahead', () => {
     await ahead.next();
     for (let i = 0; i < 20; i++) await settle();
     // While t0 is "computed", t1 and t2 are read; t3 waits.
-    assert.deepEqual(log.filter((l) => l.endsWith('read')), ['t0 read', 't1 read', 't2 read']);
+    assert.deepEqual(
+      log.filter((l) => l.endsWith('read')),
+      ['t0 read', 't1 read', 't2 read'],
+    );
     await ahead.next();
     for (let i = 0; i < 20; i++) await settle();
-    assert.deepEqual(log.filter((l) => l.endsWith('read')), ['t0 read', 't1 read', 't2 read', 't3 read']);
+    assert.deepEqual(
+      log.filter((l) => l.endsWith('read')),
+      ['t0 read', 't1 read', 't2 read', 't3 read'],
+    );
     ahead.close();
   });
 
@@ -96,7 +108,15 @@ function sparseSafetensors(file: string, tensors: { dtype: 'F32' | 'F16'; shape:
     fs.writeSync(fd, head);
     const dataStart = head.length;
     fs.ftruncateSync(fd, dataStart + offset);
-    tensors.forEach((t, i) => fs.writeSync(fd, t.dtype === 'F32' ? Buffer.from(Float32Array.of(1).buffer) : Buffer.from([0x00, 0x3c]), 0, t.dtype === 'F32' ? 4 : 2, dataStart + starts[i]));
+    tensors.forEach((t, i) =>
+      fs.writeSync(
+        fd,
+        t.dtype === 'F32' ? Buffer.from(Float32Array.of(1).buffer) : Buffer.from([0x00, 0x3c]),
+        0,
+        t.dtype === 'F32' ? 4 : 2,
+        dataStart + starts[i],
+      ),
+    );
   } finally {
     fs.closeSync(fd);
   }
@@ -122,7 +142,9 @@ describe('CLI: bounded memory on a sparse multi-GB file', function () {
   // Slack beyond the bound: the decode scratch chunk and the chunk being copied, the σ library's own vectors.
   const SLACK = 2 * CHUNK_BYTES + 32 * MiB;
   const show = (what: string, m: { before: number; peak: number }, bound: number, total: number) =>
-    console.log(`      ${what}: peak ${((m.peak - m.before) / MiB).toFixed(0)} MiB above the start, bound ${(bound / MiB).toFixed(0)} MiB, all values ${(total / MiB).toFixed(0)} MiB`);
+    console.log(
+      `      ${what}: peak ${((m.peak - m.before) / MiB).toFixed(0)} MiB above the start, bound ${(bound / MiB).toFixed(0)} MiB, all values ${(total / MiB).toFixed(0)} MiB`,
+    );
 
   it('report on a 2.75 GiB file: peak memory ≤ 2× the largest tensor + the read-ahead', () => {
     const file = path.join(folder, 'sparse.safetensors');
@@ -150,7 +172,12 @@ describe('CLI: bounded memory on a sparse multi-GB file', function () {
     const m = peakOf('normalize', file, path.join(folder, 'out.safetensors'));
     fs.rmSync(path.join(folder, 'out.safetensors'), { force: true });
     const bound = 2 * Math.max(...values) + READ_AHEAD_BYTES;
-    show('normalize', m, bound, values.reduce((a, b) => a + b, 0));
+    show(
+      'normalize',
+      m,
+      bound,
+      values.reduce((a, b) => a + b, 0),
+    );
     assert.ok(m.peak - m.before <= bound + SLACK, `peak ${m.peak - m.before} bytes over a bound of ${bound} + ${SLACK}`);
   });
 });

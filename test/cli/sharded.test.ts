@@ -61,7 +61,10 @@ describe('CLI: sharded safetensors', () => {
       const r = await report(target, { ...OPTIONS, exact: true }, quiet);
       assert.equal(r.format, 'safetensors');
       assert.match(r.storage, /^safetensors, 3 shards/);
-      assert.deepEqual(r.tensors.map((t) => t.name), ['layers.0.weight', 'layers.1.weight', 'layers.2.weight', 'layers.3.weight']);
+      assert.deepEqual(
+        r.tensors.map((t) => t.name),
+        ['layers.0.weight', 'layers.1.weight', 'layers.2.weight', 'layers.3.weight'],
+      );
       assert.deepEqual(r.skipped, ['layers.0.bias', 'norm.bias', 'steps']);
       for (const row of r.tensors) {
         const t = tensors.find((x) => x.name === row.name)!;
@@ -79,7 +82,11 @@ describe('CLI: sharded safetensors', () => {
       const written = path.join(out, 'new');
       assert.deepEqual(listing(written), listing(folder));
       assert.ok(fs.readFileSync(path.join(written, INDEX)).equals(fs.readFileSync(index)), 'the index is copied verbatim');
-      assert.ok(fs.readFileSync(path.join(written, 'model-00003-of-00003.safetensors')).equals(fs.readFileSync(path.join(folder, 'model-00003-of-00003.safetensors'))));
+      assert.ok(
+        fs
+          .readFileSync(path.join(written, 'model-00003-of-00003.safetensors'))
+          .equals(fs.readFileSync(path.join(folder, 'model-00003-of-00003.safetensors'))),
+      );
       // Each stored tensor is W/σ for the σ the command reported (which power iteration gets to within its stopping
       // rule, not exactly): its exact σ is σ_exact(W)/σ_reported up to the rounding to its dtype, by Weyl within
       // u·‖W/σ‖_F. That checks what was written, whatever the iteration's own error.
@@ -115,7 +122,9 @@ describe('CLI: sharded safetensors', () => {
         const [a, b] = header['layers.0.bias'].data_offsets;
         return bytes.subarray(start + a, start + b);
       };
-      assert.ok(bias(path.join(written, 'model-00001-of-00003.safetensors')).equals(bias(path.join(folder, 'model-00001-of-00003.safetensors'))));
+      assert.ok(
+        bias(path.join(written, 'model-00001-of-00003.safetensors')).equals(bias(path.join(folder, 'model-00001-of-00003.safetensors'))),
+      );
     });
   }
 
@@ -128,14 +137,26 @@ describe('CLI: sharded safetensors', () => {
     for (const name of Object.keys(inodes)) assert.equal(now[name] !== inodes[name], name === 'model-00002-of-00003.safetensors', name);
     const r = await report(index, { ...OPTIONS, include: [/^layers\.2/], exact: true }, quiet);
     assertClose(r.tensors[0].sigma!, 1, { rtol: 1e-5, atol: 0 }, 'σ after --in-place');
-    await assert.rejects(() => normalize(index, { ...OPTIONS, output: folder, inPlace: false, target: 1, clip: false }, quiet, quiet), /would overwrite the input/);
+    await assert.rejects(
+      () => normalize(index, { ...OPTIONS, output: folder, inPlace: false, target: 1, clip: false }, quiet, quiet),
+      /would overwrite the input/,
+    );
   });
 
   const BAD: { what: string; damage: (folder: string, index: string) => void; message: RegExp; tensor?: string }[] = [
-    { what: 'a missing shard', damage: (f) => fs.rmSync(path.join(f, 'model-00002-of-00003.safetensors')), message: /missing or unreadable shard 'model-00002-of-00003\.safetensors' \(the index puts 2 tensor\(s\) in it\): ENOENT/ },
+    {
+      what: 'a missing shard',
+      damage: (f) => fs.rmSync(path.join(f, 'model-00002-of-00003.safetensors')),
+      message: /missing or unreadable shard 'model-00002-of-00003\.safetensors' \(the index puts 2 tensor\(s\) in it\): ENOENT/,
+    },
     {
       what: 'a tensor listed in two shards',
-      damage: (f) => writeSafetensors(f, 'model-00003-of-00003.safetensors', [tensorOf('norm.bias', 'F32', [4]), tensorOf('steps', 'I32', [2, 2]), tensorOf('layers.3.weight', 'F32', [4, 9])]),
+      damage: (f) =>
+        writeSafetensors(f, 'model-00003-of-00003.safetensors', [
+          tensorOf('norm.bias', 'F32', [4]),
+          tensorOf('steps', 'I32', [2, 2]),
+          tensorOf('layers.3.weight', 'F32', [4, 9]),
+        ]),
       message: /is stored in two shards, 'model-00002-of-00003\.safetensors' and 'model-00003-of-00003\.safetensors'/,
       tensor: 'layers.3.weight',
     },
@@ -169,7 +190,11 @@ describe('CLI: sharded safetensors', () => {
       message: /shard path '\/etc\/passwd' must be relative/,
       tensor: 'steps',
     },
-    { what: 'a weight_map that is not an object', damage: (_f, index) => editIndex(index, (j) => (j.weight_map = ['a'])), message: /"weight_map" must be an object/ },
+    {
+      what: 'a weight_map that is not an object',
+      damage: (_f, index) => editIndex(index, (j) => (j.weight_map = ['a'])),
+      message: /"weight_map" must be an object/,
+    },
     {
       what: 'a damaged shard',
       damage: (f) => fs.truncateSync(path.join(f, 'model-00002-of-00003.safetensors'), 100),
@@ -190,8 +215,14 @@ describe('CLI: sharded safetensors', () => {
         return true;
       };
       await assert.rejects(() => report(index, { ...OPTIONS, exact: false }, quiet), check);
-      await assert.rejects(() => normalize(index, { ...OPTIONS, output: path.join(out, 'new'), inPlace: false, target: 1, clip: false }, quiet, quiet), check);
-      await assert.rejects(() => normalize(index, { ...OPTIONS, output: index, inPlace: true, target: 1, clip: false }, quiet, quiet), check);
+      await assert.rejects(
+        () => normalize(index, { ...OPTIONS, output: path.join(out, 'new'), inPlace: false, target: 1, clip: false }, quiet, quiet),
+        check,
+      );
+      await assert.rejects(
+        () => normalize(index, { ...OPTIONS, output: index, inPlace: true, target: 1, clip: false }, quiet, quiet),
+        check,
+      );
       assert.deepEqual(listing(out), [], 'not even the output folder');
       assert.deepEqual(listing(folder), before);
     });
@@ -224,14 +255,20 @@ describe('CLI: a folder is recognized by what it holds', () => {
   it('an ambiguous folder lists its candidates; an empty one says what it looked for', async () => {
     writeSafetensors(folder, 'a.safetensors', [tensorOf('w', 'F32', [3, 3])]);
     writeOnnx(folder);
-    await assert.rejects(() => open(folder), (e: Error) => {
-      assert.equal(e.message, `${folder}: holds 2 models, so name one of them: a.safetensors, model.onnx`);
-      return true;
-    });
+    await assert.rejects(
+      () => open(folder),
+      (e: Error) => {
+        assert.equal(e.message, `${folder}: holds 2 models, so name one of them: a.safetensors, model.onnx`);
+        return true;
+      },
+    );
     const empty = path.join(folder, 'empty');
     fs.mkdirSync(empty);
     fs.writeFileSync(path.join(empty, 'README.md'), 'not a model');
-    await assert.rejects(() => open(empty), /empty: holds no model: looked for \*\.safetensors\.index\.json, \*\.safetensors, model\.json \(TF\.js\) and \*\.onnx$/);
+    await assert.rejects(
+      () => open(empty),
+      /empty: holds no model: looked for \*\.safetensors\.index\.json, \*\.safetensors, model\.json \(TF\.js\) and \*\.onnx$/,
+    );
   });
 
   it('normalize on a folder writes the model under its own name into the -o folder', async () => {

@@ -6,14 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import {
-  SpectralNormBatch,
-  SpectralNormCoalescer,
-  SpectralNormalizer,
-  autoBackend,
-  backendInfo,
-  spectralNorm,
-} from '../../lib';
+import { SpectralNormBatch, SpectralNormCoalescer, SpectralNormalizer, autoBackend, backendInfo, spectralNorm } from '../../lib';
 import { checkBackendOption, defaultThreads, nativeAddon, nativeCalibrationTarget, resolveBackend } from '../../lib/backends';
 import {
   cacheDirectory,
@@ -170,18 +163,32 @@ describe("'auto': its constants", () => {
   it('SPECTRAL_NORM_COST_MODEL: any of the constants, each positive and finite; clear errors otherwise', () => {
     assert.deepEqual(parseEnvConstants(undefined), {});
     assert.deepEqual(parseEnvConstants(' '), {});
-    assert.deepEqual(parseEnvConstants('{"cpuCallSeconds":3e-6,"cudaHostArrayBytesPerSecond":4e10}'), { cpuCallSeconds: 3e-6, cudaHostArrayBytesPerSecond: 4e10 });
+    assert.deepEqual(parseEnvConstants('{"cpuCallSeconds":3e-6,"cudaHostArrayBytesPerSecond":4e10}'), {
+      cpuCallSeconds: 3e-6,
+      cudaHostArrayBytesPerSecond: 4e10,
+    });
     const bad: [string, RegExp][] = [
       ['{cpuCallSeconds: 1}', /^TypeError: SPECTRAL_NORM_COST_MODEL must be a JSON object of constants .*JSON/],
       ['[1, 2]', /^TypeError: SPECTRAL_NORM_COST_MODEL must be a JSON object of constants, got an array/],
       ['42', /^TypeError: SPECTRAL_NORM_COST_MODEL must be a JSON object of constants, got 42/],
-      ['{"cpuCallSecond": 1e-6}', /^RangeError: SPECTRAL_NORM_COST_MODEL has an unknown constant 'cpuCallSecond' \(known: cpuCallSeconds, /],
+      [
+        '{"cpuCallSecond": 1e-6}',
+        /^RangeError: SPECTRAL_NORM_COST_MODEL has an unknown constant 'cpuCallSecond' \(known: cpuCallSeconds, /,
+      ],
       ['{"cpuCallSeconds": -1}', /^RangeError: SPECTRAL_NORM_COST_MODEL.cpuCallSeconds must be a positive finite number, got -1$/],
       ['{"cpuCallSeconds": 0}', /^RangeError: SPECTRAL_NORM_COST_MODEL.cpuCallSeconds must be a positive finite number, got 0$/],
-      ['{"jsSweepElementsPerSecond": "fast"}', /^RangeError: SPECTRAL_NORM_COST_MODEL.jsSweepElementsPerSecond must be a positive finite number, got "fast"$/],
+      [
+        '{"jsSweepElementsPerSecond": "fast"}',
+        /^RangeError: SPECTRAL_NORM_COST_MODEL.jsSweepElementsPerSecond must be a positive finite number, got "fast"$/,
+      ],
       ['{"cpuCacheBytes": null}', /^RangeError: SPECTRAL_NORM_COST_MODEL.cpuCacheBytes must be a positive finite number, got null$/],
     ];
-    for (const [text, message] of bad) assert.throws(() => parseEnvConstants(text), (e: Error) => message.test(`${e.name}: ${e.message}`), text);
+    for (const [text, message] of bad)
+      assert.throws(
+        () => parseEnvConstants(text),
+        (e: Error) => message.test(`${e.name}: ${e.message}`),
+        text,
+      );
   });
 
   it('the cache folder: SPECTRAL_NORM_CACHE_DIR, off, or the user cache folder', () => {
@@ -259,7 +266,10 @@ describe("'auto': its constants", () => {
     it('a malformed file is named in a warning and measured over; the environment overrides it', async () => {
       hostConstants(target());
       const file = path.join(dir, fs.readdirSync(dir)[0]);
-      for (const [content, why] of [['{ not json', /is not JSON/], ['{"format":"other"}', /is not a spectral-norm.cost-model file/]] as const) {
+      for (const [content, why] of [
+        ['{ not json', /is not JSON/],
+        ['{"format":"other"}', /is not a spectral-norm.cost-model file/],
+      ] as const) {
         fs.writeFileSync(file, content);
         resetCalibration();
         const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
@@ -309,20 +319,38 @@ describe("'auto': one rule in every API", () => {
     assert.throws(() => autoBackend([{ shape: [2, 0] }]), /^RangeError: layers\[0\]\.shape\[1\]/);
     assert.throws(() => autoBackend([{ shape: [2, 2], dim: 2 }]), /^RangeError: layers\[0\]\.dim/);
     assert.throws(() => autoBackend([{ shape: [2, 2], bias: 1 } as never]), /^TypeError: layers\[0\]\.bias is not a known option/);
-    assert.throws(() => autoBackend([{ shape: [2, 2] }], { backend: 'cpu' } as never), /^TypeError: options\.backend is not a known option/);
+    assert.throws(
+      () => autoBackend([{ shape: [2, 2] }], { backend: 'cpu' } as never),
+      /^TypeError: options\.backend is not a known option/,
+    );
     assert.throws(() => autoBackend([{ shape: [2, 2] }], { iterations: 0 }), /^RangeError: options\.iterations/);
     assert.throws(() => autoBackend([{ shape: [2, 2] }], { dtype: 'float16' as never }), /^TypeError: options\.dtype/);
     assert.throws(() => autoBackend([{ shape: [2, 2] }], { device: -1 }), /^RangeError: options\.device/);
     assert.throws(() => autoBackend([{ shape: [2, 2] }], { onDevice: 1 as never }), /^TypeError: options\.onDevice/);
     if (!info.cuda.available) {
-      assert.throws(() => autoBackend([{ shape: [2, 2] }], { onDevice: true }), /^RangeError: options\.onDevice is true, but the cuda backend is unavailable: /);
+      assert.throws(
+        () => autoBackend([{ shape: [2, 2] }], { onDevice: true }),
+        /^RangeError: options\.onDevice is true, but the cuda backend is unavailable: /,
+      );
     } else {
       assert.equal(autoBackend([{ shape: [2, 2] }], { onDevice: true }), 'cuda');
     }
   });
 
   it('picks an available backend, and the same one a normalizer or a batch of that job gets', () => {
-    const jobs: [number[][], number][] = [[[[8, 8]], 1], [[[64, 64, 3, 3]], 1], [[[16, 16]], 30], [[[300, 7], [5, 5, 3]], 2], [Array.from({ length: 40 }, () => [6, 6]), 1]];
+    const jobs: [number[][], number][] = [
+      [[[8, 8]], 1],
+      [[[64, 64, 3, 3]], 1],
+      [[[16, 16]], 30],
+      [
+        [
+          [300, 7],
+          [5, 5, 3],
+        ],
+        2,
+      ],
+      [Array.from({ length: 40 }, () => [6, 6]), 1],
+    ];
     for (const [shapes, iterations] of jobs) {
       const layers = shapes.map((shape) => ({ shape }));
       const pick = autoBackend(layers, { iterations });
@@ -330,7 +358,8 @@ describe("'auto': one rule in every API", () => {
       assert.equal(new SpectralNormBatch(layers, { iterations }).backend, pick, JSON.stringify(shapes));
       if (shapes.length === 1) assert.equal(new SpectralNormalizer(shapes[0], { iterations }).backend, pick);
       for (const backend of ['cpu', 'js'] as const) {
-        if (info.available.includes(backend)) assert.equal(new SpectralNormBatch(layers, { iterations, backend }).backend, backend, 'a pinned backend stands');
+        if (info.available.includes(backend))
+          assert.equal(new SpectralNormBatch(layers, { iterations, backend }).backend, backend, 'a pinned backend stands');
       }
     }
     assert.equal(info.auto, autoBackend([{ shape: [1024, 1024] }]));
@@ -341,7 +370,10 @@ describe("'auto': one rule in every API", () => {
     const weight = randomArray('float32', 12 * 7);
     const alone = spectralNorm(weight, [12, 7], { maxIterations: 50 });
     const option = checkBackendOption('options.backend', 'auto');
-    const expectedAlone = resolveBackend(option, convergeJob([matrixGeometry([12, 7], 0, false)], 'float32', 'mixed', 50, defaultThreads(), [false]));
+    const expectedAlone = resolveBackend(
+      option,
+      convergeJob([matrixGeometry([12, 7], 0, false)], 'float32', 'mixed', 50, defaultThreads(), [false]),
+    );
     assert.equal(alone.backend, expectedAlone.name);
 
     const coalescer = new SpectralNormCoalescer({ maxDelayMs: 50 });
@@ -352,10 +384,22 @@ describe("'auto': one rule in every API", () => {
     await coalescer.close();
     assert.equal(coalescer.stats().batches, 1);
     const geometries = shapes.map((s) => matrixGeometry(s, 0, false));
-    const expected = resolveBackend(option, convergeJob(geometries, 'float32', 'mixed', 200, defaultThreads(), shapes.map(() => false)));
+    const expected = resolveBackend(
+      option,
+      convergeJob(
+        geometries,
+        'float32',
+        'mixed',
+        200,
+        defaultThreads(),
+        shapes.map(() => false),
+      ),
+    );
     for (const r of results) assert.equal(r.backend, expected.name);
     // Each request's σ is what its own call on that backend gives.
-    shapes.forEach((s, i) => assert.equal(results[i].sigma, spectralNorm(weights[i], s, { maxIterations: 200, backend: expected.name }).sigma));
+    shapes.forEach((s, i) =>
+      assert.equal(results[i].sigma, spectralNorm(weights[i], s, { maxIterations: 200, backend: expected.name }).sigma),
+    );
   });
 
   it('SpectralNormBatch on auto with a usable GPU: host arrays where predicted fastest, DeviceWeights on cuda', function () {
@@ -380,7 +424,9 @@ describe("'auto': one rule in every API", () => {
       // A host where JS costs nothing to call and sweeps at 1e15 elements/s: it wins every job (a GPU's constants
       // are given too, so that nothing is measured on a GPU host either).
       const jsWins = {
-        ...Object.fromEntries(HOST_CONSTANT_NAMES.map((name) => [name, name.startsWith('js') ? (name.endsWith('Seconds') ? 1e-12 : 1e15) : DEV_VM[name]])),
+        ...Object.fromEntries(
+          HOST_CONSTANT_NAMES.map((name) => [name, name.startsWith('js') ? (name.endsWith('Seconds') ? 1e-12 : 1e15) : DEV_VM[name]]),
+        ),
         cpuStreamBytesPerSecond: 89e9,
         ...H200_TODAY,
       };

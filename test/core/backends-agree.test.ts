@@ -3,15 +3,7 @@
 import * as assert from 'node:assert/strict';
 
 import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../../lib';
-import {
-  assertClose,
-  backendsUnderTest,
-  poisoned,
-  product,
-  randomArray,
-  randomInt,
-  toleranceFor,
-} from '../support/helpers';
+import { assertClose, backendsUnderTest, poisoned, product, randomArray, randomInt, toleranceFor } from '../support/helpers';
 import { type ReferenceCase, checkAgainstReference } from '../support/agreement';
 import { permutedMatrix, referenceDivide, referenceStep } from '../support/reference';
 
@@ -131,13 +123,25 @@ describe('large divisions into separate outputs (the non-temporal store path)', 
   for (const backend of backendsUnderTest()) {
     for (const dtype of ['float32', 'float64'] as const) {
       it(`${backend} ${dtype}: W/σ exact at an odd offset, in place beside it, nothing written outside the views`, () => {
-        const shapes = dtype === 'float32' ? [[2053, 2049], [5, 3]] : [[1031, 2039], [5, 3]];
+        const shapes =
+          dtype === 'float32'
+            ? [
+                [2053, 2049],
+                [5, 3],
+              ]
+            : [
+                [1031, 2039],
+                [5, 3],
+              ];
         const weights = shapes.map((s) => randomArray(dtype, product(s)));
         const originals = weights.map((w) => w.slice());
         const n = weights[0].length;
         const outBig = poisoned(dtype, n + 3);
         const out = outBig.subarray(1, 1 + n);
-        const batch = new SpectralNormBatch(shapes.map((shape) => ({ shape })), { dtype, seed: 5, backend: backend as 'cpu' });
+        const batch = new SpectralNormBatch(
+          shapes.map((shape) => ({ shape })),
+          { dtype, seed: 5, backend: backend as 'cpu' },
+        );
         const sigmas = batch.step(weights, { out: [out, weights[1]] });
         assertClose(out, referenceDivide(originals[0], sigmas[0], dtype), { rtol: 0, atol: 0 }, 'streamed out');
         assertClose(weights[1], referenceDivide(originals[1], sigmas[1], dtype), { rtol: 0, atol: 0 }, 'in place');

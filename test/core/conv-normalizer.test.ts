@@ -7,7 +7,17 @@ import * as assert from 'node:assert/strict';
 import type { ConvOperatorOptions } from '../../lib';
 import { SpectralNormBatch, SpectralNormalizer, autoBackend, backendInfo, convSpectralNorm } from '../../lib';
 import { gaussianKernel, operatorOf, randomConv, referenceConvStep } from '../support/conv';
-import { assertClose, assertSameBytes, backendsUnderTest, poisoned, product, random, randomInt, snapshot, toleranceFor } from '../support/helpers';
+import {
+  assertClose,
+  assertSameBytes,
+  backendsUnderTest,
+  poisoned,
+  product,
+  random,
+  randomInt,
+  snapshot,
+  toleranceFor,
+} from '../support/helpers';
 import { referenceDivide } from '../support/reference';
 
 const backends = backendsUnderTest().filter((b) => b !== 'cuda') as ('cpu' | 'js')[];
@@ -98,9 +108,15 @@ describe('SpectralNormalizer with a convolution operator', () => {
       bad[randomInt(0, bad.length - 1)] = NaN;
       const before = snapshot(bad);
       const out = poisoned('float32', bad.length);
-      assert.throws(() => sn.step(bad, { out }), (e: Error) => e instanceof RangeError && /^weight contains NaN or Infinity/.test(e.message));
+      assert.throws(
+        () => sn.step(bad, { out }),
+        (e: Error) => e instanceof RangeError && /^weight contains NaN or Infinity/.test(e.message),
+      );
       assertSameBytes(bad, before, 'weight');
-      assert.ok(out.every((x) => Number.isNaN(x)), 'out untouched');
+      assert.ok(
+        out.every((x) => Number.isNaN(x)),
+        'out untouched',
+      );
       assertSameBytes(sn.u, u, 'u');
       assertSameBytes(sn.v, v, 'v');
     });
@@ -124,7 +140,9 @@ describe('SpectralNormalizer with a convolution operator', () => {
     for (let trial = 0; trial < 10; trial++) {
       const { shape, operator } = randomOperator();
       const weight = gaussianKernel(product(shape), 'float64');
-      const [a, b] = backends.map((backend) => new SpectralNormalizer(shape, { operator, backend, seed: trial, dtype: 'float64', iterations: 3 }).step(weight.slice()));
+      const [a, b] = backends.map((backend) =>
+        new SpectralNormalizer(shape, { operator, backend, seed: trial, dtype: 'float64', iterations: 3 }).step(weight.slice()),
+      );
       assertClose(a, b, toleranceFor('float64'), `[${shape}]`);
     }
   });
@@ -156,7 +174,10 @@ describe('SpectralNormalizer with a convolution operator', () => {
     assert.equal(new SpectralNormBatch([{ shape: [2, 2] }, { shape, operator }]).backend, expected);
     assert.equal(autoBackend([{ shape: [2, 2] }, { shape, operator }]), expected);
     assert.equal(convSpectralNorm(gaussianKernel(product(shape), 'float32'), shape, { inputSize: [8, 8] }).backend, expected);
-    assert.throws(() => autoBackend([{ shape, operator }], { onDevice: true }), /^RangeError: options\.onDevice is true, but the cuda backend does not run convolution operators yet/);
+    assert.throws(
+      () => autoBackend([{ shape, operator }], { onDevice: true }),
+      /^RangeError: options\.onDevice is true, but the cuda backend does not run convolution operators yet/,
+    );
   });
 
   if (backendInfo().available.includes('cuda')) {
@@ -176,7 +197,10 @@ describe('SpectralNormBatch with convolution operators', () => {
       const specs = [randomOperator(), { shape: [6, 4, 2, 2] }, randomOperator()].map((s, i) => ({ ...s, seed: 40 + i, name: `l${i}` }));
       const weights = specs.map((s) => gaussianKernel(product(s.shape), 'float32'));
       const batch = new SpectralNormBatch(specs, { backend, iterations: 2 });
-      const alone = specs.map((s) => new SpectralNormalizer(s.shape, { operator: 'operator' in s ? s.operator : undefined, seed: s.seed, backend, iterations: 2 }));
+      const alone = specs.map(
+        (s) =>
+          new SpectralNormalizer(s.shape, { operator: 'operator' in s ? s.operator : undefined, seed: s.seed, backend, iterations: 2 }),
+      );
       const outs = weights.map((w) => poisoned('float32', w.length));
       const sigmas = batch.step(weights, { out: outs });
       alone.forEach((sn, i) => {

@@ -65,8 +65,10 @@ describe('convolution operators', () => {
           impl.convApply({ weight, operator: op, transpose: false, input: x, output: gotY, threads: randomInt(1, 3) });
           impl.convApply({ weight, operator: op, transpose: true, input: y, output: gotT, threads: randomInt(1, 3) });
           const scale = Math.sqrt(op.inChannels * op.kernelHeight * op.kernelWidth) * 8;
-          for (let i = 0; i < y.length; i++) assert.ok(Math.abs(gotY[i] - expectedY[i]) <= 1e-14 * scale, `trial ${trial}: y[${i}] ${gotY[i]} vs ${expectedY[i]}`);
-          for (let i = 0; i < x.length; i++) assert.ok(Math.abs(gotT[i] - expectedT[i]) <= 1e-14 * scale * 4, `trial ${trial}: t[${i}] ${gotT[i]} vs ${expectedT[i]}`);
+          for (let i = 0; i < y.length; i++)
+            assert.ok(Math.abs(gotY[i] - expectedY[i]) <= 1e-14 * scale, `trial ${trial}: y[${i}] ${gotY[i]} vs ${expectedY[i]}`);
+          for (let i = 0; i < x.length; i++)
+            assert.ok(Math.abs(gotT[i] - expectedT[i]) <= 1e-14 * scale * 4, `trial ${trial}: t[${i}] ${gotT[i]} vs ${expectedT[i]}`);
           // ⟨C x, y⟩ = ⟨x, Cᵀ y⟩
           let left = 0;
           let right = 0;
@@ -152,7 +154,8 @@ describe('convolution operators', () => {
           // A delta kernel mixing channels orthogonally: every singular value is exactly |scale|.
           const scale = (random() < 0.5 ? -1 : 1) * 2 ** randomInt(-30, 30);
           const weight = new Float64Array(c * c * k * k);
-          for (let o = 0; o < c; o++) for (let i = 0; i < c; i++) weight[((o * c + i) * k + (k - 1) / 2) * k + (k - 1) / 2] = q[o * c + i] * scale;
+          for (let o = 0; o < c; o++)
+            for (let i = 0; i < c; i++) weight[((o * c + i) * k + (k - 1) / 2) * k + (k - 1) / 2] = q[o * c + i] * scale;
           for (const paddingMode of ['circular', 'zeros'] as const) {
             const options = { inputSize: [randomInt(k, 9), randomInt(k, 9)], padding: (k - 1) / 2, paddingMode };
             const r = convSpectralNorm(weight, [c, c, k, k], { ...options, backend });
@@ -186,15 +189,26 @@ describe('convolution operators', () => {
           const base = convSpectralNorm(w, shape, { ...options, backend, tolerance: 1e-12, maxIterations: 100000 });
           // Powers of two scale every operation exactly: the same bits, scaled.
           for (const c of [2 ** -600, -(2 ** 70), 2 ** -1000]) {
-            const r = convSpectralNorm(w.map((x) => x * c), shape, { ...options, backend, tolerance: 1e-12, maxIterations: 100000 });
+            const r = convSpectralNorm(
+              w.map((x) => x * c),
+              shape,
+              { ...options, backend, tolerance: 1e-12, maxIterations: 100000 },
+            );
             for (const key of ['sigma', 'lower', 'upper'] as const) {
-              assert.ok(Math.abs(r[key] / Math.abs(c) - base[key]) <= 1e-14 * base[key], `${key} ×${c}: ${r[key] / Math.abs(c)} vs ${base[key]}`);
+              assert.ok(
+                Math.abs(r[key] / Math.abs(c) - base[key]) <= 1e-14 * base[key],
+                `${key} ×${c}: ${r[key] / Math.abs(c)} vs ${base[key]}`,
+              );
             }
           }
           // Any other factor rounds differently: the bounds and the FFT method's σ still scale to 1e-9, and power
           // iteration's σ (and the lower bound from its vector) to its convergence.
           for (const c of [-3, 1.5e-7, 7e11]) {
-            const r = convSpectralNorm(w.map((x) => x * c), shape, { ...options, backend, tolerance: 1e-12, maxIterations: 100000 });
+            const r = convSpectralNorm(
+              w.map((x) => x * c),
+              shape,
+              { ...options, backend, tolerance: 1e-12, maxIterations: 100000 },
+            );
             const s = Math.abs(c);
             const within = (key: 'sigma' | 'lower' | 'upper', rtol: number) =>
               assert.ok(Math.abs(r[key] / (base[key] * s) - 1) <= rtol || base[key] === 0, `${key} ×${c}: ${r[key]} vs ${base[key] * s}`);
@@ -212,9 +226,12 @@ describe('convolution operators', () => {
           const w = gaussianKernel(product(oihw));
           const [cout, cin, kh, kw] = oihw;
           const hwio = new Float64Array(w.length);
-          for (let o = 0; o < cout; o++) for (let c = 0; c < cin; c++) for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) {
-            hwio[((a * kw + b) * cin + c) * cout + o] = w[((o * cin + c) * kh + a) * kw + b];
-          }
+          for (let o = 0; o < cout; o++)
+            for (let c = 0; c < cin; c++)
+              for (let a = 0; a < kh; a++)
+                for (let b = 0; b < kw; b++) {
+                  hwio[((a * kw + b) * cin + c) * cout + o] = w[((o * cin + c) * kh + a) * kw + b];
+                }
           const r1 = convSpectralNorm(w, oihw, { ...options, layout: 'oihw', backend });
           const r2 = convSpectralNorm(hwio, [kh, kw, cin, cout], { ...options, layout: 'hwio', backend });
           for (const key of ['sigma', 'lower', 'upper'] as const) {
@@ -244,7 +261,10 @@ describe('convolution operators', () => {
           const one = convSpectralNorm(w, shape, { ...options, stride: 1, backend });
           for (const stride of [2, 3, [1, 2], [2, 1]] as const) {
             const r = convSpectralNorm(w, shape, { ...options, stride: stride as number | number[], backend });
-            assert.ok(r.upper <= one.upper, `stride ${JSON.stringify(stride)}: upper ${r.upper} > stride 1's ${one.upper} (${JSON.stringify(options)})`);
+            assert.ok(
+              r.upper <= one.upper,
+              `stride ${JSON.stringify(stride)}: upper ${r.upper} > stride 1's ${one.upper} (${JSON.stringify(options)})`,
+            );
           }
         }
       });
@@ -256,7 +276,9 @@ describe('convolution operators', () => {
         const { shape, options } = randomConv();
         const w = gaussianKernel(product(shape));
         // Converged far: power iteration from the two backends' rounding then ends at the same σ.
-        const [a, b] = backends.map((backend) => convSpectralNorm(w, shape, { ...options, backend, tolerance: 1e-13, maxIterations: 100000 }));
+        const [a, b] = backends.map((backend) =>
+          convSpectralNorm(w, shape, { ...options, backend, tolerance: 1e-13, maxIterations: 100000 }),
+        );
         assert.equal(a.method, b.method);
         assert.ok(Math.abs(a.upper / b.upper - 1) <= 1e-9, `upper: ${a.upper} vs ${b.upper}`);
         assert.ok(Math.abs(a.sigma / b.sigma - 1) <= 1e-9, `σ: ${a.sigma} vs ${b.sigma}`);
@@ -355,4 +377,3 @@ function withSpectrum(m: number, n: number, s: number[]): Float64Array {
   });
   return w;
 }
-

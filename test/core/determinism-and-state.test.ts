@@ -26,7 +26,11 @@ describe('determinism and state', () => {
   for (const backend of backendsUnderTest()) {
     describe(`backend ${backend}`, () => {
       it('the same seed and inputs give bit-identical results run to run, including threaded layers', () => {
-        for (const shape of [[23, 17], [700, 400], [40, 90, 80]]) {
+        for (const shape of [
+          [23, 17],
+          [700, 400],
+          [40, 90, 80],
+        ]) {
           const weight = randomArray('float32', product(shape));
           const run = () => {
             const sn = new SpectralNormalizer(shape, { seed: 9, iterations: 3, dim: shape.length - 1, backend, threads: 2 });
@@ -87,7 +91,15 @@ describe('determinism and state', () => {
       it('state() survives JSON and fromState continues bit for bit', () => {
         for (const dtype of ['float32', 'float64'] as const) {
           const shape = [6, 4, 3];
-          const sn = new SpectralNormalizer(shape, { dtype, dim: 2, iterations: 2, eps: 1e-9, legacy: true, precision: 'float64', backend });
+          const sn = new SpectralNormalizer(shape, {
+            dtype,
+            dim: 2,
+            iterations: 2,
+            eps: 1e-9,
+            legacy: true,
+            precision: 'float64',
+            backend,
+          });
           const w = randomArray(dtype, 72);
           sn.step(w.slice());
           const restored = SpectralNormalizer.fromState(JSON.parse(JSON.stringify(sn.state())), { backend });
@@ -99,7 +111,13 @@ describe('determinism and state', () => {
           assertSameBytes(a, b, 'W/σ');
           assertSameBytes(restored.u, sn.u, 'u');
 
-          const batch = new SpectralNormBatch([{ shape: [3, 5], name: 'x' }, { shape: [7], dim: -1 }], { dtype, backend, seed: 3 });
+          const batch = new SpectralNormBatch(
+            [
+              { shape: [3, 5], name: 'x' },
+              { shape: [7], dim: -1 },
+            ],
+            { dtype, backend, seed: 3 },
+          );
           const weights = [randomArray(dtype, 15), randomArray(dtype, 7)];
           batch.step(weights.map((x) => x.slice()));
           const again = SpectralNormBatch.fromState(JSON.parse(JSON.stringify(batch.state())), { backend });

@@ -17,9 +17,10 @@ interface LapackCase {
   sigma: number;
 }
 
-const lapack = JSON.parse(
-  fs.readFileSync(path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'lapack-sigma.json'), 'utf8'),
-) as { source: string; cases: LapackCase[] };
+const lapack = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'lapack-sigma.json'), 'utf8')) as {
+  source: string;
+  cases: LapackCase[];
+};
 
 function relativeError(a: number, b: number): number {
   return b === 0 ? Math.abs(a) : Math.abs(a - b) / Math.abs(b);
@@ -72,7 +73,10 @@ describe('exactSpectralNorm', () => {
     for (const bad of [NaN, Infinity, -Infinity]) {
       const w = Float64Array.from({ length: 12 }, gaussian);
       w[5] = bad;
-      assert.throws(() => exactSpectralNorm(w, [3, 4]), (e: Error) => e instanceof RangeError && /weight contains NaN or Infinity/.test(e.message));
+      assert.throws(
+        () => exactSpectralNorm(w, [3, 4]),
+        (e: Error) => e instanceof RangeError && /weight contains NaN or Infinity/.test(e.message),
+      );
     }
   });
 

@@ -6,10 +6,31 @@ import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
 
 import { type FloatArray, SpectralNormBatch, SpectralNormalizer } from '../../lib';
-import { assertClose, assertSameBytes, backendsUnderTest, poisoned, product, randomArray, testSeed, toleranceFor } from '../support/helpers';
+import {
+  assertClose,
+  assertSameBytes,
+  backendsUnderTest,
+  poisoned,
+  product,
+  randomArray,
+  testSeed,
+  toleranceFor,
+} from '../support/helpers';
 import { permutedMatrix, referenceDivide, referenceStep } from '../support/reference';
 
-const FAULTS = ['none', 'none', 'none', 'nan', 'inf', 'length', 'dtype', 'out-length', 'out-overlap', 'update-type', 'unknown-option'] as const;
+const FAULTS = [
+  'none',
+  'none',
+  'none',
+  'nan',
+  'inf',
+  'length',
+  'dtype',
+  'out-length',
+  'out-overlap',
+  'update-type',
+  'unknown-option',
+] as const;
 type Fault = (typeof FAULTS)[number];
 
 const caseArbitrary = fc
@@ -128,7 +149,7 @@ describe('fuzzing: any arguments give the right answer or a clear error with not
             if (out) assertSameBytes(out, outBefore!, 'out');
             assertSameBytes(sn ? sn.u : batch!.u(0), u0, 'u');
             assertSameBytes(sn ? sn.v : batch!.v(0), v0, 'v');
-            assertSameBytes(otherWeight, otherBefore, 'the batch\'s other layer');
+            assertSameBytes(otherWeight, otherBefore, "the batch's other layer");
             return;
           }
           assert.equal(c.fault, 'none', `a call with fault '${c.fault}' succeeded`);

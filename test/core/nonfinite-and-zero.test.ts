@@ -40,7 +40,12 @@ describe('non-finite weights and zero matrices', () => {
         it(`${dtype}: a batch with one bad layer modifies no layer at all`, () => {
           const layers = [{ shape: [5, 7], name: 'a' }, { shape: [4, 3, 3], name: 'b' }, { shape: [9], name: 'c' }, { shape: [6, 2] }];
           const batch = new SpectralNormBatch(layers, { dtype, backend, iterations: 2 });
-          const weights = layers.map((l) => randomArray(dtype, l.shape.reduce((a, b) => a * b, 1)));
+          const weights = layers.map((l) =>
+            randomArray(
+              dtype,
+              l.shape.reduce((a, b) => a * b, 1),
+            ),
+          );
           weights[1][17] = NaN;
           const before = weights.map((w) => w.slice());
           const vectors = layers.map((_, i) => [batch.u(i), batch.v(i)]);

@@ -40,8 +40,8 @@ describe('cuda backend', () => {
       if (cudaUsable) this.skip();
       assert.throws(
         () => new SpectralNormBatch([{ shape: [3, 4] }], { backend: 'cuda' }),
-        (e: Error) => e instanceof RangeError && e.message.includes("options.backend 'cuda' is unavailable") &&
-          e.message.includes(info.cuda.reason!),
+        (e: Error) =>
+          e instanceof RangeError && e.message.includes("options.backend 'cuda' is unavailable") && e.message.includes(info.cuda.reason!),
       );
       assert.throws(() => spectralNorm(new Float32Array(12), [3, 4], { backend: 'cuda' }), RangeError);
       assert.notEqual(new SpectralNormBatch([{ shape: [3, 4] }]).backend, 'cuda');
@@ -56,24 +56,32 @@ describe('cuda backend', () => {
   describe('options', () => {
     it('device must be a non-negative integer, and only goes with backend cuda or auto', () => {
       for (const device of [-1, 0.5, '0', NaN]) {
-        assert.throws(() => new SpectralNormBatch([{ shape: [2, 2] }], { device: device as number }), (e: Error) =>
-          e instanceof RangeError && e.message.startsWith('options.device'));
+        assert.throws(
+          () => new SpectralNormBatch([{ shape: [2, 2] }], { device: device as number }),
+          (e: Error) => e instanceof RangeError && e.message.startsWith('options.device'),
+        );
       }
-      assert.throws(() => new SpectralNormBatch([{ shape: [2, 2] }], { backend: 'js', device: 0 }), (e: Error) =>
-        e instanceof RangeError && e.message.includes('options.device applies only to the cuda backend'));
+      assert.throws(
+        () => new SpectralNormBatch([{ shape: [2, 2] }], { backend: 'js', device: 0 }),
+        (e: Error) => e instanceof RangeError && e.message.includes('options.device applies only to the cuda backend'),
+      );
       assert.throws(() => spectralNorm(new Float32Array(4), [2, 2], { backend: 'js', device: 0 }), RangeError);
     });
 
     it('a device index past the last GPU is a RangeError naming options.device', function () {
       if (!cudaUsable) this.skip();
-      assert.throws(() => new SpectralNormBatch([{ shape: [2, 2] }], { backend: 'cuda', device: 1024 }), (e: Error) =>
-        e instanceof RangeError && e.message.startsWith('options.device'));
+      assert.throws(
+        () => new SpectralNormBatch([{ shape: [2, 2] }], { backend: 'cuda', device: 1024 }),
+        (e: Error) => e instanceof RangeError && e.message.startsWith('options.device'),
+      );
     });
 
     it('toDevice on a batch that does not run on cuda throws and names the backend', () => {
       const batch = new SpectralNormBatch([{ shape: [3, 4] }], { backend: 'js', seed: 1 });
-      assert.throws(() => batch.toDevice([new Float32Array(12)]), (e: Error) =>
-        /toDevice\(\) needs the cuda backend, but this batch runs on 'js'/.test(e.message));
+      assert.throws(
+        () => batch.toDevice([new Float32Array(12)]),
+        (e: Error) => /toDevice\(\) needs the cuda backend, but this batch runs on 'js'/.test(e.message),
+      );
     });
   });
 
@@ -83,8 +91,10 @@ describe('cuda backend', () => {
     });
 
     it('DeviceArray throws an Error with a code and the CUDA reason, never crashes', () => {
-      assert.throws(() => new addon!.DeviceArray('float32', 16, 0), (e: Error & { code?: string }) =>
-        e.code === ErrorCode.Cuda && /CUDA/.test(e.message));
+      assert.throws(
+        () => new addon!.DeviceArray('float32', 16, 0),
+        (e: Error & { code?: string }) => e.code === ErrorCode.Cuda && /CUDA/.test(e.message),
+      );
       assert.throws(() => new addon!.DeviceArray('int8' as 'float32', 16, 0), TypeError);
     });
 
@@ -110,7 +120,10 @@ describe('cuda backend', () => {
           iterationsRun: new Int32Array(1),
           converged: new Uint8Array(1),
         });
-        assert.throws(() => addon!.run(job()), (e: Error & { code?: string }) => e.code === ErrorCode.Cuda);
+        assert.throws(
+          () => addon!.run(job()),
+          (e: Error & { code?: string }) => e.code === ErrorCode.Cuda,
+        );
         await assert.rejects(addon!.runAsync(job()), (e: Error & { code?: string }) => e.code === ErrorCode.Cuda);
         [weight, out, u, v].forEach((a, i) => assertSameBytes(a, before[i], ['weight', 'out', 'u', 'v'][i]));
       });
@@ -118,10 +131,24 @@ describe('cuda backend', () => {
 
     it('job.device is checked like every other field', () => {
       const job = {
-        dtype: 'float32', device: -1, layers: [], iterations: 1, tolerance: -1, eps: 0, precision: 'mixed', legacy: false, threads: 1,
-        sigma: new Float64Array(0), status: new Int32Array(0), iterationsRun: new Int32Array(0), converged: new Uint8Array(0),
+        dtype: 'float32',
+        device: -1,
+        layers: [],
+        iterations: 1,
+        tolerance: -1,
+        eps: 0,
+        precision: 'mixed',
+        legacy: false,
+        threads: 1,
+        sigma: new Float64Array(0),
+        status: new Int32Array(0),
+        iterationsRun: new Int32Array(0),
+        converged: new Uint8Array(0),
       };
-      assert.throws(() => addon!.run(job as never), (e: Error) => e instanceof RangeError && /job\.device/.test(e.message));
+      assert.throws(
+        () => addon!.run(job as never),
+        (e: Error) => e instanceof RangeError && /job\.device/.test(e.message),
+      );
     });
   });
 
@@ -134,10 +161,18 @@ describe('cuda backend', () => {
       it(`toDevice, step(handle) and download agree with the same steps on the CPU (${dtype})`, async () => {
         const shapes = [[64, 3, 3, 3], [17, 31], [1, 9], [9, 1], [40]];
         const make = (backend: 'cuda' | 'cpu') =>
-          new SpectralNormBatch(shapes.map((shape, i) => ({ shape, seed: 11 + i })), { backend, dtype, iterations: 2 });
+          new SpectralNormBatch(
+            shapes.map((shape, i) => ({ shape, seed: 11 + i })),
+            { backend, dtype, iterations: 2 },
+          );
         const gpu = make('cuda');
-        const cpu = make(info.cpu.available ? 'cpu' : 'js' as 'cpu');
-        const weights = shapes.map((s) => randomArray(dtype, s.reduce((a, b) => a * b, 1)));
+        const cpu = make(info.cpu.available ? 'cpu' : ('js' as 'cpu'));
+        const weights = shapes.map((s) =>
+          randomArray(
+            dtype,
+            s.reduce((a, b) => a * b, 1),
+          ),
+        );
         const host = weights.map(snapshot);
         const handle = gpu.toDevice(weights);
         const sigmaGpu = [gpu.step(handle), await gpu.stepAsync(handle)];
@@ -179,7 +214,13 @@ describe('cuda backend', () => {
     });
 
     it('NaN in a device weight throws and leaves the device weights, u and v as they were', () => {
-      const batch = new SpectralNormBatch([{ shape: [6, 7], seed: 5 }, { shape: [3, 3], seed: 6 }], { backend: 'cuda' });
+      const batch = new SpectralNormBatch(
+        [
+          { shape: [6, 7], seed: 5 },
+          { shape: [3, 3], seed: 6 },
+        ],
+        { backend: 'cuda' },
+      );
       const weights = [randomArray('float32', 42), randomArray('float32', 9)];
       weights[1][4] = NaN;
       const handle = batch.toDevice(weights);

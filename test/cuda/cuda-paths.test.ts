@@ -31,7 +31,17 @@ const CASES: { name: string; layers: Layer[] }[] = [
   { name: 'wide rows (6000 columns)', layers: [{ shape: [60, 6000] }] },
   { name: 'rows wider than any cluster (40000 columns): general sweep', layers: [{ shape: [3, 40000] }] },
   { name: 'strided rows (dim 1): general sweep', layers: [{ shape: [8, 30, 3, 3], dim: 1 }] },
-  { name: 'a mixed batch', layers: [{ shape: [1, 1] }, { shape: [97] }, { shape: [31, 33] }, { shape: [100, 1800] }, { shape: [5, 7, 3], dim: 2 }, { shape: [2, 4096] }] },
+  {
+    name: 'a mixed batch',
+    layers: [
+      { shape: [1, 1] },
+      { shape: [97] },
+      { shape: [31, 33] },
+      { shape: [100, 1800] },
+      { shape: [5, 7, 3], dim: 2 },
+      { shape: [2, 4096] },
+    ],
+  },
 ];
 
 type Mode = { name: string; iterations: number; legacy: boolean; update: boolean };
@@ -42,11 +52,24 @@ const MODES: Mode[] = [
   { name: 'eval', iterations: 1, legacy: false, update: false },
 ];
 
-function run(layers: Layer[], backend: 'cuda' | 'cpu' | 'js', dtype: 'float32' | 'float64', precision: 'mixed' | 'float64',
-  mode: Mode, weights: FloatArray[]) {
-  const batch = new SpectralNormBatch(layers.map((l, i) => ({ ...l, seed: 50 + i })), {
-    backend, dtype, precision, iterations: mode.iterations, legacy: mode.legacy,
-  });
+function run(
+  layers: Layer[],
+  backend: 'cuda' | 'cpu' | 'js',
+  dtype: 'float32' | 'float64',
+  precision: 'mixed' | 'float64',
+  mode: Mode,
+  weights: FloatArray[],
+) {
+  const batch = new SpectralNormBatch(
+    layers.map((l, i) => ({ ...l, seed: 50 + i })),
+    {
+      backend,
+      dtype,
+      precision,
+      iterations: mode.iterations,
+      legacy: mode.legacy,
+    },
+  );
   const out = weights.map((w) => poisoned(dtype, w.length));
   const sigma = batch.step(weights, { out, update: mode.update });
   return { sigma, out, u: layers.map((_, i) => batch.u(i)), v: layers.map((_, i) => batch.v(i)) };
@@ -62,7 +85,11 @@ describe('cuda kernel paths', function () {
   });
 
   for (const c of CASES) {
-    for (const [dtype, precision] of [['float32', 'mixed'], ['float32', 'float64'], ['float64', 'float64']] as const) {
+    for (const [dtype, precision] of [
+      ['float32', 'mixed'],
+      ['float32', 'float64'],
+      ['float64', 'float64'],
+    ] as const) {
       it(`${c.name}: every mode agrees with the ${reference} backend and repeats bit for bit (${dtype}, ${precision} sums)`, () => {
         const weights = c.layers.map((l) => randomArray(dtype, product(l.shape)));
         const hasVector = c.layers.some((l) => l.shape.length === 1);
@@ -122,7 +149,13 @@ describe('cuda kernel paths', function () {
     const w = randomArray('float32', product(shape));
     const pad = randomArray('float32', 3);
     const aligned = new SpectralNormBatch([{ shape, seed: 9 }], { backend: 'cuda', iterations: 2 });
-    const unaligned = new SpectralNormBatch([{ shape: [1, 3], seed: 1 }, { shape, seed: 9 }], { backend: 'cuda', iterations: 2 });
+    const unaligned = new SpectralNormBatch(
+      [
+        { shape: [1, 3], seed: 1 },
+        { shape, seed: 9 },
+      ],
+      { backend: 'cuda', iterations: 2 },
+    );
     const a = aligned.toDevice([w]);
     const b = unaligned.toDevice([pad, w]);
     const sa = aligned.step(a);
@@ -135,12 +168,18 @@ describe('cuda kernel paths', function () {
   });
 
   it('graph replay: repeated steps, alternating batches and changed options give what fresh objects give', () => {
-    const shapesA = [[40, 300], [7, 9]];
+    const shapesA = [
+      [40, 300],
+      [7, 9],
+    ];
     const shapesB = [[100, 1800]];
     const wa = shapesA.map((s) => randomArray('float32', product(s)));
     const wb = shapesB.map((s) => randomArray('float32', product(s)));
     const make = (shapes: number[][], backend: 'cuda' | 'cpu' | 'js', iterations: number, eps = 1e-12) =>
-      new SpectralNormBatch(shapes.map((shape, i) => ({ shape, seed: 20 + i })), { backend, iterations, eps });
+      new SpectralNormBatch(
+        shapes.map((shape, i) => ({ shape, seed: 20 + i })),
+        { backend, iterations, eps },
+      );
     const gpuA = make(shapesA, 'cuda', 1);
     const gpuB = make(shapesB, 'cuda', 2);
     const refA = make(shapesA, reference, 1);
@@ -169,8 +208,14 @@ describe('cuda kernel paths', function () {
     it('a batch that spans many chunks agrees with the reference; a non-finite one modifies nothing', () => {
       const shapes = [[40, 300], [97], [3, 3001], [64, 3, 3, 3]];
       const weights = shapes.map((s) => randomArray('float32', product(s)));
-      const gpu = new SpectralNormBatch(shapes.map((shape, i) => ({ shape, seed: i })), { backend: 'cuda', iterations: 2 });
-      const ref = new SpectralNormBatch(shapes.map((shape, i) => ({ shape, seed: i })), { backend: reference, iterations: 2 });
+      const gpu = new SpectralNormBatch(
+        shapes.map((shape, i) => ({ shape, seed: i })),
+        { backend: 'cuda', iterations: 2 },
+      );
+      const ref = new SpectralNormBatch(
+        shapes.map((shape, i) => ({ shape, seed: i })),
+        { backend: reference, iterations: 2 },
+      );
       const outs = weights.map((w) => poisoned('float32', w.length));
       const refOuts = weights.map((w) => poisoned('float32', w.length));
       assertClose(gpu.step(weights, { out: outs }), ref.step(weights, { out: refOuts }), toleranceFor('float32'), 'sigma');
@@ -193,9 +238,15 @@ describe('cuda kernel paths', function () {
     });
 
     it('toDevice and download round-trip exactly across chunks, in place division included', () => {
-      const shapes = [[33, 300], [5, 3001]];
+      const shapes = [
+        [33, 300],
+        [5, 3001],
+      ];
       const weights = shapes.map((s) => randomArray('float32', product(s)));
-      const batch = new SpectralNormBatch(shapes.map((shape, i) => ({ shape, seed: i })), { backend: 'cuda' });
+      const batch = new SpectralNormBatch(
+        shapes.map((shape, i) => ({ shape, seed: i })),
+        { backend: 'cuda' },
+      );
       const handle = batch.toDevice(weights);
       handle.download().forEach((w, i) => assertSameBytes(w, weights[i], `weights[${i}]`));
       const sigma = batch.step(handle);
@@ -212,9 +263,15 @@ describe('cuda kernel paths', function () {
     for (const key of ['hostToDeviceBytesPerSecond', 'deviceToHostBytesPerSecond', 'launchSeconds', 'deviceCopyBytesPerSecond'] as const) {
       assert.ok(Number.isFinite(p[key]) && p[key] > 0, `${key}: ${p[key]}`);
     }
-    assert.throws(() => addon!.cudaProbe(-1), (e: Error) => e instanceof RangeError && e.message.startsWith('device'));
+    assert.throws(
+      () => addon!.cudaProbe(-1),
+      (e: Error) => e instanceof RangeError && e.message.startsWith('device'),
+    );
     assert.throws(() => addon!.cudaProbe(0.5), RangeError);
-    assert.throws(() => addon!.cudaProbe(1023), (e: Error & { code?: string }) => e.code === 'ERR_SPECTRAL_NORM_CUDA');
+    assert.throws(
+      () => addon!.cudaProbe(1023),
+      (e: Error & { code?: string }) => e.code === 'ERR_SPECTRAL_NORM_CUDA',
+    );
   });
 
   it('forced tunings (many slots, two reduction levels, small clusters) give the same results (child process)', () => {
@@ -231,8 +288,10 @@ describe('cuda kernel paths', function () {
   it('a worker that used the GPU and exited leaves no context, arena, pinned or device memory (child process)', () => {
     const out = execFileSync(process.execPath, [CHILD, 'worker'], { encoding: 'utf8', timeout: 600_000 });
     const result = JSON.parse(out.trim().split('\n').pop()!) as Record<string, Record<string, number>>;
-    assert.ok(result.inWorker.contexts >= 1 && result.inWorker.arenaBytes > 0 && result.inWorker.deviceArrayBytes > 0,
-      `the worker held resources: ${JSON.stringify(result.inWorker)}`);
+    assert.ok(
+      result.inWorker.contexts >= 1 && result.inWorker.arenaBytes > 0 && result.inWorker.deviceArrayBytes > 0,
+      `the worker held resources: ${JSON.stringify(result.inWorker)}`,
+    );
     assert.deepEqual(result.afterWorker, { users: 0, contexts: 0, arenaBytes: 0, pinnedBytes: 0, graphs: 0, deviceArrayBytes: 0 });
     assert.equal(result.afterMain.contexts, 1, 'the main thread can use the GPU afterwards');
   });

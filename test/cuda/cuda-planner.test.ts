@@ -68,7 +68,8 @@ function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean, cap
       } else {
         assert.equal(cluster, 1);
       }
-      if (s.launch.vectorLoads) assert.ok(p.kind === 'tiled' && cols % unit === 0 && L.vectorLoads !== false, `layer ${i}: 16-byte loads only where aligned`);
+      if (s.launch.vectorLoads)
+        assert.ok(p.kind === 'tiled' && cols % unit === 0 && L.vectorLoads !== false, `layer ${i}: 16-byte loads only where aligned`);
     }
     if (L.vectorNorm) {
       assert.equal(p.kind, 'general');
@@ -96,7 +97,10 @@ function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean, cap
         assert.ok([1, 2, 4].includes(p.units));
         assert.equal(p.tileColumns % unit, 0, `layer ${i}: tiles split at 16-byte units`);
         assert.ok(p.tileColumns <= caps.blockThreads * p.units * unit, `layer ${i}: a tile fits its block's registers`);
-        assert.ok(p.tiles * p.tileColumns >= cols && (p.tiles - 1) * p.tileColumns < cols, `layer ${i}: tiles cover the columns, none empty`);
+        assert.ok(
+          p.tiles * p.tileColumns >= cols && (p.tiles - 1) * p.tileColumns < cols,
+          `layer ${i}: tiles cover the columns, none empty`,
+        );
         assert.ok(p.tiles <= caps.maxCluster);
       } else {
         assert.equal(p.tiles, 1);
@@ -132,7 +136,11 @@ function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean, cap
       doubleRanges.push([p.xOffset, p.chunkStatsOffset + p.chunks]);
     }
     const commits = plan.commit.filter((c) => c.layer === i);
-    assert.equal(commits.filter((c) => c.kind === CommitKind.Vectors).length, iterated && !L.vectorNorm ? 1 : 0, `layer ${i}: u, v committed once`);
+    assert.equal(
+      commits.filter((c) => c.kind === CommitKind.Vectors).length,
+      iterated && !L.vectorNorm ? 1 : 0,
+      `layer ${i}: u, v committed once`,
+    );
     const divisions = commits.filter((c) => c.kind === CommitKind.Divide);
     if (!L.hasOut) {
       assert.equal(divisions.length, 0);
@@ -152,7 +160,10 @@ function checkPlan(layers: Shape[], elementBytes: number, iterated: boolean, cap
     assert.ok(e <= plan.doubles, 'scratch stays inside the arena');
     if (k > 0) assert.ok(b >= sorted[k - 1][1], 'scratch ranges of layers do not overlap');
   });
-  assert.ok(plan.commit.slice(0, plan.vectorItems).every((c) => c.kind === CommitKind.Vectors), 'vector items first');
+  assert.ok(
+    plan.commit.slice(0, plan.vectorItems).every((c) => c.kind === CommitKind.Vectors),
+    'vector items first',
+  );
   assert.ok(plan.commit.slice(plan.vectorItems).every((c) => c.kind === CommitKind.Divide));
   const divides = plan.commit.length - plan.vectorItems;
   assert.equal(plan.divideBlocks, Math.min(divides, caps.multiprocessors * 8), 'the division strides over a fixed grid');
@@ -257,7 +268,12 @@ describe('cuda batch planner (host side, no GPU needed)', () => {
   for (const name of ['sngan-resnet-cifar10-d', 'sngan-cnn-cifar10-d']) {
     it(`${name}: the plan stays on the latency path (one wave, one reduction level, few launches)`, () => {
       const net = networks().find((n) => n.name === name)!;
-      const plan = checkPlan(net.shapes.map((s) => dim0(s)), 4, true, H200);
+      const plan = checkPlan(
+        net.shapes.map((s) => dim0(s)),
+        4,
+        true,
+        H200,
+      );
       assert.equal(plan.reduce.length, 0, 'no level-1 reduction: the finish sums the slots directly');
       assert.ok(plan.sweep.length <= 4 * H200.multiprocessors, `${plan.sweep.length} sweep blocks: one wave`);
       assert.ok(plan.finish.length <= 4 * H200.multiprocessors, `${plan.finish.length} finish blocks: one wave`);
@@ -267,7 +283,12 @@ describe('cuda batch planner (host side, no GPU needed)', () => {
 
   it('many-small (256 layers of 64×576): one block per layer, one wave, no level-1 reduction', () => {
     const w = synthetic('many-small');
-    const plan = checkPlan(w.shapes.map((s) => dim0(s)), 4, true, H200);
+    const plan = checkPlan(
+      w.shapes.map((s) => dim0(s)),
+      4,
+      true,
+      H200,
+    );
     assert.equal(plan.sweep.length, w.shapes.length);
     assert.ok(plan.sweep.length <= 4 * H200.multiprocessors);
     assert.equal(plan.reduce.length, 0);

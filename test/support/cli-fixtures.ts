@@ -16,7 +16,12 @@ export function temporaryFolder(): string {
 export type SafetensorsDtype = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32';
 
 /** Fresh Gaussian values encoded in `dtype`, plus the values exactly as stored (decoded back). */
-export function tensorOf(name: string, dtype: SafetensorsDtype, shape: number[], scale = 1): NewTensor & { values: FloatArray | Int32Array } {
+export function tensorOf(
+  name: string,
+  dtype: SafetensorsDtype,
+  shape: number[],
+  scale = 1,
+): NewTensor & { values: FloatArray | Int32Array } {
   const n = product(shape);
   if (dtype === 'I32') {
     const values = Int32Array.from({ length: n }, (_, i) => i * 7 - 100);
@@ -48,7 +53,12 @@ export function mixedTensors(): (NewTensor & { values: FloatArray | Int32Array }
 
 export const METADATA = { format: 'pt', note: 'kept byte for byte' };
 
-export function writeSafetensors(folder: string, name: string, tensors: readonly NewTensor[], metadata: Record<string, string> | undefined = METADATA): string {
+export function writeSafetensors(
+  folder: string,
+  name: string,
+  tensors: readonly NewTensor[],
+  metadata: Record<string, string> | undefined = METADATA,
+): string {
   const file = path.join(folder, name);
   fs.writeFileSync(file, encodeSafetensorsFile(tensors, metadata));
   return file;
@@ -99,7 +109,10 @@ export function writeTfjs(
       const min = -scale * (levels / 2);
       entry.quantization = { dtype: w.quantization, scale, min };
       chunks.push(w.quantization === 'uint8' ? Uint8Array.from(q) : new Uint8Array(Uint16Array.from(q).buffer));
-      values.set(w.name, Float32Array.from(q, (x) => x * scale + min));
+      values.set(
+        w.name,
+        Float32Array.from(q, (x) => x * scale + min),
+      );
     } else if (w.quantization === 'float16') {
       const data = encodeFloat16(Float32Array.from({ length: n }, () => gaussian() * (options.scale ?? 1)));
       entry.quantization = { dtype: 'float16' };
@@ -124,7 +137,13 @@ export function writeTfjs(
   const file = path.join(folder, options.manifestOnly ? 'model-weights_manifest.json' : 'model.json');
   const json = options.manifestOnly
     ? manifest
-    : { format: 'layers-model', generatedBy: 'test', convertedBy: null, modelTopology: { class_name: 'Sequential' }, weightsManifest: manifest };
+    : {
+        format: 'layers-model',
+        generatedBy: 'test',
+        convertedBy: null,
+        modelTopology: { class_name: 'Sequential' },
+        weightsManifest: manifest,
+      };
   fs.writeFileSync(file, JSON.stringify(json));
   return { file, values };
 }

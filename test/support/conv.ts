@@ -161,8 +161,17 @@ export function checkConvKernels(): void {
   ];
   for (const [shape, options] of cases) {
     const op = operatorOf(shape, options);
-    const weight = gaussianKernel(shape.reduce((a, b) => a * b, 1), 'float64');
-    const sn = new SpectralNormalizer(shape, { operator: { kind: 'conv2d', ...options }, dtype: 'float64', backend: 'cpu', seed: 1, iterations: 2 });
+    const weight = gaussianKernel(
+      shape.reduce((a, b) => a * b, 1),
+      'float64',
+    );
+    const sn = new SpectralNormalizer(shape, {
+      operator: { kind: 'conv2d', ...options },
+      dtype: 'float64',
+      backend: 'cpu',
+      seed: 1,
+      iterations: 2,
+    });
     const ref = referenceConvStep(weight, op, sn.u, sn.v, 2, 1e-12, false, 'float64');
     const sigma = sn.step(weight.slice());
     if (Math.abs(sigma - ref.sigma) > 1e-10 * ref.sigma) throw new Error(`[${shape}]: step σ ${sigma}, reference ${ref.sigma}`);

@@ -99,12 +99,26 @@ export function writeOnnx(folder: string, options: { embedOnly?: boolean } = {})
     { name: 'conv.weight', shape: [4, 3, 3, 3], dataType: DataType.FLOAT, storage: 'raw' },
     { name: 'conv.bias', shape: [4], dataType: DataType.FLOAT, storage: 'raw' },
     { name: 'deconv.weight', shape: [4, 2, 2, 2], dataType: DataType.FLOAT, storage: 'float_data' },
-    { name: 'fc.weight', shape: [512, 5], dataType: DataType.FLOAT, storage: options.embedOnly ? 'raw' : 'external', location: 'weights.bin', offset: 64 },
+    {
+      name: 'fc.weight',
+      shape: [512, 5],
+      dataType: DataType.FLOAT,
+      storage: options.embedOnly ? 'raw' : 'external',
+      location: 'weights.bin',
+      offset: 64,
+    },
     { name: 'half.weight', shape: [6, 7], dataType: DataType.FLOAT16, storage: 'raw' },
     { name: 'half_typed.weight', shape: [5, 3], dataType: DataType.FLOAT16, storage: 'int32_data' },
     { name: 'bf.weight', shape: [3, 11], dataType: DataType.BFLOAT16, storage: 'int32_data' },
     { name: 'double.weight', shape: [7, 2, 2], dataType: DataType.DOUBLE, storage: 'double_data' },
-    { name: 'half_ext.weight', shape: [9, 4], dataType: DataType.FLOAT16, storage: options.embedOnly ? 'raw' : 'external', location: 'weights.bin', offset: 64 + 512 * 5 * 4 + 8 },
+    {
+      name: 'half_ext.weight',
+      shape: [9, 4],
+      dataType: DataType.FLOAT16,
+      storage: options.embedOnly ? 'raw' : 'external',
+      location: 'weights.bin',
+      offset: 64 + 512 * 5 * 4 + 8,
+    },
   ];
   const weights: OnnxWeight[] = [];
   const initializers: any[] = [];
@@ -120,14 +134,26 @@ export function writeOnnx(folder: string, options: { embedOnly?: boolean } = {})
   const graph = {
     name: 'test-graph',
     node: [
-      { opType: 'Conv', input: ['X', 'conv.weight', 'conv.bias'], output: ['h1'], name: 'conv', attribute: [
-        { name: 'kernel_shape', type: 7, ints: [3, 3] },
-        { name: 'pads', type: 7, ints: [1, 1, 1, 1] },
-      ] },
-      { opType: 'ConvTranspose', input: ['h1', 'deconv.weight'], output: ['h2'], name: 'deconv', attribute: [
-        { name: 'kernel_shape', type: 7, ints: [2, 2] },
-        { name: 'strides', type: 7, ints: [2, 2] },
-      ] },
+      {
+        opType: 'Conv',
+        input: ['X', 'conv.weight', 'conv.bias'],
+        output: ['h1'],
+        name: 'conv',
+        attribute: [
+          { name: 'kernel_shape', type: 7, ints: [3, 3] },
+          { name: 'pads', type: 7, ints: [1, 1, 1, 1] },
+        ],
+      },
+      {
+        opType: 'ConvTranspose',
+        input: ['h1', 'deconv.weight'],
+        output: ['h2'],
+        name: 'deconv',
+        attribute: [
+          { name: 'kernel_shape', type: 7, ints: [2, 2] },
+          { name: 'strides', type: 7, ints: [2, 2] },
+        ],
+      },
       { opType: 'Flatten', input: ['h2'], output: ['h3'], name: 'flatten', attribute: [{ name: 'axis', type: 2, i: 1 }] },
       { opType: 'MatMul', input: ['h3', 'fc.weight'], output: ['Y'], name: 'fc' },
     ],

@@ -22,9 +22,9 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
     }
   }
   try {
-    return Napi::Number::New(env, read_bandwidth(static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()),
-                                                 info[1].As<Napi::Number>().Uint32Value(),
-                                                 info[2].As<Napi::Number>().Uint32Value()));
+    return Napi::Number::New(
+        env, read_bandwidth(static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()),
+                            info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value()));
   } catch (const std::bad_alloc&) {
     throw js_error(env, out_of_memory("the probe's buffer"));
   }
@@ -73,9 +73,10 @@ Napi::Value CudaReadBandwidth(const Napi::CallbackInfo& info) {
   }
   ensure_cuda_user(env);
   try {
-    return Napi::Number::New(env, cuda::read_bandwidth_device(info[0].As<Napi::Number>().Int32Value(),
-                                                              static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()),
-                                                              info[2].As<Napi::Number>().Int32Value()));
+    return Napi::Number::New(env,
+                             cuda::read_bandwidth_device(info[0].As<Napi::Number>().Int32Value(),
+                                                         static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()),
+                                                         info[2].As<Napi::Number>().Int32Value()));
   } catch (const cuda::BackendError& e) {
     throw js_error(env, cuda_failure(e));
   }

@@ -27,13 +27,15 @@ size_t count_of(Napi::Env env, const Napi::Object& object, const char* key, cons
 
 // A typed array of the given type: its data and length (ByteOffset honoured), or a TypeError naming it.
 template <typename E>
-E* array_of(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& name, size_t length) {
+E* array_of(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& name,
+            size_t length) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
     throw_type_error(env, name + " has the wrong array type");
   }
   const Napi::TypedArray array = value.As<Napi::TypedArray>();
   if (array.ArrayBuffer().IsDetached()) throw_type_error(env, name + " is backed by a detached ArrayBuffer");
-  if (array.ElementLength() != length) throw_range_error(env, name + " must have " + std::to_string(length) + " elements");
+  if (array.ElementLength() != length)
+    throw_range_error(env, name + " must have " + std::to_string(length) + " elements");
   return reinterpret_cast<E*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
 }
 
@@ -57,7 +59,8 @@ bool overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
 }
 
 template <typename T>
-void apply(const T* weight, const ConvGeometry& g, bool transpose, const double* input, double* output, unsigned threads) {
+void apply(const T* weight, const ConvGeometry& g, bool transpose, const double* input, double* output,
+           unsigned threads) {
   ConvOperator op(weight, g);
   if (transpose) {
     op.transpose(input, output, threads);
@@ -113,9 +116,11 @@ Napi::Value ConvApply(const Napi::CallbackInfo& info) {
   const Napi::Value weight = job.Get("weight");
   try {
     if (weight.IsTypedArray() && weight.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
-      apply(array_of<float>(env, weight, napi_float32_array, "job.weight", g.kernel_size()), g, transpose, input, output, threads);
+      apply(array_of<float>(env, weight, napi_float32_array, "job.weight", g.kernel_size()), g, transpose, input,
+            output, threads);
     } else {
-      apply(array_of<double>(env, weight, napi_float64_array, "job.weight", g.kernel_size()), g, transpose, input, output, threads);
+      apply(array_of<double>(env, weight, napi_float64_array, "job.weight", g.kernel_size()), g, transpose, input,
+            output, threads);
     }
   } catch (const Napi::Error&) {
     throw;
@@ -129,7 +134,8 @@ Napi::Value ConvSpectrum(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const Napi::Object job = job_of(info);
   SpectrumJob s;
-  if (!parse_operator(env, job.Get("operator"), "job.operator", &s.geometry)) throw_type_error(env, "job.operator is required");
+  if (!parse_operator(env, job.Get("operator"), "job.operator", &s.geometry))
+    throw_type_error(env, "job.operator is required");
   const ConvGeometry& g = s.geometry;
   s.kernel = array_of<double>(env, job.Get("weight"), napi_float64_array, "job.weight", g.kernel_size());
   s.rows.grid = count_of(env, job, "gridHeight", "job", 1);

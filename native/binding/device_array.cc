@@ -18,7 +18,8 @@ size_t element_bytes(bool f64) { return f64 ? sizeof(double) : sizeof(float); }
 double index_argument(Napi::Env env, const Napi::Value& value, const char* name, double max) {
   const double x = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
   if (!(x >= 0 && x <= max) || std::floor(x) != x) {
-    throw_range_error(env, std::string(name) + " must be an integer from 0 to " + std::to_string(static_cast<size_t>(max)));
+    throw_range_error(env,
+                      std::string(name) + " must be an integer from 0 to " + std::to_string(static_cast<size_t>(max)));
   }
   return x;
 }
@@ -26,12 +27,12 @@ double index_argument(Napi::Env env, const Napi::Value& value, const char* name,
 }  // namespace
 
 Napi::Function DeviceArray::Define(Napi::Env env) {
-  Napi::Function constructor = DefineClass(
-      env, "DeviceArray",
-      {InstanceMethod<&DeviceArray::Upload>("upload"), InstanceMethod<&DeviceArray::Download>("download"),
-       InstanceMethod<&DeviceArray::Dispose>("dispose"), InstanceAccessor<&DeviceArray::Length>("length"),
-       InstanceAccessor<&DeviceArray::Dtype>("dtype"), InstanceAccessor<&DeviceArray::Device>("device"),
-       InstanceAccessor<&DeviceArray::Disposed>("disposed")});
+  Napi::Function constructor =
+      DefineClass(env, "DeviceArray",
+                  {InstanceMethod<&DeviceArray::Upload>("upload"), InstanceMethod<&DeviceArray::Download>("download"),
+                   InstanceMethod<&DeviceArray::Dispose>("dispose"), InstanceAccessor<&DeviceArray::Length>("length"),
+                   InstanceAccessor<&DeviceArray::Dtype>("dtype"), InstanceAccessor<&DeviceArray::Device>("device"),
+                   InstanceAccessor<&DeviceArray::Disposed>("disposed")});
   auto* data = new AddonData{Napi::Persistent(constructor)};
   env.SetInstanceData<AddonData>(data);
   return constructor;
@@ -84,12 +85,13 @@ void DeviceArray::Transfer(const Napi::CallbackInfo& info, bool upload) {
   char* device = static_cast<char*>(data(env, "this"));
   const napi_typedarray_type type = f64_ ? napi_float64_array : napi_float32_array;
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != type) {
-    throw_type_error(env, std::string(upload ? "source" : "target") + " must be a " +
-                              (f64_ ? "Float64Array" : "Float32Array"));
+    throw_type_error(
+        env, std::string(upload ? "source" : "target") + " must be a " + (f64_ ? "Float64Array" : "Float32Array"));
   }
   Napi::TypedArray array = info[0].As<Napi::TypedArray>();
   if (array.ArrayBuffer().IsDetached()) throw_type_error(env, "the typed array's buffer is detached");
-  const size_t offset = info.Length() > 1 ? static_cast<size_t>(index_argument(env, info[1], "offset", static_cast<double>(length_))) : 0;
+  const size_t offset =
+      info.Length() > 1 ? static_cast<size_t>(index_argument(env, info[1], "offset", static_cast<double>(length_))) : 0;
   const size_t count = array.ElementLength();
   if (offset + count > length_) throw_range_error(env, "offset + length exceeds the DeviceArray");
   char* host = static_cast<char*>(array.ArrayBuffer().Data()) + array.ByteOffset();

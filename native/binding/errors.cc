@@ -11,7 +11,8 @@ Failure out_of_memory(const std::string& what) {
 }
 
 Failure cuda_failure(const cuda::BackendError& e) {
-  if (e.out_of_memory()) return {ErrorCode::kOutOfMemory, std::string(e.what()) + "; out of device memory, nothing was modified"};
+  if (e.out_of_memory())
+    return {ErrorCode::kOutOfMemory, std::string(e.what()) + "; out of device memory, nothing was modified"};
   return {ErrorCode::kCuda, e.what()};
 }
 

@@ -51,10 +51,11 @@ struct Field {
 };
 
 template <typename E>
-Field<E> field(Napi::Env env, const Napi::Value& value, napi_typedarray_type type,
-               const std::string& name, std::vector<Napi::Object>* arrays, int device) {
+Field<E> field(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& name,
+               std::vector<Napi::Object>* arrays, int device) {
   if (value.IsTypedArray() || device < 0) {
-    const View<E> view = typed_array<E>(env, value, type, [&] { return name; }, arrays);
+    const View<E> view = typed_array<E>(
+        env, value, type, [&] { return name; }, arrays);
     return {view.data, view.length, false};
   }
   if (!value.IsObject()) throw_type_error(env, name + " must be a typed array or a device slice");
@@ -120,7 +121,8 @@ struct Geometry {
   bool vector_norm = false;
 };
 
-Geometry make_geometry(Napi::Env env, double outer, double rows, double inner, bool vector_norm, const LayerName& name) {
+Geometry make_geometry(Napi::Env env, double outer, double rows, double inner, bool vector_norm,
+                       const LayerName& name) {
   Geometry g;
   g.layout.outer = positive_size(env, outer, "outer", name);
   g.layout.rows = positive_size(env, rows, "rows", name);
@@ -135,7 +137,8 @@ Geometry make_geometry(Napi::Env env, double outer, double rows, double inner, b
 
 Geometry parse_geometry(Napi::Env env, const Napi::Object& layer, const LayerName& name) {
   const auto number = [&](const char* key) { return number_or_negative(env, layer.Get(key)); };
-  return make_geometry(env, number("outer"), number("rows"), number("inner"), layer.Get("vectorNorm").ToBoolean(), name);
+  return make_geometry(env, number("outer"), number("rows"), number("inner"), layer.Get("vectorNorm").ToBoolean(),
+                       name);
 }
 
 // out covers the weight exactly (in place) or not at all, and has its length.
@@ -176,18 +179,22 @@ LayerBuffers<T> host_layer(Napi::Env env, const Geometry& g, const LayerName& na
   }
   const size_t size = b.weight_size();
 
-  const View<T> weight = typed_array<T>(env, weight_value, type, [&] { return name() + ".weight"; }, arrays);
+  const View<T> weight = typed_array<T>(
+      env, weight_value, type, [&] { return name() + ".weight"; }, arrays);
   if (weight.length != size) throw_range_error(env, name() + ".weight has the wrong length");
   b.weight = weight.data;
 
   if (present(env, out_value)) {
-    const View<T> o = typed_array<T>(env, out_value, type, [&] { return name() + ".out"; }, arrays);
+    const View<T> o = typed_array<T>(
+        env, out_value, type, [&] { return name() + ".out"; }, arrays);
     check_out(env, o.data, o.length, weight.data, size, name);
     b.out = o.data;
   }
 
-  const View<T> u = typed_array<T>(env, u_value, type, [&] { return name() + ".u"; }, arrays);
-  const View<T> v = typed_array<T>(env, v_value, type, [&] { return name() + ".v"; }, arrays);
+  const View<T> u = typed_array<T>(
+      env, u_value, type, [&] { return name() + ".u"; }, arrays);
+  const View<T> v = typed_array<T>(
+      env, v_value, type, [&] { return name() + ".v"; }, arrays);
   check_vectors(env, u.length, v.length, g, name);
   b.u = u.data;
   b.v = v.data;
@@ -195,8 +202,8 @@ LayerBuffers<T> host_layer(Napi::Env env, const Geometry& g, const LayerName& na
 }
 
 template <typename T>
-LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t index,
-                            napi_typedarray_type type, std::vector<Napi::Object>* arrays) {
+LayerBuffers<T> parse_layer(Napi::Env env, const Napi::Object& layer, size_t index, napi_typedarray_type type,
+                            std::vector<Napi::Object>* arrays) {
   const LayerName name{index};
   return host_layer<T>(env, parse_geometry(env, layer, name), name, type, layer.Get("weight"), layer.Get("out"),
                        layer.Get("u"), layer.Get("v"), layer.Get("operator"), arrays);
@@ -220,7 +227,8 @@ cuda::CudaLayerBuffers<T> parse_cuda_layer(Napi::Env env, const Napi::Object& la
   b.weight = weight.data;
   b.on_device = weight.on_device;
   auto same_place = [&](const Field<T>& f, const char* key) {
-    if (f.on_device != b.on_device) throw_type_error(env, name + "." + key + " must be where the weight is (host or device)");
+    if (f.on_device != b.on_device)
+      throw_type_error(env, name + "." + key + " must be where the weight is (host or device)");
   };
   const Napi::Value out = layer.Get("out");
   if (present(env, out)) {
@@ -260,7 +268,8 @@ PowerJob PowerJob::FromJs(const Napi::Object& job, std::vector<Napi::Object>* ar
   const Napi::Value device = job.Get("device");
   if (present(env, device)) {
     const double d = number_or_negative(env, device);
-    if (!(d >= 0 && d <= 1023) || std::floor(d) != d) throw_range_error(env, "job.device must be an integer from 0 to 1023");
+    if (!(d >= 0 && d <= 1023) || std::floor(d) != d)
+      throw_range_error(env, "job.device must be an integer from 0 to 1023");
     p.device_ = static_cast<int>(d);
     ensure_cuda_user(env);
   }
@@ -307,8 +316,8 @@ PowerJob PowerJob::FromPacked(const Napi::Object& job, std::vector<Napi::Object>
   const Napi::Env env = job.Env();
   PowerJob p;
   std::vector<Napi::Object> unpinned;  // the header is read now, not pinned
-  const View<double> header =
-      typed_array<double>(env, job.Get("header"), napi_float64_array, [] { return std::string("job.header"); }, &unpinned);
+  const View<double> header = typed_array<double>(
+      env, job.Get("header"), napi_float64_array, [] { return std::string("job.header"); }, &unpinned);
   const double* h = header.data;
   constexpr size_t kFixed = 8, kPerLayer = 4;
   if (header.length < kFixed) throw_range_error(env, "job.header is too short");

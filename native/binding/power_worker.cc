@@ -3,7 +3,9 @@
 namespace sn::binding {
 
 PowerWorker::PowerWorker(Napi::Env env, PowerJob job, const std::vector<Napi::Object>& arrays)
-    : Napi::AsyncWorker(env, "spectral-norm:power"), deferred_(Napi::Promise::Deferred::New(env)), job_(std::move(job)) {
+    : Napi::AsyncWorker(env, "spectral-norm:power"),
+      deferred_(Napi::Promise::Deferred::New(env)),
+      job_(std::move(job)) {
   pinned_.reserve(arrays.size());
   for (const Napi::Object& array : arrays) pinned_.push_back(Napi::Persistent(array));
 }

@@ -95,38 +95,38 @@ Napi::Value PlanCudaBatch(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("layers", layers);
   result.Set("sweep", items(plan.sweep, [&](Napi::Object& o, const cuda::SweepItem& s) {
-    o.Set("layer", number(s.layer));
-    o.Set("slot", number(s.slot));
-    o.Set("tile", number(s.tile));
-    o.Set("begin", number(static_cast<double>(s.row_begin)));
-    o.Set("end", number(static_cast<double>(s.row_end)));
-  }));
+               o.Set("layer", number(s.layer));
+               o.Set("slot", number(s.slot));
+               o.Set("tile", number(s.tile));
+               o.Set("begin", number(static_cast<double>(s.row_begin)));
+               o.Set("end", number(static_cast<double>(s.row_end)));
+             }));
   result.Set("launches", items(plan.launches, [&](Napi::Object& o, const cuda::SweepLaunch& l) {
-    o.Set("kind", l.kind == cuda::SweepKind::kTiled ? "tiled" : "general");
-    o.Set("cluster", number(l.cluster));
-    o.Set("units", number(l.units));
-    o.Set("vectorLoads", Napi::Boolean::New(env, l.vector_loads != 0));
-    o.Set("begin", number(l.item_begin));
-    o.Set("count", number(l.item_count));
-  }));
+               o.Set("kind", l.kind == cuda::SweepKind::kTiled ? "tiled" : "general");
+               o.Set("cluster", number(l.cluster));
+               o.Set("units", number(l.units));
+               o.Set("vectorLoads", Napi::Boolean::New(env, l.vector_loads != 0));
+               o.Set("begin", number(l.item_begin));
+               o.Set("count", number(l.item_count));
+             }));
   result.Set("reduce", items(plan.reduce, [&](Napi::Object& o, const cuda::ReduceItem& r) {
-    o.Set("layer", number(r.layer));
-    o.Set("group", number(r.group));
-    o.Set("begin", number(static_cast<double>(r.col_begin)));
-    o.Set("end", number(static_cast<double>(r.col_end)));
-  }));
+               o.Set("layer", number(r.layer));
+               o.Set("group", number(r.group));
+               o.Set("begin", number(static_cast<double>(r.col_begin)));
+               o.Set("end", number(static_cast<double>(r.col_end)));
+             }));
   result.Set("finish", items(plan.finish, [&](Napi::Object& o, const cuda::FinishItem& f) {
-    o.Set("layer", number(f.layer));
-    o.Set("chunk", number(f.chunk));
-    o.Set("begin", number(static_cast<double>(f.col_begin)));
-    o.Set("end", number(static_cast<double>(f.col_end)));
-  }));
+               o.Set("layer", number(f.layer));
+               o.Set("chunk", number(f.chunk));
+               o.Set("begin", number(static_cast<double>(f.col_begin)));
+               o.Set("end", number(static_cast<double>(f.col_end)));
+             }));
   result.Set("commit", items(plan.commit, [&](Napi::Object& o, const cuda::CommitItem& c) {
-    o.Set("layer", number(c.layer));
-    o.Set("kind", number(static_cast<double>(c.kind)));
-    o.Set("begin", number(static_cast<double>(c.begin)));
-    o.Set("end", number(static_cast<double>(c.end)));
-  }));
+               o.Set("layer", number(c.layer));
+               o.Set("kind", number(static_cast<double>(c.kind)));
+               o.Set("begin", number(static_cast<double>(c.begin)));
+               o.Set("end", number(static_cast<double>(c.end)));
+             }));
   result.Set("vectorItems", number(plan.vector_items));
   result.Set("divideBlocks", number(plan.divide_blocks));
   result.Set("doubles", number(static_cast<double>(plan.doubles)));
@@ -171,7 +171,8 @@ Napi::Object Codes(Napi::Env env) {
   Napi::Object codes = Napi::Object::New(env);
   codes.Set("layerStatus", code_table(env, kLayerStatusNames, integer));
   codes.Set("commitKind", code_table(env, kCommitKindNames, integer));
-  codes.Set("errorCode", code_table(env, kErrorCodeNames, [&](ErrorCode c) { return Napi::String::New(env, error_code_string(c)); }));
+  codes.Set("errorCode", code_table(env, kErrorCodeNames,
+                                    [&](ErrorCode c) { return Napi::String::New(env, error_code_string(c)); }));
   return codes;
 }
 

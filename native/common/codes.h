@@ -45,8 +45,9 @@ struct NamedCode {
   const char* name;
   E value;
 };
-inline constexpr NamedCode<LayerStatus> kLayerStatusNames[] = {
-    {"Normalized", LayerStatus::kNormalized}, {"BelowEps", LayerStatus::kBelowEps}, {"NonFinite", LayerStatus::kNonFinite}};
+inline constexpr NamedCode<LayerStatus> kLayerStatusNames[] = {{"Normalized", LayerStatus::kNormalized},
+                                                               {"BelowEps", LayerStatus::kBelowEps},
+                                                               {"NonFinite", LayerStatus::kNonFinite}};
 inline constexpr NamedCode<CommitKind> kCommitKindNames[] = {{"Divide", CommitKind::kDivide},
                                                              {"Vectors", CommitKind::kVectors}};
 inline constexpr NamedCode<ErrorCode> kErrorCodeNames[] = {{"OutOfMemory", ErrorCode::kOutOfMemory},

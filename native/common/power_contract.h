@@ -20,7 +20,7 @@ struct PowerOptions {
   int32_t iterations = 1;
   double tolerance = -1;
   double eps = 1e-12;
-  bool legacy = false;  // torch.nn.utils.spectral_norm's order: v first, then u
+  bool legacy = false;   // torch.nn.utils.spectral_norm's order: v first, then u
   unsigned threads = 1;  // the CPU backend's thread budget; the CUDA backend ignores it
   Precision precision = Precision::kMixed;
 };

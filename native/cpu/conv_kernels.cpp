@@ -11,7 +11,7 @@ const Table& table() {
 #if defined(SN_X86_KERNELS)
   static const Table& chosen = std::strcmp(kernels::simd_level(), "avx512") == 0 ? avx512::table
                                : std::strcmp(kernels::simd_level(), "avx2") == 0 ? avx2::table
-                                                                                  : baseline::table;
+                                                                                 : baseline::table;
   return chosen;
 #else
   return baseline::table;

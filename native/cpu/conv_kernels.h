@@ -33,7 +33,8 @@ struct Table {
   void (*conv_block)(const BlockArgs& args);
   // The rows [i0, i1) of P = A·Aᴴ's lower triangle (j ≤ i), for A n × k row-major; complex when ai is not null
   // (then pi receives the imaginary parts). P is n × n row-major; the upper triangle is not written.
-  void (*gram_rows)(const double* ar, const double* ai, size_t n, size_t k, size_t i0, size_t i1, double* pr, double* pi);
+  void (*gram_rows)(const double* ar, const double* ai, size_t n, size_t k, size_t i0, size_t i1, double* pr,
+                    double* pi);
   // Σ_l a_l·conj(b_l), or Σ_l a_l·b_l when ai and bi are null (then *im = 0).
   void (*dot)(const double* ar, const double* ai, const double* br, const double* bi, size_t k, double* re, double* im);
 };

@@ -1,6 +1,6 @@
 // The convolution and spectrum kernels compiled for baseline; CMakeLists.txt sets this file's instruction-set flags.
-#include "conv_kernels_isa.h"
 #include "conv_kernels_impl.h"
+#include "conv_kernels_isa.h"
 
 namespace sn::conv_kernels::baseline {
 const Table table = make_conv_table();

@@ -34,7 +34,8 @@ ConvOperator::ConvOperator(const T* weight, const ConvGeometry& g) : g_(g) {
     for (size_t b = 0; b < g.kw; ++b) {
       double* block = forward_weights_.data() + (a * g.kw + b) * g.cin * out_pad_;
       for (size_t c = 0; c < g.cin; ++c) {
-        for (size_t o = 0; o < g.cout; ++o) block[c * out_pad_ + o] = static_cast<double>(weight[g.kernel_index(o, c, a, b)]);
+        for (size_t o = 0; o < g.cout; ++o)
+          block[c * out_pad_ + o] = static_cast<double>(weight[g.kernel_index(o, c, a, b)]);
       }
       forward_taps_[a * g.kw + b] = {static_cast<std::ptrdiff_t>((a * xp_cols_ + b) * g.cin), block};
     }
@@ -48,7 +49,8 @@ ConvOperator::ConvOperator(const T* weight, const ConvGeometry& g) : g_(g) {
     for (size_t b = 0; b < g.kw; ++b) {
       double* block = transpose_weights_.data() + (a * g.kw + b) * g.cout * in_pad_;
       for (size_t o = 0; o < g.cout; ++o) {
-        for (size_t c = 0; c < g.cin; ++c) block[o * in_pad_ + c] = static_cast<double>(weight[g.kernel_index(o, c, a, b)]);
+        for (size_t c = 0; c < g.cin; ++c)
+          block[o * in_pad_ + c] = static_cast<double>(weight[g.kernel_index(o, c, a, b)]);
       }
     }
   }

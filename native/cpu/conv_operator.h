@@ -30,7 +30,7 @@ class ConvOperator {
 
  private:
   struct Phase {
-    size_t row, col;  // the output phase: positions ≡ (row, col) modulo the stride
+    size_t row, col;            // the output phase: positions ≡ (row, col) modulo the stride
     size_t tap_begin, tap_end;  // its taps in transpose_taps_
   };
 

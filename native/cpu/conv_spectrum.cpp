@@ -13,13 +13,13 @@
 namespace sn {
 namespace {
 
-using hermitian::Matrix;
-using hermitian::Vector;
 using hermitian::gamma;
+using hermitian::Matrix;
 using hermitian::round_up;
+using hermitian::Vector;
 
-constexpr double kEpsilon = 0x1p-33;          // the top block's λ is resolved to this relative precision
-constexpr int kEstimateSteps = 8;             // power steps per block in the first pass
+constexpr double kEpsilon = 0x1p-33;  // the top block's λ is resolved to this relative precision
+constexpr int kEstimateSteps = 8;     // power steps per block in the first pass
 constexpr double kTwiddleError = 48 * hermitian::kUnitRoundoff;
 
 struct Frequency {
@@ -65,7 +65,8 @@ class Blocks {
     for (size_t o = 0; o < g_.cout; ++o) {
       for (size_t c = 0; c < g_.cin; ++c) {
         for (size_t a = 0; a < g_.kh; ++a) {
-          for (size_t b = 0; b < g_.kw; ++b) kernel_[i++] = std::ldexp(job.kernel[g_.kernel_index(o, c, a, b)], -exponent);
+          for (size_t b = 0; b < g_.kw; ++b)
+            kernel_[i++] = std::ldexp(job.kernel[g_.kernel_index(o, c, a, b)], -exponent);
         }
       }
     }

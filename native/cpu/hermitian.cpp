@@ -99,7 +99,9 @@ void gram(const Matrix& a, Matrix& p, unsigned threads) {
   const conv_kernels::Table& kt = conv_kernels::table();
   // Rows weigh i·k each: split so the ranges hold about equal triangles.
   const size_t tasks = std::max<size_t>(1, std::min<size_t>(threads, n / 16));
-  auto bound = [&](size_t t) { return static_cast<size_t>(static_cast<double>(n) * std::sqrt(double(t) / double(tasks))); };
+  auto bound = [&](size_t t) {
+    return static_cast<size_t>(static_cast<double>(n) * std::sqrt(double(t) / double(tasks)));
+  };
   auto rows = [&](size_t t) {
     const size_t i0 = t == 0 ? 0 : bound(t), i1 = t + 1 == tasks ? n : bound(t + 1);
     if (i1 > i0) kt.gram_rows(a.re.data(), imag(a), n, k, i0, i1, p.re.data(), p.complex() ? p.im.data() : nullptr);

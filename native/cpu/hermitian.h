@@ -55,9 +55,9 @@ double frobenius_squared_up(const Matrix& a);
 double cholesky_bound(const Matrix& p, double tau, unsigned threads);
 
 struct TopEigen {
-  double rho = 0;   // Rayleigh quotient of `vector`
-  Vector vector;    // a unit vector near the top eigenspace
-  double bound = 0; // certified upper bound on λ_max(P)
+  double rho = 0;    // Rayleigh quotient of `vector`
+  Vector vector;     // a unit vector near the top eigenspace
+  double bound = 0;  // certified upper bound on λ_max(P)
 };
 
 // λ_max(P) to a relative `epsilon`, estimated from `start` and certified (see lib/conv/hermitian.ts topEigen).

@@ -50,9 +50,13 @@ const Table<double>& table_f64();
 template <typename T>
 const Table<T>& table();
 template <>
-inline const Table<float>& table<float>() { return table_f32(); }
+inline const Table<float>& table<float>() {
+  return table_f32();
+}
 template <>
-inline const Table<double>& table<double>() { return table_f64(); }
+inline const Table<double>& table<double>() {
+  return table_f64();
+}
 
 // The variant the running CPU selected: "avx512", "avx2" or "sse2" on x86-64; "scalar" elsewhere, which names the
 // baseline build for the target's default instruction set (GCC still lowers its vector code to that target's SIMD,

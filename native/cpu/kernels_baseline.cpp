@@ -1,6 +1,6 @@
 // The kernels compiled for baseline; CMakeLists.txt sets this file's instruction-set flags.
-#include "kernels_isa.h"
 #include "kernels_impl.h"
+#include "kernels_isa.h"
 
 namespace sn::kernels::baseline {
 constexpr Table<float> f32 = make_table_f32();

@@ -320,13 +320,13 @@ double read_probe(const T* w, size_t n) {
 // constexpr, so that the tables are constant-initialized: a table built by code at load time ran this file's
 // instructions (AVX-512 stores, for a nine-pointer table) before any CPU check, and faulted on older CPUs.
 constexpr sn::kernels::Table<float> make_table_f32() {
-  return {&matvec_rows<float>, &accumulate_rows<float>, &sweep_rows<float>, &matvec_rows_mixed, &accumulate_rows_mixed,
+  return {&matvec_rows<float>, &accumulate_rows<float>, &sweep_rows<float>,  &matvec_rows_mixed, &accumulate_rows_mixed,
           &sweep_rows_mixed,   &divide<float>,          &sum_squares<float>, &read_probe<float>};
 }
 
 constexpr sn::kernels::Table<double> make_table_f64() {
   return {&matvec_rows<double>, &accumulate_rows<double>, &sweep_rows<double>, nullptr, nullptr, nullptr,
-          &divide<double>,      &sum_squares<double>,      &read_probe<double>};
+          &divide<double>,      &sum_squares<double>,     &read_probe<double>};
 }
 
 }  // namespace

@@ -166,8 +166,8 @@ void accumulate_rows_mixed(const float* w, const MatrixLayout& L, size_t r0, siz
 }
 
 // The fused sweep, tile by tile as in sweep_rows: d = M x, then t += Mᵀd while the tile is in cache.
-void sweep_rows_mixed(const float* w, const MatrixLayout& L, size_t r0, size_t r1, const float* x, double* d,
-                      double* t, float* scratch) {
+void sweep_rows_mixed(const float* w, const MatrixLayout& L, size_t r0, size_t r1, const float* x, double* d, double* t,
+                      float* scratch) {
   const size_t tile = sweep_tile_rows<float>(L);
   for (size_t rb = r0; rb < r1; rb += tile) {
     const size_t re = rb + tile < r1 ? rb + tile : r1;

@@ -98,11 +98,11 @@ double scaled_float_copy(const float* v, size_t n, float* x32) {
 // Per-layer scratch inside the job's arena.
 template <typename T>
 struct Scratch {
-  double* x = nullptr;  // cols: the right vector as double (float64 precision)
-  double* d = nullptr;  // rows: M x
-  double* t = nullptr;  // cols: Mᵀ d
-  T* u_new = nullptr;   // rows
-  T* v_new = nullptr;   // cols
+  double* x = nullptr;      // cols: the right vector as double (float64 precision)
+  double* d = nullptr;      // rows: M x
+  double* t = nullptr;      // cols: Mᵀ d
+  T* u_new = nullptr;       // rows
+  T* v_new = nullptr;       // cols
   float* x32 = nullptr;     // cols: the right vector as the mixed kernels take it (mixed precision)
   float* kernel = nullptr;  // the mixed kernels' scratch, kernel_scratch_floats per task
 };
@@ -372,7 +372,7 @@ class LayerRun {
   const bool mixed_;
   Scratch<T> s_;
   double* partials_;
-  double x_undo_ = 1;  // mixed: x32 = x / x_undo_
+  double x_undo_ = 1;                 // mixed: x32 = x / x_undo_
   std::optional<ConvOperator> conv_;  // a convolution layer's operator
 };
 
@@ -422,8 +422,10 @@ bool run_power_batch(const std::vector<LayerBuffers<T>>& layers, const PowerOpti
     doubles += L.rows + 2 * L.cols();
     t_offset[i] = ts;
     ts += L.rows + L.cols();
-    if (layer_mixed(layers[i], options)) ts += L.cols() + per_layer_threads[i] * kernel_scratch_floats(L, per_layer_threads[i]);
-    if (per_layer_threads[i] > 1 && !layers[i].is_conv) partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
+    if (layer_mixed(layers[i], options))
+      ts += L.cols() + per_layer_threads[i] * kernel_scratch_floats(L, per_layer_threads[i]);
+    if (per_layer_threads[i] > 1 && !layers[i].is_conv)
+      partial_doubles = std::max(partial_doubles, (per_layer_threads[i] - 1) * L.cols());
   }
   ScratchVector<double> arena_d(doubles + partial_doubles);
   ScratchVector<T> arena_t(ts);

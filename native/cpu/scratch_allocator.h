@@ -31,9 +31,13 @@ struct ScratchAllocator {
   }
   void deallocate(T* p, size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
   template <typename U>
-  bool operator==(const ScratchAllocator<U>&) const noexcept { return true; }
+  bool operator==(const ScratchAllocator<U>&) const noexcept {
+    return true;
+  }
   template <typename U>
-  bool operator!=(const ScratchAllocator<U>&) const noexcept { return false; }
+  bool operator!=(const ScratchAllocator<U>&) const noexcept {
+    return false;
+  }
 };
 
 template <typename T>

@@ -135,7 +135,7 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Batch>> queue_;
-  std::atomic<size_t> queued_{0};  // queue_.size(), for polling without the lock
+  std::atomic<size_t> queued_{0};     // queue_.size(), for polling without the lock
   std::atomic<unsigned> running_{0};  // run() calls in progress
 
   bool alone() const { return running_.load(std::memory_order_relaxed) <= 1; }

@@ -54,8 +54,8 @@ TileChoice choose_tiles(const MatrixLayout& L, size_t unit, const DeviceCaps& ca
 
 }  // namespace
 
-BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes, bool iterated,
-                     const DeviceCaps& caps, const PlanTuning& tuning) {
+BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes, bool iterated, const DeviceCaps& caps,
+                     const PlanTuning& tuning) {
   BatchPlan plan;
   plan.layers.resize(layers.size());
   const size_t unit = 16 / element_bytes;
@@ -133,7 +133,8 @@ BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes,
     const LayerPlan& p = plan.layers[layer];
     std::vector<SweepItem>& list = sweeps[{0, 1, 0, 0}];
     const uint64_t rows = layers[layer].vector_norm ? 1 : layers[layer].layout.rows;
-    for (uint32_t k = 0; k < p.slots; ++k) list.push_back({layer, k, 0, 0, rows * k / p.slots, rows * (k + 1) / p.slots});
+    for (uint32_t k = 0; k < p.slots; ++k)
+      list.push_back({layer, k, 0, 0, rows * k / p.slots, rows * (k + 1) / p.slots});
   }
   size_t tiled_blocks = 0;
   uint32_t widest = 1, most_units = 1;
@@ -173,8 +174,8 @@ BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes,
   }
   plan.vector_items = checked_u32(plan.commit.size(), "commit blocks");
   plan.commit.insert(plan.commit.end(), divides.begin(), divides.end());
-  plan.divide_blocks = static_cast<uint32_t>(
-      std::min<size_t>(divides.size(), size_t(caps.multiprocessors) * std::max<uint32_t>(1, tuning.divide_blocks_per_sm)));
+  plan.divide_blocks = static_cast<uint32_t>(std::min<size_t>(
+      divides.size(), size_t(caps.multiprocessors) * std::max<uint32_t>(1, tuning.divide_blocks_per_sm)));
   checked_u32(plan.sweep.size(), "sweep blocks");
   checked_u32(plan.reduce.size(), "reduce blocks");
   checked_u32(plan.finish.size(), "finish blocks");

@@ -40,7 +40,8 @@ enum class SweepKind : uint32_t {
 };
 
 // One block of a sweep: rows [row_begin, row_end) of a layer, columns of tile `tile` (tiled) or all (general),
-// summing its share of Mᵀd into partial slot `slot`. A tiled layer's cluster is `tiles` consecutive items, tile 0 first.
+// summing its share of Mᵀd into partial slot `slot`. A tiled layer's cluster is `tiles` consecutive items, tile 0
+// first.
 struct SweepItem {
   uint32_t layer;
   uint32_t slot;
@@ -53,8 +54,8 @@ struct SweepItem {
 // One launch of a sweep kernel: items [item_begin, item_begin + item_count) of BatchPlan::sweep.
 struct SweepLaunch {
   SweepKind kind;
-  uint32_t cluster;  // blocks per cluster (tiled); 1 for the general sweep
-  uint32_t units;    // 16-byte units per thread (tiled)
+  uint32_t cluster;       // blocks per cluster (tiled); 1 for the general sweep
+  uint32_t units;         // 16-byte units per thread (tiled)
   uint32_t vector_loads;  // 1: 16-byte loads; 0: element loads (same sums, same bits)
   uint32_t item_begin;
   uint32_t item_count;
@@ -125,7 +126,7 @@ struct BatchPlan {
 // Every item list is in layer order within a launch, and each layer's items are contiguous. `iterated` says whether
 // u and v get committed (false in eval mode). Throws std::length_error when a count does not fit the kernels' 32-bit
 // indices.
-BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes, bool iterated,
-                     const DeviceCaps& caps, const PlanTuning& tuning = PlanTuning{});
+BatchPlan plan_batch(const std::vector<PlanInput>& layers, size_t element_bytes, bool iterated, const DeviceCaps& caps,
+                     const PlanTuning& tuning = PlanTuning{});
 
 }  // namespace sn::cuda

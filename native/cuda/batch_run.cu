@@ -260,8 +260,8 @@ struct Chains {
 
   void round() const {
     iteration(SweepMode::kSweep, FinishMode::kConverge, false);
-    SN_CUDA_CHECK(cudaMemcpyAsync(readback + states_bytes(), flags(), sizeof(DeviceBatchFlags), cudaMemcpyDeviceToHost,
-                                  stream));
+    SN_CUDA_CHECK(
+        cudaMemcpyAsync(readback + states_bytes(), flags(), sizeof(DeviceBatchFlags), cudaMemcpyDeviceToHost, stream));
   }
 
   // The commit, then σ, the statuses and the flags, and host layers' u and v, into pinned memory.
@@ -270,8 +270,8 @@ struct Chains {
     launch_commit<T>(layers(), states(), flags(), items, plan.vector_items, plan.commit.size() - plan.vector_items,
                      plan.divide_blocks, stream);
     SN_CUDA_CHECK(cudaMemcpyAsync(readback, states(), states_bytes(), cudaMemcpyDeviceToHost, stream));
-    SN_CUDA_CHECK(cudaMemcpyAsync(readback + states_bytes(), flags(), sizeof(DeviceBatchFlags), cudaMemcpyDeviceToHost,
-                                  stream));
+    SN_CUDA_CHECK(
+        cudaMemcpyAsync(readback + states_bytes(), flags(), sizeof(DeviceBatchFlags), cudaMemcpyDeviceToHost, stream));
     if (a.staging_end > a.vectors_begin) {
       SN_CUDA_CHECK(cudaMemcpyAsync(vectors, base + a.vectors_begin, a.staging_end - a.vectors_begin,
                                     cudaMemcpyDeviceToHost, stream));
@@ -411,8 +411,8 @@ bool run_batch(Session& session, const std::vector<CudaLayerBuffers<T>>& layers,
   pack_stage(session, layers, entry, base);
   upload_stage(session, layers, entry.arena, base);
   const bool mixed = std::is_same_v<T, float> && options.precision == Precision::kMixed;
-  const Chains<T> chains{c.stream, entry.plan, entry.arena, base, options, mixed, readback, vectors,
-                         c.tuning.slots_per_group};
+  const Chains<T> chains{
+      c.stream, entry.plan, entry.arena, base, options, mixed, readback, vectors, c.tuning.slots_per_group};
   size_t matrices = 0;
   for (const CudaLayerBuffers<T>& b : layers) matrices += b.vector_norm ? 0 : 1;
   iterate_stage(session, entry, chains, matrices);

@@ -46,8 +46,8 @@ template <typename T>
 bool run_power_batch_cuda(int device, const std::vector<CudaLayerBuffers<T>>& layers, const PowerOptions& options,
                           std::vector<LayerResult>& results);
 
-extern template bool run_power_batch_cuda<float>(int, const std::vector<CudaLayerBuffers<float>>&,
-                                                 const PowerOptions&, std::vector<LayerResult>&);
+extern template bool run_power_batch_cuda<float>(int, const std::vector<CudaLayerBuffers<float>>&, const PowerOptions&,
+                                                 std::vector<LayerResult>&);
 extern template bool run_power_batch_cuda<double>(int, const std::vector<CudaLayerBuffers<double>>&,
                                                   const PowerOptions&, std::vector<LayerResult>&);
 

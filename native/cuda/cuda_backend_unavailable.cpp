@@ -9,7 +9,8 @@ const char* const kNoCuda = "spectral-norm: this build has no CUDA support (SN_C
 }  // namespace
 
 template <typename T>
-bool run_power_batch_cuda(int, const std::vector<CudaLayerBuffers<T>>&, const PowerOptions&, std::vector<LayerResult>&) {
+bool run_power_batch_cuda(int, const std::vector<CudaLayerBuffers<T>>&, const PowerOptions&,
+                          std::vector<LayerResult>&) {
   throw BackendError(kNoCuda, false);
 }
 template bool run_power_batch_cuda<float>(int, const std::vector<CudaLayerBuffers<float>>&, const PowerOptions&,

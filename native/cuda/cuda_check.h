@@ -30,10 +30,8 @@ inline bool is_sticky(cudaError_t code) {
     case cudaErrorInvalidAddressSpace:
     case cudaErrorInvalidPc:
     case cudaErrorECCUncorrectable:
-    case cudaErrorUnknown:
-      return true;
-    default:
-      return false;
+    case cudaErrorUnknown: return true;
+    default: return false;
   }
 }
 
@@ -41,18 +39,18 @@ inline bool is_sticky(cudaError_t code) {
 
 }  // namespace sn::cuda
 
-#define SN_CUDA_CHECK(call)                                                                   \
-  do {                                                                                        \
-    const cudaError_t sn_cuda_status_ = (call);                                               \
+#define SN_CUDA_CHECK(call)                                                                                       \
+  do {                                                                                                            \
+    const cudaError_t sn_cuda_status_ = (call);                                                                   \
     if (sn_cuda_status_ != cudaSuccess) ::sn::cuda::throw_cuda_error(sn_cuda_status_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After a kernel launch; `name`, a string literal, names the kernel in the error. A bad configuration shows up here,
 // a fault in the kernel at the next synchronisation.
-#define SN_CUDA_CHECK_LAUNCH(name)                                                                                  \
-  do {                                                                                                              \
-    const cudaError_t sn_cuda_status_ = cudaGetLastError();                                                         \
-    if (sn_cuda_status_ != cudaSuccess) {                                                                           \
-      ::sn::cuda::throw_cuda_error(sn_cuda_status_, name "<<<...>>>", __FILE__, __LINE__);                         \
-    }                                                                                                               \
+#define SN_CUDA_CHECK_LAUNCH(name)                                                         \
+  do {                                                                                     \
+    const cudaError_t sn_cuda_status_ = cudaGetLastError();                                \
+    if (sn_cuda_status_ != cudaSuccess) {                                                  \
+      ::sn::cuda::throw_cuda_error(sn_cuda_status_, name "<<<...>>>", __FILE__, __LINE__); \
+    }                                                                                      \
   } while (0)

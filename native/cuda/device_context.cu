@@ -54,7 +54,8 @@ void apply_tuning(const char* text, PlanTuning& t, uint32_t& max_cluster) {
     const size_t eq = entry.find('=');
     const std::string key = entry.substr(0, eq);
     const long value = eq == std::string::npos ? -1 : std::strtol(entry.c_str() + eq + 1, nullptr, 10);
-    if (value < 1) throw BackendError("spectral-norm: SN_CUDA_TUNING entry '" + entry + "' needs a positive integer", false);
+    if (value < 1)
+      throw BackendError("spectral-norm: SN_CUDA_TUNING entry '" + entry + "' needs a positive integer", false);
     const auto v = static_cast<uint32_t>(std::min<long>(value, 1L << 30));
     if (key == "blocksPerSm") t.blocks_per_sm = v;
     else if (key == "minRowsPerSlot") t.min_rows_per_slot = v;
@@ -158,7 +159,8 @@ DeviceContext& context_for(int device) {
   if (count == 0) throw BackendError("spectral-norm: no CUDA device is usable: " + reason, false);
   if (device < 0 || device >= count) {
     throw BackendError("spectral-norm: CUDA device " + std::to_string(device) + " does not exist (" +
-                           std::to_string(count) + " found)", false);
+                           std::to_string(count) + " found)",
+                       false);
   }
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);

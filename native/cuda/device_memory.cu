@@ -101,15 +101,18 @@ ProbeResult probe_device(int device) {
       for (int k = 0; k < repeats; ++k) ms.push_back(events.time(stream, body));
       return static_cast<double>(bytes) / (median(ms) * 1e-3);
     };
-    r.host_to_device_bytes_per_second = bandwidth(c.copy_stream, [&] {
-      SN_CUDA_CHECK(cudaMemcpyAsync(arena, pinned, chunk, cudaMemcpyHostToDevice, c.copy_stream));
-    }, chunk, 3);
-    r.device_to_host_bytes_per_second = bandwidth(c.copy_stream, [&] {
-      SN_CUDA_CHECK(cudaMemcpyAsync(pinned, arena, chunk, cudaMemcpyDeviceToHost, c.copy_stream));
-    }, chunk, 3);
-    r.device_copy_bytes_per_second = bandwidth(c.stream, [&] {
-      SN_CUDA_CHECK(cudaMemcpyAsync(arena + copy_bytes, arena, copy_bytes, cudaMemcpyDeviceToDevice, c.stream));
-    }, 2 * copy_bytes, 5);
+    r.host_to_device_bytes_per_second = bandwidth(
+        c.copy_stream,
+        [&] { SN_CUDA_CHECK(cudaMemcpyAsync(arena, pinned, chunk, cudaMemcpyHostToDevice, c.copy_stream)); }, chunk, 3);
+    r.device_to_host_bytes_per_second = bandwidth(
+        c.copy_stream,
+        [&] { SN_CUDA_CHECK(cudaMemcpyAsync(pinned, arena, chunk, cudaMemcpyDeviceToHost, c.copy_stream)); }, chunk, 3);
+    r.device_copy_bytes_per_second = bandwidth(
+        c.stream,
+        [&] {
+          SN_CUDA_CHECK(cudaMemcpyAsync(arena + copy_bytes, arena, copy_bytes, cudaMemcpyDeviceToDevice, c.stream));
+        },
+        2 * copy_bytes, 5);
     // The fixed cost of a GPU call as a caller sees it: one launch and the wait for it, host clock.
     std::vector<double> seconds;
     for (int k = 0; k < 12; ++k) {

@@ -70,10 +70,11 @@ void parallel_copy(HostCopier& copier, const std::vector<CopyPiece>& pieces) {
   if (total == 0) return;
   const unsigned parts = copier.parts();
   auto body = [&](unsigned part) {
-    for_each_in_share(pieces, total, part, parts, [](const CopyPiece& p) { return p.bytes; },
-                      [](const CopyPiece& p, size_t first, size_t count) {
-                        std::memcpy(static_cast<char*>(p.target) + first, static_cast<const char*>(p.source) + first, count);
-                      });
+    for_each_in_share(
+        pieces, total, part, parts, [](const CopyPiece& p) { return p.bytes; },
+        [](const CopyPiece& p, size_t first, size_t count) {
+          std::memcpy(static_cast<char*>(p.target) + first, static_cast<const char*>(p.source) + first, count);
+        });
   };
   if (total < (size_t(1) << 16) || parts == 1) {  // small: not worth waking the helpers
     for (unsigned k = 0; k < parts; ++k) body(k);

@@ -51,7 +51,8 @@ void parallel_copy(HostCopier& copier, const std::vector<CopyPiece>& pieces);
 // Share `part` of `parts` equal shares of `total` units over pieces laid end to end (piece p has size(p) units):
 // calls fn(p, first, count) for each piece that overlaps the share, with the overlap as an offset into p and a count.
 template <typename Piece, typename Size, typename Fn>
-void for_each_in_share(const std::vector<Piece>& pieces, size_t total, unsigned part, unsigned parts, Size size, Fn fn) {
+void for_each_in_share(const std::vector<Piece>& pieces, size_t total, unsigned part, unsigned parts, Size size,
+                       Fn fn) {
   const size_t begin = total * part / parts;
   const size_t end = total * (part + 1) / parts;
   size_t at = 0;

@@ -73,8 +73,8 @@ void download_image(Session& session, const char* image, size_t image_bytes, con
     const int slot = static_cast<int>(k % kRingSlots);
     SN_CUDA_CHECK(cudaEventSynchronize(c.slot_free[slot]));  // chunk k is in the slot
     const size_t begin = k * chunk;
-    pieces_in(pieces, first, begin, std::min(begin + chunk, image_bytes), static_cast<char*>(c.ring.data) + slot * chunk,
-              false, work);
+    pieces_in(pieces, first, begin, std::min(begin + chunk, image_bytes),
+              static_cast<char*>(c.ring.data) + slot * chunk, false, work);
     parallel_copy(session.copier(), work);
     if (k + kRingSlots < chunks) start(k + kRingSlots);
   }
@@ -87,17 +87,18 @@ void divide_on_host(HostCopier& copier, const std::vector<HostDivision<T>>& divi
   if (total == 0) return;
   const unsigned parts = copier.parts();
   auto body = [&](unsigned part) {
-    for_each_in_share(divisions, total, part, parts, [](const HostDivision<T>& d) { return d.n; },
-                      [](const HostDivision<T>& d, size_t first, size_t n) {
-                        const T* w = d.weight + first;
-                        T* out = d.out + first;
-                        if (d.copy_only) {
-                          if (out != w) std::memmove(out, w, n * sizeof(T));
-                        } else {
-                          const T sigma = d.sigma;
-                          for (size_t i = 0; i < n; ++i) out[i] = w[i] / sigma;  // the same IEEE division as the device's
-                        }
-                      });
+    for_each_in_share(
+        divisions, total, part, parts, [](const HostDivision<T>& d) { return d.n; },
+        [](const HostDivision<T>& d, size_t first, size_t n) {
+          const T* w = d.weight + first;
+          T* out = d.out + first;
+          if (d.copy_only) {
+            if (out != w) std::memmove(out, w, n * sizeof(T));
+          } else {
+            const T sigma = d.sigma;
+            for (size_t i = 0; i < n; ++i) out[i] = w[i] / sigma;  // the same IEEE division as the device's
+          }
+        });
   };
   if (total < (size_t(1) << 15)) {
     for (unsigned k = 0; k < parts; ++k) body(k);

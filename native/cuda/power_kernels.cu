@@ -7,12 +7,12 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "kernels/commit.cuh"
+#include "kernels/finish.cuh"
+#include "kernels/probe.cuh"
+#include "kernels/slot_reduce.cuh"
 #include "kernels/sweep_general.cuh"
 #include "kernels/sweep_tiled.cuh"
-#include "kernels/slot_reduce.cuh"
-#include "kernels/finish.cuh"
-#include "kernels/commit.cuh"
-#include "kernels/probe.cuh"
 
 #include "device_context.h"
 
@@ -34,7 +34,8 @@ uint32_t largest_cluster(int device, uint32_t limit) {
   while (c * 2 <= limit) c *= 2;
   for (; c > 1; c /= 2) {
     cudaLaunchAttribute attribute;
-    const cudaLaunchConfig_t config = cluster_launch_config(c, kThreads, tiled_sweep_shared_bytes(4), c, nullptr, attribute);
+    const cudaLaunchConfig_t config =
+        cluster_launch_config(c, kThreads, tiled_sweep_shared_bytes(4), c, nullptr, attribute);
     int clusters = 0;
     if (cudaOccupancyMaxActiveClusters(&clusters, sweep_tiled_kernel<float, true, 4, true>, &config) == cudaSuccess &&
         clusters > 0) {
@@ -61,21 +62,22 @@ void launch_sweep(const SweepLaunch& launch, const DeviceLayer<T>* layers, Devic
                   DeviceBatchFlags* flags, const SweepItem* items, SweepMode mode, bool mixed, double eps,
                   cudaStream_t stream) {
   if (launch.item_count == 0) return;
-  if (launch.kind == SweepKind::kGeneral) return launch_general<T>(launch, layers, states, flags, items, mode, eps, stream);
+  if (launch.kind == SweepKind::kGeneral)
+    return launch_general<T>(launch, layers, states, flags, items, mode, eps, stream);
   if constexpr (std::is_same_v<T, float>) {
     if (mixed) return launch_tiled<float, true>(launch, layers, states, items, mode, stream);
   }
   launch_tiled<T, false>(launch, layers, states, items, mode, stream);
 }
 
-#define SN_INSTANTIATE(T)                                                                                           \
-  template void launch_sweep<T>(const SweepLaunch&, const DeviceLayer<T>*, DeviceLayerState*, DeviceBatchFlags*,     \
-                                const SweepItem*, SweepMode, bool, double, cudaStream_t);                           \
+#define SN_INSTANTIATE(T)                                                                                             \
+  template void launch_sweep<T>(const SweepLaunch&, const DeviceLayer<T>*, DeviceLayerState*, DeviceBatchFlags*,      \
+                                const SweepItem*, SweepMode, bool, double, cudaStream_t);                             \
   template void launch_reduce<T>(const DeviceLayer<T>*, const DeviceLayerState*, const ReduceItem*, size_t, uint32_t, \
-                                 cudaStream_t);                                                                     \
-  template void launch_finish<T>(const DeviceLayer<T>*, DeviceLayerState*, DeviceBatchFlags*, uint32_t*,             \
-                                 const FinishItem*, size_t, FinishMode, const KernelParams&, cudaStream_t);         \
-  template void launch_commit<T>(const DeviceLayer<T>*, const DeviceLayerState*, const DeviceBatchFlags*,            \
+                                 cudaStream_t);                                                                       \
+  template void launch_finish<T>(const DeviceLayer<T>*, DeviceLayerState*, DeviceBatchFlags*, uint32_t*,              \
+                                 const FinishItem*, size_t, FinishMode, const KernelParams&, cudaStream_t);           \
+  template void launch_commit<T>(const DeviceLayer<T>*, const DeviceLayerState*, const DeviceBatchFlags*,             \
                                  const CommitItem*, size_t, size_t, uint32_t, cudaStream_t);
 SN_INSTANTIATE(float)
 SN_INSTANTIATE(double)

@@ -27,9 +27,9 @@ namespace sn::cuda {
 // What one layer's blocks need, uploaded with the plan (only when it changes).
 template <typename T>
 struct DeviceLayer {
-  const T* w;   // the weight
-  T* out;       // where W/σ goes on the device, or nullptr (no division, or a host layer divided on the host)
-  T* u;         // start vectors, replaced by the commit kernel on success
+  const T* w;  // the weight
+  T* out;      // where W/σ goes on the device, or nullptr (no division, or a host layer divided on the host)
+  T* u;        // start vectors, replaced by the commit kernel on success
   T* v;
   double* x;            // cols: the right vector of the next sweep (written by the finish)
   double* d;            // rows: M x
@@ -38,10 +38,10 @@ struct DeviceLayer {
   double* slot_stats;   // per slot: Σ d² over the slot's rows
   double* chunk_stats;  // per finish chunk: Σ t'² over its columns, t' = t / t_den
   uint64_t outer, rows, inner, cols, size;
-  uint64_t tile_cols;   // tiled sweep: columns per cluster rank
-  uint32_t slots;       // row slots (partial vectors)
-  uint32_t groups;      // level-1 groups (0: level 2 reads the slots)
-  uint32_t chunks;      // finish blocks
+  uint64_t tile_cols;  // tiled sweep: columns per cluster rank
+  uint32_t slots;      // row slots (partial vectors)
+  uint32_t groups;     // level-1 groups (0: level 2 reads the slots)
+  uint32_t chunks;     // finish blocks
   int32_t vector_norm;
 };
 
@@ -49,17 +49,17 @@ struct DeviceLayer {
 // nothing done, nothing failed, no finish run yet.
 struct DeviceLayerState {
   double sigma;
-  double previous;   // converge mode: the previous estimate
-  double u_den;      // the commit's u = T(d / u_den)
-  double t_den;      // the commit's v = T((t / t_den) / v_den)
+  double previous;  // converge mode: the previous estimate
+  double u_den;     // the commit's u = T(d / u_den)
+  double t_den;     // the commit's v = T((t / t_den) / v_den)
   double v_den;
   LayerStatus status;
   int32_t iterations_run;
   int32_t converged;
-  int32_t done;      // converge mode, and 1-D weights: nothing more to compute
-  int32_t retry;     // converge mode: the rescaled first sweep is pending
-  int32_t failed;    // a non-finite value was met; nothing more is computed for the layer
-  int32_t rounds;    // finishes run so far: the first sweep reads the start vectors instead of x
+  int32_t done;    // converge mode, and 1-D weights: nothing more to compute
+  int32_t retry;   // converge mode: the rescaled first sweep is pending
+  int32_t failed;  // a non-finite value was met; nothing more is computed for the layer
+  int32_t rounds;  // finishes run so far: the first sweep reads the start vectors instead of x
   int32_t reserved;
 };
 
@@ -76,7 +76,7 @@ enum class SweepMode : int {
 };
 
 enum class FinishMode : int {
-  kDefault = 0,       // u ← d/max(‖d‖,eps), v ← normalize(Wᵀu); σ = ‖t‖²/max(‖t‖,eps) after the last iteration
+  kDefault = 0,  // u ← d/max(‖d‖,eps), v ← normalize(Wᵀu); σ = ‖t‖²/max(‖t‖,eps) after the last iteration
   kLegacyFirstV = 1,  // v ← normalize(Wᵀu) from the start u
   kLegacy = 2,        // u ← normalize(W v), σ = ‖d‖²/max(‖d‖,eps); then v ← normalize(Wᵀu) unless last
   kEval = 3,          // σ = u·(W v)
@@ -86,14 +86,14 @@ enum class FinishMode : int {
 struct KernelParams {
   double eps;
   double tolerance;
-  int32_t iterations;  // the call's iteration count
-  int32_t last;        // this finish is the last of the call (fixed modes): set the statuses, write no x
+  int32_t iterations;        // the call's iteration count
+  int32_t last;              // this finish is the last of the call (fixed modes): set the statuses, write no x
   uint32_t slots_per_group;  // level 1's group size (PlanTuning::slots_per_group): level 2 reads every such slot
   uint32_t reserved;
 };
 
 // What the launchers need of the device, set once per context (device_context.cu).
-void prepare_kernels();  // raises the dynamic shared-memory limit of the tiled sweeps; call once per device
+void prepare_kernels();    // raises the dynamic shared-memory limit of the tiled sweeps; call once per device
 uint32_t block_threads();  // threads per block of every kernel (256; fewer in the CPU emulation)
 
 // Dynamic shared memory of a tiled sweep block with `units` 16-byte units per thread.
@@ -108,9 +108,9 @@ template <typename T>
 void launch_reduce(const DeviceLayer<T>* layers, const DeviceLayerState* states, const ReduceItem* items,
                    size_t item_count, uint32_t slots_per_group, cudaStream_t stream);
 template <typename T>
-void launch_finish(const DeviceLayer<T>* layers, DeviceLayerState* states, DeviceBatchFlags* flags,
-                   uint32_t* counters, const FinishItem* items, size_t item_count, FinishMode mode,
-                   const KernelParams& params, cudaStream_t stream);
+void launch_finish(const DeviceLayer<T>* layers, DeviceLayerState* states, DeviceBatchFlags* flags, uint32_t* counters,
+                   const FinishItem* items, size_t item_count, FinishMode mode, const KernelParams& params,
+                   cudaStream_t stream);
 template <typename T>
 void launch_commit(const DeviceLayer<T>* layers, const DeviceLayerState* states, const DeviceBatchFlags* flags,
                    const CommitItem* items, size_t vector_items, size_t divide_items, uint32_t divide_blocks,

@@ -180,10 +180,10 @@ struct Context {
 void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
   auto top = reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t(15);
   auto* sp = reinterpret_cast<uint64_t*>(top);
-  *--sp = 0;                                      // entry's return address: it never returns
-  *--sp = reinterpret_cast<uint64_t>(entry);      // popped by ret
-  for (int k = 0; k < 6; ++k) *--sp = 0;          // rbp, rbx, r12–r15
-  *--sp = (uint64_t(0x037F) << 32) | 0x1F80;      // fnstcw word at +4, mxcsr at +0: the defaults
+  *--sp = 0;                                  // entry's return address: it never returns
+  *--sp = reinterpret_cast<uint64_t>(entry);  // popped by ret
+  for (int k = 0; k < 6; ++k) *--sp = 0;      // rbp, rbx, r12–r15
+  *--sp = (uint64_t(0x037F) << 32) | 0x1F80;  // fnstcw word at +4, mxcsr at +0: the defaults
   c.stack_pointer = sp;
 }
 void switch_context(Context& from, Context& to) { sn_fiber_switch(&from.stack_pointer, to.stack_pointer); }
@@ -212,9 +212,9 @@ struct Fiber {
   bool finished = false;
   Barrier* waiting = nullptr;
   uint64_t waiting_generation = 0;
-  uint64_t exchanges = 0;  // warp exchanges so far: which half of the double-buffered exchange to use
-  std::vector<Copy> copies;         // issued and not yet landed, oldest first
-  std::vector<size_t> group_ends;   // committed groups, as counts of `copies`
+  uint64_t exchanges = 0;          // warp exchanges so far: which half of the double-buffered exchange to use
+  std::vector<Copy> copies;        // issued and not yet landed, oldest first
+  std::vector<size_t> group_ends;  // committed groups, as counts of `copies`
 };
 
 thread_local Fiber* current_fiber = nullptr;
@@ -406,7 +406,9 @@ void* cluster_peer(void* shared, unsigned rank) {
 
 unsigned char* dynamic_shared() { return my_block().shared.data(); }
 
-void copy_async(void* shared, const void* global, int bytes) { current_fiber->copies.push_back({shared, global, bytes}); }
+void copy_async(void* shared, const void* global, int bytes) {
+  current_fiber->copies.push_back({shared, global, bytes});
+}
 
 void copy_async_commit() { current_fiber->group_ends.push_back(current_fiber->copies.size()); }
 
@@ -434,7 +436,9 @@ const char* cudaGetErrorName(cudaError_t e) {
     default: return "cudaErrorUnknown";
   }
 }
-const char* cudaGetErrorString(cudaError_t e) { return e == cudaErrorMemoryAllocation ? "out of memory" : "emulated error"; }
+const char* cudaGetErrorString(cudaError_t e) {
+  return e == cudaErrorMemoryAllocation ? "out of memory" : "emulated error";
+}
 cudaError_t cudaGetLastError() {
   const cudaError_t e = last_error;
   last_error = cudaSuccess;
@@ -521,7 +525,8 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   // SN_EMULATION_MEMORY caps the emulated device's memory, to test out-of-memory paths.
-  static const size_t cap = std::getenv("SN_EMULATION_MEMORY") ? std::strtoull(std::getenv("SN_EMULATION_MEMORY"), nullptr, 10) : 0;
+  static const size_t cap =
+      std::getenv("SN_EMULATION_MEMORY") ? std::strtoull(std::getenv("SN_EMULATION_MEMORY"), nullptr, 10) : 0;
   if (cap && bytes > cap) return fail(cudaErrorMemoryAllocation);
   *p = std::malloc(bytes);
   if (*p == nullptr) return fail(cudaErrorMemoryAllocation);

@@ -13,14 +13,15 @@ namespace {
 
 template <typename T>
 __device__ double norm_of_d(const DeviceLayer<T>& L, double* scratch) {
-  return norm_from_stats(L.slot_stats, L.slots, L.rows, [&](uint64_t r) { return load_global(L.d + r); }, scratch);
+  return norm_from_stats(
+      L.slot_stats, L.slots, L.rows, [&](uint64_t r) { return load_global(L.d + r); }, scratch);
 }
 
 // ‖t / t_den‖, from the chunks' sums of squares of the same quotients.
 template <typename T>
 __device__ double norm_of_t(const DeviceLayer<T>& L, double t_den, double* scratch) {
-  return norm_from_stats(L.chunk_stats, L.chunks, L.cols, [&](uint64_t c) { return load_global(L.t + c) / t_den; },
-                         scratch);
+  return norm_from_stats(
+      L.chunk_stats, L.chunks, L.cols, [&](uint64_t c) { return load_global(L.t + c) / t_den; }, scratch);
 }
 
 // x = v rounded to T, with v = (t / t_den) / v_den: what the CPU's update_v leaves for the next sweep.
@@ -223,8 +224,8 @@ __device__ void sum_groups(const DeviceLayer<T>& L, const FinishItem& item, doub
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    finish_kernel(const DeviceLayer<T>* layers, DeviceLayerState* states, DeviceBatchFlags* flags,
-                  uint32_t* counters, const FinishItem* items, int mode_value, KernelParams params) {
+    finish_kernel(const DeviceLayer<T>* layers, DeviceLayerState* states, DeviceBatchFlags* flags, uint32_t* counters,
+                  const FinishItem* items, int mode_value, KernelParams params) {
   __shared__ double scratch[kWarps];
   __shared__ int is_last;
   const FinishItem item = items[blockIdx.x];
@@ -254,9 +255,9 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 template <typename T>
-void launch_finish(const DeviceLayer<T>* layers, DeviceLayerState* states, DeviceBatchFlags* flags,
-                   uint32_t* counters, const FinishItem* items, size_t item_count, FinishMode mode,
-                   const KernelParams& params, cudaStream_t stream) {
+void launch_finish(const DeviceLayer<T>* layers, DeviceLayerState* states, DeviceBatchFlags* flags, uint32_t* counters,
+                   const FinishItem* items, size_t item_count, FinishMode mode, const KernelParams& params,
+                   cudaStream_t stream) {
   if (item_count == 0) return;
   SN_LAUNCH(finish_kernel<T>, static_cast<unsigned>(item_count), kThreads, stream, layers, states, flags, counters,
             items, static_cast<int>(mode), params);

@@ -10,9 +10,8 @@ namespace sn::cuda {
 namespace {
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    reduce_kernel(const DeviceLayer<T>* layers, const DeviceLayerState* states, const ReduceItem* items,
-                  uint32_t slots_per_group) {
+__global__ void __launch_bounds__(kThreads) reduce_kernel(const DeviceLayer<T>* layers, const DeviceLayerState* states,
+                                                          const ReduceItem* items, uint32_t slots_per_group) {
   const ReduceItem item = items[blockIdx.x];
   const DeviceLayer<T> L = layers[item.layer];
   const DeviceLayerState* st = states + item.layer;

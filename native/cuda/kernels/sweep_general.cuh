@@ -49,7 +49,8 @@ __device__ double row_dot(const DeviceLayer<T>& L, uint64_t r, const X* x) {
 template <typename T>
 __device__ void vector_norm(const DeviceLayer<T>& L, DeviceLayerState* st, DeviceBatchFlags* flags, double eps,
                             double* scratch) {
-  const double sigma = block_norm2(L.size, [&](uint64_t i) { return load_global(L.w + i); }, scratch);
+  const double sigma = block_norm2(
+      L.size, [&](uint64_t i) { return load_global(L.w + i); }, scratch);
   if (threadIdx.x == 0) {
     st->converged = 1;
     set_status<T>(st, flags, sigma, isfinite(sigma), eps);

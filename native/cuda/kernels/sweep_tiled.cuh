@@ -32,7 +32,9 @@ static_assert(kRowsPerStep <= 16, "a float32 chunk holds at most 16 products");
 // Weights below this take float64 products under kMixed (see the sweep): a float32 product of them would be subnormal.
 constexpr float kTinyWeight = 0x1p-96f;
 
-__host__ __device__ constexpr size_t tiled_ring_bytes(uint32_t units) { return size_t(kStages) * kRowsPerStep * units * kThreads * 16; }
+__host__ __device__ constexpr size_t tiled_ring_bytes(uint32_t units) {
+  return size_t(kStages) * kRowsPerStep * units * kThreads * 16;
+}
 // Block sums [2][kWarps][kRowsPerStep], then the cluster exchange [2][kRowsPerStep]: two of each, by step parity.
 __host__ __device__ constexpr size_t tiled_scratch_doubles() { return 2 * kWarps * kRowsPerStep + 2 * kRowsPerStep; }
 
@@ -73,7 +75,9 @@ __device__ __forceinline__ void reduce_rows(double (&dot)[kRowsPerStep], double*
 // kSweep computes d and the partials, kAccumulate only the partials with d = u, kMatvec only d.
 // Blocks per SM the registers are capped for: 4 (64 registers) for up to two float32 units, fewer for more or wider.
 template <typename T, int kUnits>
-constexpr int kTiledBlocksPerSm = kUnits == 1 || (kUnits == 2 && sizeof(T) == 4) ? 4 : kUnits == 2 ? 3 : 2;
+constexpr int kTiledBlocksPerSm = kUnits == 1 || (kUnits == 2 && sizeof(T) == 4) ? 4
+                                  : kUnits == 2                                  ? 3
+                                                                                 : 2;
 
 template <typename T, bool kMixed, int kUnits, bool kVectorLoads>
 __global__ void __launch_bounds__(kThreads, kTiledBlocksPerSm<T, kUnits>)
@@ -209,7 +213,8 @@ __global__ void __launch_bounds__(kThreads, kTiledBlocksPerSm<T, kUnits>)
           for (int j = 0; j < kUnits; ++j) {
             const T* w = slot(stage, g, j);
 #pragma unroll
-            for (int q = 0; q < kU; ++q) exact = fma(static_cast<double>(w[q]), static_cast<double>(x[j * kU + q]), exact);
+            for (int q = 0; q < kU; ++q)
+              exact = fma(static_cast<double>(w[q]), static_cast<double>(x[j * kU + q]), exact);
           }
           d[g] = exact * x_scale;
         }
@@ -250,7 +255,8 @@ __global__ void __launch_bounds__(kThreads, kTiledBlocksPerSm<T, kUnits>)
         for (int q = 0; q < kU; ++q) {
           float chunk = 0;
 #pragma unroll
-          for (int g = 0; g < kRowsPerStep; ++g) chunk = fmaf(scaled[g], static_cast<float>(slot(stage, g, j)[q]), chunk);
+          for (int g = 0; g < kRowsPerStep; ++g)
+            chunk = fmaf(scaled[g], static_cast<float>(slot(stage, g, j)[q]), chunk);
           total[j * kU + q] = fma(static_cast<double>(chunk), scale, total[j * kU + q]);
         }
       }

@@ -89,6 +89,8 @@ export class SpectralNormCoalescer {
   private readonly maxInFlight: number;
   private readonly backendOption: BackendOption;
   private readonly threads: number;
+  /** The backend option and threads every request gets, checked once. */
+  private readonly preset: { option: BackendOption; threads: number };
   private waiting: Request[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running = 0;
@@ -109,6 +111,7 @@ export class SpectralNormCoalescer {
     this.maxInFlight = checkInteger('options.maxInFlight', opts.maxInFlight, 1, 1024, 1);
     this.threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
     this.backendOption = checkBackendOption('options.backend', opts.backend);
+    this.preset = { option: this.backendOption, threads: this.threads };
   }
 
   /** The backend option: requests run there, or under 'auto' each batch where the cost model predicts it finishes first. */
@@ -167,7 +170,7 @@ export class SpectralNormCoalescer {
           `SpectralNormCoalescer queue is full (${this.maxQueue} requests waiting); retry later`,
         );
       }
-      const prepared = prepare(weight, shape, { ...opts, backend: this.backendOption.choice, threads: this.threads }, divide);
+      const prepared = prepare(weight, shape, opts, divide, this.preset);
       const { dtype, tolerance, iterations, eps, precision } = prepared.job;
       this.counts.requests++;
       return new Promise<SpectralNormResult>((resolve, reject) => {

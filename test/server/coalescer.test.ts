@@ -198,4 +198,16 @@ describe('SpectralNormCoalescer', () => {
     await assert.rejects(coalescer.normalize([1, 2] as never, [2]), /^TypeError: weight/);
     assert.equal(coalescer.stats().requests, 0);
   });
+
+  it("checks a request's own device against the coalescer's backend, as a call of its own would", async () => {
+    // The coalescer checks its backend once; a request that names a device still gets that device checked.
+    const w: FloatArray = randomArray('float32', 12);
+    const cpu = new SpectralNormCoalescer({ backend: 'cpu' });
+    await assert.rejects(cpu.normalize(w, [3, 4], { device: 0 }), (e: Error) =>
+      e instanceof RangeError && /^options\.device applies only to the cuda backend, but options\.backend is 'cpu'/.test(e.message));
+    const auto = new SpectralNormCoalescer();
+    await assert.rejects(auto.norm(w, [3, 4], { device: -1 }), /^RangeError: options\.device must be a non-negative integer/);
+    assert.equal(cpu.stats().requests + auto.stats().requests, 0);
+    await Promise.all([cpu.close(), auto.close()]);
+  });
 });

@@ -52,7 +52,12 @@ async function nativeOnly(weights: Float32Array[], outs: Float32Array[], options
   for (let begin = 0; begin < prepared.length; begin += batchSize) {
     const batch = prepared.slice(begin, begin + batchSize).map((p) => ({ geometry: p.geometry, ...p.job.layers[0] }));
     jobs.push(
-      buildJob(batch, batch.map((l) => l.weight), batch.map((l) => l.out), { dtype, iterations, tolerance, eps, precision, legacy: false, threads }),
+      buildJob(
+        batch,
+        batch.map((l) => l.weight),
+        batch.map((l) => l.out),
+        { dtype, iterations, tolerance, eps, precision, legacy: false, threads },
+      ),
     );
   }
   const start = process.hrtime.bigint();
@@ -96,7 +101,11 @@ async function main(): Promise<void> {
       backends.add(`${r.backend}/${c.backend}`);
       maxRelativeDiff = Math.max(maxRelativeDiff, Math.abs(c.sigma - r.sigma) / r.sigma);
     });
-    const stats = { individual: summarize(times.individual), coalesced: summarize(times.coalesced), nativeOnly: summarize(times.nativeOnly) };
+    const stats = {
+      individual: summarize(times.individual),
+      coalesced: summarize(times.coalesced),
+      nativeOnly: summarize(times.nativeOnly),
+    };
     const ratio = stats.individual.medianMs / stats.coalesced.medianMs;
     const bound = stats.individual.medianMs / stats.nativeOnly.medianMs;
     const perSecond = (s: Stats) => Math.round((requests / s.medianMs) * 1e3);
@@ -134,7 +143,9 @@ async function main(): Promise<void> {
     settings: records,
   });
   const smaller = Math.min(one.ratio, converged.ratio);
-  console.log(`coalesced/individual throughput ratio: ${smaller.toFixed(2)} (1 iteration ${one.ratio.toFixed(2)}, converged ${converged.ratio.toFixed(2)})`);
+  console.log(
+    `coalesced/individual throughput ratio: ${smaller.toFixed(2)} (1 iteration ${one.ratio.toFixed(2)}, converged ${converged.ratio.toFixed(2)})`,
+  );
 }
 
 main().catch((error) => {

@@ -104,7 +104,10 @@ export function buildServer(options: ServerOptions = {}): FastifyInstance {
     }
     // A client's mistake: ours (BadRequest), the library's argument errors, or fastify's own (body too large, wrong
     // content type, malformed request). Anything else is the service's fault.
-    const clientError = error instanceof BadRequest || error instanceof TypeError || error instanceof RangeError ||
+    const clientError =
+      error instanceof BadRequest ||
+      error instanceof TypeError ||
+      error instanceof RangeError ||
       (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500);
     if (clientError) return reply.code(400).send({ error: error.message, ...(error.code ? { code: error.code } : {}) });
     reply.log.error(error);
@@ -126,7 +129,9 @@ export function buildServer(options: ServerOptions = {}): FastifyInstance {
   app.post('/normalize', async (request, reply) => {
     const { shape, options: sn } = parseQuery(request.query as Record<string, unknown>, limits);
     const weight = parseBody(request.body, shape);
-    const result: SpectralNormResult = coalescer ? await coalescer.normalize(weight, shape, sn) : await spectralNormalizeAsync(weight, shape, sn);
+    const result: SpectralNormResult = coalescer
+      ? await coalescer.normalize(weight, shape, sn)
+      : await spectralNormalizeAsync(weight, shape, sn);
     return reply
       .header('content-type', 'application/octet-stream')
       .header('x-spectral-norm-sigma', String(result.sigma))

@@ -4,7 +4,14 @@
 // what its own call would give. Under 'auto' the batch is the job: the cost model picks its backend, which may differ
 // from what a request alone would get (backends agree to rounding, not to the bit).
 import type { FloatArray } from '../binding';
-import { type BackendChoice, type BackendOption, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
+import {
+  type BackendChoice,
+  type BackendOption,
+  type ResolvedBackend,
+  checkBackendOption,
+  defaultThreads,
+  resolveBackend,
+} from './backends';
 import { ErrorCode, LayerStatus } from './codes';
 import { buildJob, executeAsync } from './engine';
 import {
@@ -108,6 +115,8 @@ export class SpectralNormCoalescer {
   private readonly maxInFlight: number;
   private readonly backendOption: BackendOption;
   private readonly threads: number;
+  /** The backend option and threads every request gets, checked once. */
+  private readonly preset: { option: BackendOption; threads: number };
   private waiting: Request[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running = 0;
@@ -129,6 +138,7 @@ export class SpectralNormCoalescer {
     this.maxInFlight = checkInteger('options.maxInFlight', opts.maxInFlight, 1, 1024, 1);
     this.threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
     this.backendOption = checkBackendOption('options.backend', opts.backend);
+    this.preset = { option: this.backendOption, threads: this.threads };
   }
 
   /** The backend option: requests run there, or under 'auto' each batch where the cost model predicts it finishes first. */
@@ -183,16 +193,19 @@ export class SpectralNormCoalescer {
       }
       if (this.waiting.length >= this.maxQueue) {
         this.counts.rejected++;
-        throw codedError(
-          ErrorCode.QueueFull,
-          `SpectralNormCoalescer queue is full (${this.maxQueue} requests waiting); retry later`,
-        );
+        throw codedError(ErrorCode.QueueFull, `SpectralNormCoalescer queue is full (${this.maxQueue} requests waiting); retry later`);
       }
-      const prepared = prepare(weight, shape, { ...opts, backend: this.backendOption.choice, threads: this.threads }, divide);
+      const prepared = prepare(weight, shape, opts, divide, this.preset);
       const { dtype, tolerance, iterations, eps, precision } = prepared.job;
       this.counts.requests++;
       return new Promise<SpectralNormResult>((resolve, reject) => {
-        this.waiting.push({ prepared, key: `${dtype}:${tolerance}:${iterations}:${eps}:${precision}`, spans: spansOf(prepared), resolve, reject });
+        this.waiting.push({
+          prepared,
+          key: `${dtype}:${tolerance}:${iterations}:${eps}:${precision}`,
+          spans: spansOf(prepared),
+          resolve,
+          reject,
+        });
         if (this.waiting.length >= this.maxBatchSize) this.dispatch();
         else if (this.timer === null) this.timer = setTimeout(() => this.dispatch(), this.maxDelayMs);
       });

@@ -1,6 +1,6 @@
 // spectralNorm and spectralNormalize: σ of one weight to a tolerance, with no state kept between calls.
 import type { FloatArray, PowerJob } from '../binding';
-import { type BackendName, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
+import { type BackendName, type BackendOption, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
 import type { CostedJob } from './cost-model';
 import { type Core, buildJob, finish, runAsync, runSync } from './engine';
 import { type MatrixGeometry, matrixGeometry } from './layout';
@@ -92,7 +92,18 @@ export interface Prepared {
   bounds?: CertifiedBounds;
 }
 
-export function prepare(weight: unknown, shapeValue: unknown, options: unknown, divide: boolean): Prepared {
+/**
+ * Validates a one-shot call and builds its job. `preset` is a backend option and thread count checked once for many
+ * calls (the coalescer's): checking the backend asks the addon about CUDA, which costs a request more than its
+ * arithmetic on a small layer. With a preset, `options` must not set backend or threads.
+ */
+export function prepare(
+  weight: unknown,
+  shapeValue: unknown,
+  options: unknown,
+  divide: boolean,
+  preset?: { option: BackendOption; threads: number },
+): Prepared {
   const opts = checkObject('options', options);
   checkKnownKeys('options', opts, divide ? [...KEYS, 'out'] : KEYS);
   const shape = checkShape('shape', shapeValue);
@@ -107,9 +118,13 @@ export function prepare(weight: unknown, shapeValue: unknown, options: unknown, 
   const seed = checkSeed('options.seed', opts.seed) ?? 0;
   const eps = checkNonNegative('options.eps', opts.eps, 0);
   const precision = checkPrecision('options.precision', opts.precision);
-  const threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
+  const threads = preset ? preset.threads : checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
   const certify = checkBoolean('options.certify', opts.certify, false);
-  const option = checkBackendOption('options.backend', opts.backend, 'options.device', opts.device);
+  // A device of its own is checked against the preset's backend, as a call of its own would be.
+  const option =
+    preset && opts.device === undefined
+      ? preset.option
+      : checkBackendOption('options.backend', preset ? preset.option.choice : opts.backend, 'options.device', opts.device);
   const geometry = matrixGeometry(shape, dim, false);
   const backend = resolveBackend(option, convergeJob([geometry], dtype, precision, maxIterations, threads, [out !== null]));
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);

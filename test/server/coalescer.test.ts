@@ -74,9 +74,10 @@ describe('SpectralNormCoalescer', () => {
           cases.forEach((c, i) => {
             const what = `request ${i} (${c.dtype} ${c.shape.join('×')})`;
             const out = poisoned(c.dtype, weights[i].length);
-            const expected = i % 3 === 2
-              ? spectralNorm(weights[i], c.shape, { ...options(c), backend, threads })
-              : spectralNormalize(weights[i], c.shape, { ...options(c), backend, threads, out });
+            const expected =
+              i % 3 === 2
+                ? spectralNorm(weights[i], c.shape, { ...options(c), backend, threads })
+                : spectralNormalize(weights[i], c.shape, { ...options(c), backend, threads, out });
             assertSameResult(results[i], expected, what);
             if (i % 3 === 0) assertSameBytes(inPlace[i], out, `${what}: in place`);
             if (i % 3 === 1) assertSameBytes(outs[i], out, `${what}: out`);
@@ -110,8 +111,8 @@ describe('SpectralNormCoalescer', () => {
         assert.ok(reason(2) instanceof RangeError && /weight contains NaN or Infinity/.test(reason(2).message), String(reason(2)));
         assert.ok(reason(6) instanceof RangeError && /^weight has 959 elements/.test(reason(6).message), String(reason(6)));
         assert.ok(reason(8) instanceof RangeError && /^options\.out/.test(reason(8).message), String(reason(8)));
-        assert.match(reason(2).stack ?? '', /coalescer\.test/, 'the rejection carries the caller\'s stack');
-        assertSameBytes(outs[2], poisoned('float32', 960), 'the bad request\'s out is untouched');
+        assert.match(reason(2).stack ?? '', /coalescer\.test/, "the rejection carries the caller's stack");
+        assertSameBytes(outs[2], poisoned('float32', 960), "the bad request's out is untouched");
         weights.forEach((w, i) => assertSameBytes(w, before[i], `weights[${i}]`));
         for (const i of [0, 1, 3, 4, 5]) {
           const out = poisoned('float32', 960);
@@ -154,7 +155,10 @@ describe('SpectralNormCoalescer', () => {
     const coalescer = new SpectralNormCoalescer({ maxQueue: 4, maxDelayMs: 20 });
     const weights = Array.from({ length: 6 }, () => randomArray('float32', 64));
     const settled = await Promise.allSettled(weights.map((w) => coalescer.norm(w, [8, 8])));
-    assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected'],
+    );
     const error = (settled[4] as PromiseRejectedResult).reason as Error & { code?: string };
     assert.equal(error.code, ErrorCode.QueueFull);
     assert.match(error.message, /queue is full \(4 requests waiting\); retry later/);
@@ -189,13 +193,34 @@ describe('SpectralNormCoalescer', () => {
     assert.throws(() => new SpectralNormCoalescer({ maxDelayMs: -1 }), /^RangeError: options\.maxDelayMs/);
     assert.throws(() => new SpectralNormCoalescer({ maxQueue: 1.5 }), /^RangeError: options\.maxQueue/);
     assert.throws(() => new SpectralNormCoalescer({ backend: 'tpu' as never }), /^RangeError: options\.backend/);
-    assert.throws(() => new SpectralNormCoalescer({ maxBatch: 3 } as never), /^TypeError: options has an unknown key 'maxBatch'|options.*maxBatch/);
+    assert.throws(
+      () => new SpectralNormCoalescer({ maxBatch: 3 } as never),
+      /^TypeError: options has an unknown key 'maxBatch'|options.*maxBatch/,
+    );
     const coalescer = new SpectralNormCoalescer();
     const w: FloatArray = randomArray('float32', 12);
-    await assert.rejects(coalescer.normalize(w, [3, 4], { threads: 2 } as never), /^TypeError: options\.threads is set on the SpectralNormCoalescer/);
+    await assert.rejects(
+      coalescer.normalize(w, [3, 4], { threads: 2 } as never),
+      /^TypeError: options\.threads is set on the SpectralNormCoalescer/,
+    );
     await assert.rejects(coalescer.normalize(w, [3, 5]), /^RangeError: weight has 12 elements/);
     await assert.rejects(coalescer.normalize(w, [3, 4], { tolerance: -1 }), /^RangeError: options\.tolerance/);
     await assert.rejects(coalescer.normalize([1, 2] as never, [2]), /^TypeError: weight/);
     assert.equal(coalescer.stats().requests, 0);
+  });
+
+  it("checks a request's own device against the coalescer's backend, as a call of its own would", async () => {
+    // The coalescer checks its backend once; a request that names a device still gets that device checked.
+    const w: FloatArray = randomArray('float32', 12);
+    const cpu = new SpectralNormCoalescer({ backend: 'cpu' });
+    await assert.rejects(
+      cpu.normalize(w, [3, 4], { device: 0 }),
+      (e: Error) =>
+        e instanceof RangeError && /^options\.device applies only to the cuda backend, but options\.backend is 'cpu'/.test(e.message),
+    );
+    const auto = new SpectralNormCoalescer();
+    await assert.rejects(auto.norm(w, [3, 4], { device: -1 }), /^RangeError: options\.device must be a non-negative integer/);
+    assert.equal(cpu.stats().requests + auto.stats().requests, 0);
+    await Promise.all([cpu.close(), auto.close()]);
   });
 });

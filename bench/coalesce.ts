@@ -50,7 +50,10 @@ async function nativeOnly(weights: Float32Array[], outs: Float32Array[], options
   const { dtype, iterations, tolerance, eps, precision, threads } = prepared[0].job;
   const jobs = [];
   for (let begin = 0; begin < prepared.length; begin += batchSize) {
-    const batch = prepared.slice(begin, begin + batchSize).map((p) => ({ geometry: p.geometry, ...p.job.layers[0] }));
+    const batch = prepared.slice(begin, begin + batchSize).map((p) => {
+      const { weight, out, u, v } = p.job.layers[0];
+      return { geometry: p.geometry, weight, out, u, v };
+    });
     jobs.push(
       buildJob(
         batch,

@@ -120,6 +120,8 @@ export class SpectralNormCoalescer {
   private waiting: Request[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running = 0;
+  /** The arrays of the batches in flight: a waiting request that overlaps one of their writes waits for it. */
+  private readonly inFlight = new Set<readonly Span[]>();
   private closed = false;
   private idle: (() => void)[] = [];
   private readonly counts: SpectralNormCoalescerStats = { requests: 0, rejected: 0, batches: 0, largestBatch: 0 };
@@ -219,10 +221,15 @@ export class SpectralNormCoalescer {
     }
     while (this.running < this.maxInFlight && this.waiting.length > 0) {
       const batch = this.take();
+      // Everything waiting overlaps a batch in flight: it starts when that batch settles (dispatch runs again then).
+      if (batch.length === 0) break;
+      const spans = batch.flatMap((request) => request.spans);
+      this.inFlight.add(spans);
       this.running++;
       this.counts.batches++;
       this.counts.largestBatch = Math.max(this.counts.largestBatch, batch.length);
       void this.runBatch(batch).finally(() => {
+        this.inFlight.delete(spans);
         this.running--;
         // Those that arrived meanwhile have waited for a whole batch already: no further window.
         if (this.waiting.length > 0) this.dispatch();
@@ -233,14 +240,14 @@ export class SpectralNormCoalescer {
 
   /**
    * The next batch, in arrival order: requests with the first one's key, up to maxBatchSize. A request whose arrays
-   * overlap a write of an earlier waiting request (or whose writes overlap its arrays) waits for a later batch, so
-   * requests on shared memory give the results of running them one by one.
+   * overlap a write of an earlier waiting request or of a batch in flight (or whose writes overlap their arrays) waits
+   * for a later batch, so requests on shared memory give the results of running them one by one, whatever maxInFlight.
    */
   private take(): Request[] {
     const key = this.waiting[0].key;
     const taken: Request[] = [];
     const left: Request[] = [];
-    const seen: Span[] = [];
+    const seen: Span[] = [...this.inFlight].flat();
     for (const request of this.waiting) {
       if (taken.length < this.maxBatchSize && request.key === key && !conflicts(request.spans, seen)) taken.push(request);
       else left.push(request);

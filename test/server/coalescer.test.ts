@@ -125,29 +125,32 @@ describe('SpectralNormCoalescer', () => {
         assert.ok(tinyResult.sigma > 0);
       });
 
-      it('requests that write shared memory run one after another, as individual calls would', async () => {
-        const coalescer = new SpectralNormCoalescer({ backend, maxDelayMs: 5 });
-        const shape = [30, 20];
-        const original = randomArray('float32', 600);
-        const shared = original.slice();
-        const other = randomArray('float32', 600);
-        const results = await Promise.all([
-          coalescer.normalize(shared, shape),
-          coalescer.normalize(other, shape),
-          coalescer.normalize(shared, shape), // divides the already divided weight
-          coalescer.norm(shared.subarray(100, 200), [10, 10]), // reads what the two before it write
-        ]);
-        const expected = original.slice();
-        const first = spectralNormalize(expected, shape, { backend });
-        const second = spectralNormalize(expected, shape, { backend });
-        const third = spectralNorm(expected.subarray(100, 200), [10, 10], { backend });
-        assertSameResult(results[0], first, 'first in-place request');
-        assertSameResult(results[2], second, 'second in-place request');
-        assertSameResult(results[3], third, 'reader after the writers');
-        assertSameBytes(shared, expected, 'the shared weight');
-        assert.ok(Math.abs(results[2].sigma - 1) < 1e-3, `σ of W/σ is 1, got ${results[2].sigma}`);
-        assert.ok(coalescer.stats().batches >= 3, 'the conflicting requests were not put in separate batches');
-      });
+      for (const maxInFlight of [1, 4]) {
+        it(`requests that write shared memory run one after another, as individual calls would (maxInFlight ${maxInFlight})`, async () => {
+          // Large enough that a batch in flight is still writing when the next one could start.
+          const coalescer = new SpectralNormCoalescer({ backend, maxDelayMs: 5, maxInFlight });
+          const shape = [300, 700];
+          const original = randomArray('float32', 300 * 700);
+          const shared = original.slice();
+          const other = randomArray('float32', 300 * 700);
+          const results = await Promise.all([
+            coalescer.normalize(shared, shape),
+            coalescer.normalize(other, shape),
+            coalescer.normalize(shared, shape), // divides the already divided weight
+            coalescer.norm(shared.subarray(100, 200), [10, 10]), // reads what the two before it write
+          ]);
+          const expected = original.slice();
+          const first = spectralNormalize(expected, shape, { backend });
+          const second = spectralNormalize(expected, shape, { backend });
+          const third = spectralNorm(expected.subarray(100, 200), [10, 10], { backend });
+          assertSameResult(results[0], first, 'first in-place request');
+          assertSameResult(results[2], second, 'second in-place request');
+          assertSameResult(results[3], third, 'reader after the writers');
+          assertSameBytes(shared, expected, 'the shared weight');
+          assert.ok(Math.abs(results[2].sigma - 1) < 1e-3, `σ of W/σ is 1, got ${results[2].sigma}`);
+          assert.ok(coalescer.stats().batches >= 3, 'the conflicting requests were not put in separate batches');
+        });
+      }
     });
   }
 

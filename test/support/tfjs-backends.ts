@@ -45,7 +45,9 @@ function registerFilterGradient(): void {
       const { x, dy } = inputs as unknown as { x: TensorInfo; dy: TensorInfo };
       const { strides: stride, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as Conv2DBackpropFilterAttrs;
       if (dataFormat !== 'NHWC' || (pad !== 'same' && pad !== 'valid') || dimRoundingMode !== undefined) {
-        throw new Error(`Conv2DBackpropFilter on wasm (test support): only NHWC with 'same' or 'valid' padding, got ${dataFormat} ${String(pad)}`);
+        throw new Error(
+          `Conv2DBackpropFilter on wasm (test support): only NHWC with 'same' or 'valid' padding, got ${dataFormat} ${String(pad)}`,
+        );
       }
       const strides = typeof stride === 'number' ? [stride, stride] : stride;
       // The same buffers seen with a depth of 1: the wasm kernels read data by dataId and shape.
@@ -68,8 +70,13 @@ export async function checkWasmFilterGradient(): Promise<number> {
   const filter = Array.from({ length: 4 * 4 * 5 * 7 }, (_, i) => Math.sin(3 * i));
   const gradient = () =>
     tf.tidy(() => {
-      const f = (w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(tf.tensor4d(x, [2, 9, 9, 5]), w as tf.Tensor4D, 2, 'same'), tf.tensor4d(dy, [2, 5, 5, 7])));
-      return Array.from(tf.grad(f)(tf.tensor4d(filter, [4, 4, 5, 7])).dataSync());
+      const f = (w: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(tf.tensor4d(x, [2, 9, 9, 5]), w as tf.Tensor4D, 2, 'same'), tf.tensor4d(dy, [2, 5, 5, 7])));
+      return Array.from(
+        tf
+          .grad(f)(tf.tensor4d(filter, [4, 4, 5, 7]))
+          .dataSync(),
+      );
     });
   await tf.setBackend('cpu');
   const expected = gradient();

@@ -75,7 +75,8 @@ describeOnTfBackends('SpectralNormalization bad input', () => {
         poisoned[3] = bad;
         second.layer.setWeights([tf.tensor(poisoned, kernel.shape), second.layer.getWeights()[1]]);
         const before = snapshot([first, second]);
-        const message = /^kernel of SpectralNormalization 'sn_second' contains NaN or Infinity \(at index 3\); its kernel, u and v were not modified/;
+        const message =
+          /^kernel of SpectralNormalization 'sn_second' contains NaN or Infinity \(at index 3\); its kernel, u and v were not modified/;
         const train =
           path === 'trainOnBatch'
             ? () => model.trainOnBatch(x, y)
@@ -97,7 +98,9 @@ describeOnTfBackends('SpectralNormalization bad input', () => {
   it('an unbuilt layer: a clear error from what needs its kernel', () => {
     const sn = new SpectralNormalization({ layer: tf.layers.dense({ units: 3 }), name: 'sn_unbuilt' });
     const notBuilt = (what: string) => ({
-      message: new RegExp(`^SpectralNormalization 'sn_unbuilt' is not built yet, so ${what} has no kernel: call it on an input, or give the wrapped layer an inputShape, first`),
+      message: new RegExp(
+        `^SpectralNormalization 'sn_unbuilt' is not built yet, so ${what} has no kernel: call it on an input, or give the wrapped layer an inputShape, first`,
+      ),
     });
     assert.throws(() => sn.normalizedKernel(), notBuilt('normalizedKernel'));
     assert.throws(() => sn.call(tf.ones([2, 4]), { training: true }), notBuilt('call'));
@@ -113,8 +116,17 @@ describeOnTfBackends('SpectralNormalization bad input', () => {
 
   it('SpectralNormCallback: no model, unknown options', () => {
     assert.throws(() => new SpectralNormCallback().powerIteration(), { message: /^SpectralNormCallback has no model/ });
-    assert.throws(() => new SpectralNormCallback({ thread: 2 } as never), { name: 'TypeError', message: /^options\.thread is not a known option/ });
-    assert.throws(() => new SpectralNormCallback({ backend: 'gpu' } as never), { name: 'RangeError', message: /^options\.backend must be 'auto', 'cuda', 'cpu' or 'js', got string gpu/ });
-    assert.throws(() => new SpectralNormCallback({ threads: 0 }), { name: 'RangeError', message: /^options\.threads must be an integer from 1/ });
+    assert.throws(() => new SpectralNormCallback({ thread: 2 } as never), {
+      name: 'TypeError',
+      message: /^options\.thread is not a known option/,
+    });
+    assert.throws(() => new SpectralNormCallback({ backend: 'gpu' } as never), {
+      name: 'RangeError',
+      message: /^options\.backend must be 'auto', 'cuda', 'cpu' or 'js', got string gpu/,
+    });
+    assert.throws(() => new SpectralNormCallback({ threads: 0 }), {
+      name: 'RangeError',
+      message: /^options\.threads must be an integer from 1/,
+    });
   });
 });

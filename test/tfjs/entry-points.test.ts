@@ -11,7 +11,8 @@ function run(script: string): unknown {
   return JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').at(-1) as string);
 }
 
-const TENSORFLOW_MODULES = "Object.keys(require.cache).filter((file) => file.includes(`${require('path').sep}@tensorflow${require('path').sep}`))";
+const TENSORFLOW_MODULES =
+  "Object.keys(require.cache).filter((file) => file.includes(`${require('path').sep}@tensorflow${require('path').sep}`))";
 
 describe('entry points', () => {
   it('requiring the main entry loads no @tensorflow module', () => {

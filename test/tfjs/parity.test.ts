@@ -76,7 +76,8 @@ function gradientParity(kind: Kind, normalizeWith: NormalizeWith): void {
     assertClose(after.u, values(expected.u), PARITY, `training ${training}: u`);
     assertClose(after.v, values(expected.v), PARITY, `training ${training}: v`);
     const [u, v] = [tf.tensor1d(after.u), tf.tensor1d(after.v)];
-    const reference = (k: tf.Tensor, b: tf.Tensor) => tf.losses.meanSquaredError(target, forward(x, referenceNormalized(k, u, v), b)) as tf.Scalar;
+    const reference = (k: tf.Tensor, b: tf.Tensor) =>
+      tf.losses.meanSquaredError(target, forward(x, referenceNormalized(k, u, v), b)) as tf.Scalar;
     const referenceOutput = forward(x, referenceNormalized(kernel, u, v), bias);
     assertClose(output, values(referenceOutput), PARITY, `training ${training}: output`);
     const [dKernel, dBias] = tf.grads(reference)([kernel, bias]);

@@ -35,7 +35,14 @@ async function assertRoundTrip(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor
     assert.equal(b.length, a.length);
     a.forEach((w, j) => assertSameBytes(b[j], w, `${layer.name} weight ${j}`));
     assert.deepEqual(
-      [after[i].powerIterations, after[i].eps, after[i].seed, after[i].warmupIterations, after[i].normalizeWith, after[i].layer.getClassName()],
+      [
+        after[i].powerIterations,
+        after[i].eps,
+        after[i].seed,
+        after[i].warmupIterations,
+        after[i].normalizeWith,
+        after[i].layer.getClassName(),
+      ],
       [layer.powerIterations, layer.eps, layer.seed, layer.warmupIterations, layer.normalizeWith, layer.layer.getClassName()],
     );
   });
@@ -54,9 +61,18 @@ describeOnTfBackends('SpectralNormalization save and load', () => {
     const seed = testSeed() % 100000;
     const model = tf.sequential({
       layers: [
-        new SpectralNormalization({ layer: tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 4, kernelSize: 3 }), seed, powerIterations: 2 }),
+        new SpectralNormalization({
+          layer: tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 4, kernelSize: 3 }),
+          seed,
+          powerIterations: 2,
+        }),
         tf.layers.flatten(),
-        new SpectralNormalization({ layer: tf.layers.dense({ units: 3, activation: 'tanh' }), eps: 1e-6, warmupIterations: 4, normalizeWith: 'tf-ops' }),
+        new SpectralNormalization({
+          layer: tf.layers.dense({ units: 3, activation: 'tanh' }),
+          eps: 1e-6,
+          warmupIterations: 4,
+          normalizeWith: 'tf-ops',
+        }),
       ],
     });
     model.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
@@ -86,7 +102,10 @@ describeOnTfBackends('SpectralNormalization save and load', () => {
     const layer = new SpectralNormalization({ layer: tf.layers.conv2dTranspose({ filters: 3, kernelSize: 2, name: 'up' }), seed: 5 });
     const config = layer.getConfig();
     assert.deepEqual(config.layer, { className: 'Conv2DTranspose', config: layer.layer.getConfig() });
-    assert.deepEqual([config.powerIterations, config.eps, config.seed, config.warmupIterations, config.normalizeWith], [1, 1e-12, 5, 15, 'auto']);
+    assert.deepEqual(
+      [config.powerIterations, config.eps, config.seed, config.warmupIterations, config.normalizeWith],
+      [1, 1e-12, 5, 15, 'auto'],
+    );
     const copy = SpectralNormalization.fromConfig(SpectralNormalization, config);
     assert.ok(copy instanceof SpectralNormalization);
     assert.equal(copy.layer.name, 'up');

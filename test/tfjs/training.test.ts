@@ -76,29 +76,33 @@ function withSpectralGap<L extends tf.layers.Layer>(layer: L, inputShape: (numbe
 describeOnTfBackends('SpectralNormalization in training', (backend) => {
   for (const kind of ALL_KINDS) {
     for (const normalizeWith of ['engine', 'tf-ops'] as const) {
-    it(`wraps ${kind.name}: u over the last dimension, W/σ as the engine's, outputs as the wrapped layer's with W/σ (${normalizeWith})`, () => {
-      const seed = testSeed() % 100000;
-      const sn = new SpectralNormalization({ layer: kind.make(seed), seed, normalizeWith });
-      const model = tf.sequential({ layers: [sn] }); // the first layer: the wrapped layer has the inputShape
-      const x = inputsFor(kind, 3, seed + 1);
-      const callback = new SpectralNormCallback();
-      callback.setModel(model);
-      callback.powerIteration(); // the batched path
-      model.apply(x, { training: true }); // the step's forward: uses that iteration
-      model.apply(x, { training: true }); // a second training call iterates on its own
-      const { kernel, u, v } = snState(sn);
-      const units = (sn.layer as unknown as Record<string, tf.LayerVariable>)[kernelAttribute(sn.layer)].shape.at(-1) as number;
-      assert.equal(u.length, units);
-      assert.equal(v.length, kernel.length / units);
-      const normalized = sn.normalizedKernel();
-      assertClose(values(normalized), engineNormalized(sn), PARITY, 'W/σ');
-      // The same layer, built anew, with W/σ as its kernel: no SpectralNormalization involved.
-      const plain = kind.make(seed);
-      tf.sequential({ layers: [plain] });
-      const attribute = kernelAttribute(plain);
-      plain.setWeights(plain.weights.map((w, i) => (w === (plain as unknown as Record<string, unknown>)[attribute] ? normalized : sn.layer.getWeights()[i])));
-      assertClose(values(model.predict(x) as tf.Tensor), values(plain.apply(x) as tf.Tensor), PARITY, 'output');
-    });
+      it(`wraps ${kind.name}: u over the last dimension, W/σ as the engine's, outputs as the wrapped layer's with W/σ (${normalizeWith})`, () => {
+        const seed = testSeed() % 100000;
+        const sn = new SpectralNormalization({ layer: kind.make(seed), seed, normalizeWith });
+        const model = tf.sequential({ layers: [sn] }); // the first layer: the wrapped layer has the inputShape
+        const x = inputsFor(kind, 3, seed + 1);
+        const callback = new SpectralNormCallback();
+        callback.setModel(model);
+        callback.powerIteration(); // the batched path
+        model.apply(x, { training: true }); // the step's forward: uses that iteration
+        model.apply(x, { training: true }); // a second training call iterates on its own
+        const { kernel, u, v } = snState(sn);
+        const units = (sn.layer as unknown as Record<string, tf.LayerVariable>)[kernelAttribute(sn.layer)].shape.at(-1) as number;
+        assert.equal(u.length, units);
+        assert.equal(v.length, kernel.length / units);
+        const normalized = sn.normalizedKernel();
+        assertClose(values(normalized), engineNormalized(sn), PARITY, 'W/σ');
+        // The same layer, built anew, with W/σ as its kernel: no SpectralNormalization involved.
+        const plain = kind.make(seed);
+        tf.sequential({ layers: [plain] });
+        const attribute = kernelAttribute(plain);
+        plain.setWeights(
+          plain.weights.map((w, i) =>
+            w === (plain as unknown as Record<string, unknown>)[attribute] ? normalized : sn.layer.getWeights()[i],
+          ),
+        );
+        assertClose(values(model.predict(x) as tf.Tensor), values(plain.apply(x) as tf.Tensor), PARITY, 'output');
+      });
     }
   }
 
@@ -124,7 +128,12 @@ describeOnTfBackends('SpectralNormalization in training', (backend) => {
   it('the callback gives each layer what its own SpectralNormalizer would, powerIterations included', () => {
     const seed = testSeed() % 100000;
     const layers = [1, 2, 3].map(
-      (powerIterations, i) => new SpectralNormalization({ layer: tf.layers.dense({ units: 4 + i, ...(i === 0 ? { inputShape: [6] } : {}) }), seed: seed + i, powerIterations }),
+      (powerIterations, i) =>
+        new SpectralNormalization({
+          layer: tf.layers.dense({ units: 4 + i, ...(i === 0 ? { inputShape: [6] } : {}) }),
+          seed: seed + i,
+          powerIterations,
+        }),
     );
     const model = tf.sequential({ layers });
     const expected = layers.map((layer) => {
@@ -154,7 +163,9 @@ describeOnTfBackends('SpectralNormalization in training', (backend) => {
     const model = tf.model({ inputs: top, outputs: outer.apply(block.apply(top)) as tf.SymbolicTensor });
     model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
     const [x, y] = [tf.randomNormal([8, 6], 0, 1, 'float32', seed), tf.randomNormal([8, 2], 0, 1, 'float32', seed + 1)];
-    const counts = await countEngineCalls(() => model.fit(x, y, { batchSize: 8, epochs: 2, verbose: 0, callbacks: [new SpectralNormCallback()] }));
+    const counts = await countEngineCalls(() =>
+      model.fit(x, y, { batchSize: 8, epochs: 2, verbose: 0, callbacks: [new SpectralNormCallback()] }),
+    );
     assert.deepEqual(counts, { normalizer: 0, batch: 2 }, 'both layers in one batch, each of the two steps');
     for (const layer of [inner, outer]) assertClose(values(layer.normalizedKernel()), engineNormalized(layer), PARITY, layer.name);
   });
@@ -179,7 +190,13 @@ describeOnTfBackends('SpectralNormalization in training', (backend) => {
       const batched = make();
       let steps = 0;
       const check = new tf.CustomCallback({ onBatchBegin: async () => assertUnit(batched.column, `callback, step ${++steps}`) });
-      await batched.model.fit(x, y, { batchSize: 4, epochs: 2, shuffle: false, verbose: 0, callbacks: [new SpectralNormCallback(), check] });
+      await batched.model.fit(x, y, {
+        batchSize: 4,
+        epochs: 2,
+        shuffle: false,
+        verbose: 0,
+        callbacks: [new SpectralNormCallback(), check],
+      });
       assert.equal(steps, 20);
       // Without: each training forward iterates on the current W; the check follows it, before the optimizer's update.
       const own = make();
@@ -207,7 +224,15 @@ describeOnTfBackends('SpectralNormalization in training', (backend) => {
     const init = (i: number) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 10 + i }) });
     const discriminator = tf.sequential({
       layers: [
-        sn(withSpectralGap(tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, padding: 'same', ...init(0) }), [null, 8, 8, 3]), 0),
+        sn(
+          withSpectralGap(tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, padding: 'same', ...init(0) }), [
+            null,
+            8,
+            8,
+            3,
+          ]),
+          0,
+        ),
         tf.layers.leakyReLU({ alpha: 0.1 }),
         sn(withSpectralGap(tf.layers.conv2d({ filters: 16, kernelSize: 4, strides: 2, padding: 'same', ...init(1) }), [null, 8, 8, 8]), 1),
         tf.layers.leakyReLU({ alpha: 0.1 }),
@@ -217,7 +242,9 @@ describeOnTfBackends('SpectralNormalization in training', (backend) => {
     });
     discriminator.compile({ optimizer: tf.train.adam(1e-4, 0.5, 0.999), loss: tf.losses.sigmoidCrossEntropy });
     // "Real" images are smooth, "fake" ones noise: a task the discriminator can learn, so its weights move.
-    const real = tf.tidy(() => tf.sin(tf.mul(tf.cumsum(tf.ones([200, 8, 8, 3]), 1), tf.randomUniform([200, 1, 1, 3], 0.2, 1, 'float32', seed))));
+    const real = tf.tidy(() =>
+      tf.sin(tf.mul(tf.cumsum(tf.ones([200, 8, 8, 3]), 1), tf.randomUniform([200, 1, 1, 3], 0.2, 1, 'float32', seed))),
+    );
     const fake = tf.randomUniform([200, 8, 8, 3], -1, 1, 'float32', seed + 1);
     // A seeded shuffle (fit's own shuffle draws from Math.random).
     const order = tf.tensor1d(shuffled(400, seed), 'int32');
@@ -238,8 +265,16 @@ describeOnTfBackends('SpectralNormalization in training', (backend) => {
         }
       },
     });
-    const history = await discriminator.fit(x, y, { batchSize: 8, epochs: 1, shuffle: false, verbose: 0, callbacks: [new SpectralNormCallback(), check] });
+    const history = await discriminator.fit(x, y, {
+      batchSize: 8,
+      epochs: 1,
+      shuffle: false,
+      verbose: 0,
+      callbacks: [new SpectralNormCallback(), check],
+    });
     assert.equal(checks, 50 * layers.length);
-    console.log(`      (${backend}: largest |σ(W/σ) − 1| over 50 steps ${worst.toExponential(2)}, loss ${(history.history.loss[0] as number).toFixed(3)})`);
+    console.log(
+      `      (${backend}: largest |σ(W/σ) − 1| over 50 steps ${worst.toExponential(2)}, loss ${(history.history.loss[0] as number).toFixed(3)})`,
+    );
   });
 });

@@ -2,7 +2,7 @@
 import type { FloatArray, PowerJob } from '../binding';
 import { type BackendName, type BackendOption, type ResolvedBackend, checkBackendOption, defaultThreads, resolveBackend } from './backends';
 import type { CostedJob } from './cost-model';
-import { type Core, buildJob, finish, runAsync, runSync } from './engine';
+import { type Core, buildJob, effectivePrecision, finish, runAsync, runSync } from './engine';
 import { type MatrixGeometry, matrixGeometry } from './layout';
 import { withCallerStack } from './operation-queue';
 import { type CertifiedBounds, certifiedBounds } from './certify';
@@ -126,7 +126,10 @@ export function prepare(
       ? preset.option
       : checkBackendOption('options.backend', preset ? preset.option.choice : opts.backend, 'options.device', opts.device);
   const geometry = matrixGeometry(shape, dim, false);
-  const backend = resolveBackend(option, convergeJob([geometry], dtype, precision, maxIterations, threads, [out !== null]));
+  const backend = resolveBackend(
+    option,
+    convergeJob([geometry], dtype, effectivePrecision({ precision, tolerance }), maxIterations, threads, [out !== null]),
+  );
   const { u, v } = startVectors(seed, geometry.uLength, geometry.vLength, dtype);
   const job = buildJob([{ geometry, u, v }], [w], [out], {
     dtype,

@@ -159,12 +159,26 @@ else {
 }
 if (numpy.unavailable) console.log(`numpy skipped: ${numpy.unavailable}`);
 
-const torchProbe = spawnSync(args.python!, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-const torch =
-  torchProbe.status === 0
-    ? { version: torchProbe.stdout.trim() }
-    : { unavailable: `${args.python} cannot import torch (Debian's python3-torch is not installed here): the step comparison is skipped` };
-if ('unavailable' in torch) console.log(torch.unavailable);
+let torch: { torch?: string; threads?: number; unavailable?: string; layers?: { medianMs: number; minMs: number }[] };
+{
+  const input = layers.map((l, i) => {
+    const file = path.join(tmp, `t${i}.f32`);
+    fs.writeFileSync(file, l.weight);
+    return { file, shape: l.shape, inputSize: l.geometry.inputSize, stride: l.geometry.stride, padding: l.geometry.padding, repeats: 15 };
+  });
+  console.log(`torch: conv2d + conv_transpose2d on one image, ${input.length} layers …`);
+  const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', 'conv_torch_step.py')], {
+    input: JSON.stringify(input),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  torch =
+    run.status === 0
+      ? JSON.parse(run.stdout.trim().split('\n').pop()!)
+      : { unavailable: `${args.python} bench/peers/conv_torch_step.py failed: ${(run.stderr || String(run.error)).slice(-300)}` };
+}
+if (torch.unavailable)
+  console.log(`torch skipped: ${torch.unavailable} (Debian: apt-get install python3-torch; --python /usr/bin/python3)`);
 fs.rmSync(tmp, { recursive: true, force: true });
 
 const rows: Record<string, unknown>[] = [];
@@ -214,6 +228,9 @@ for (const l of layers) {
   const out = new Float32Array(l.weight.length);
   const step = time(() => sn.step(l.weight, { out }));
   row.stepMs = step.medianMs;
+  const torchStep = torch.layers?.[layers.indexOf(l)];
+  row.torchStepMs = torchStep?.medianMs ?? null;
+  row.stepVsTorch = torchStep ? torchStep.medianMs / step.medianMs : null;
   rows.push(row);
   const f = row.fft as { ms: number; numpyMs: number | null } | undefined;
   console.log(
@@ -221,14 +238,18 @@ for (const l of layers) {
       `reshaped σ ${reshaped.sigma.toFixed(4)}, operator σ ${real.value.sigma.toFixed(4)} ≤ ${real.value.upper.toFixed(4)} ` +
       `(gap ${((real.value.upper / real.value.lower - 1) * 100).toFixed(2)}%, ${real.value.method}, ${real.medianMs.toFixed(1)} ms)` +
       (f ? `; circular FFT ${f.ms.toFixed(1)} ms vs numpy ${f.numpyMs?.toFixed(1) ?? '—'} ms` : '') +
-      `; step ${step.medianMs.toFixed(2)} ms`,
+      `; step ${step.medianMs.toFixed(2)} ms` +
+      (torchStep ? ` vs torch ${torchStep.medianMs.toFixed(2)} ms (${(torchStep.medianMs / step.medianMs).toFixed(2)}×)` : ''),
   );
 }
 
 writeRecord(resultsDir(args.out), 'conv', 'bench:conv', {
-  note: 'the machine was shared with other builds and tests while this ran: timings are noisy; the lead reruns on a quiet machine',
+  note: `load average at the end: ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(', ')}`,
   backend,
   numpy: numpy.numpy ?? numpy.unavailable,
-  torch: 'version' in torch ? torch.version : torch.unavailable,
+  torch: torch.torch ? { version: torch.torch, threads: torch.threads } : torch.unavailable,
   rows,
 });

@@ -86,7 +86,7 @@ export function parseEnvConstants(text: string | undefined): Partial<CostConstan
 }
 
 /** The folder of the cache file, or null for none: SPECTRAL_NORM_CACHE_DIR, else the platform's user cache folder. */
-export function cacheDirectory(env: NodeJS.ProcessEnv = process.env): string | null {
+export function cacheDirectory(env: Readonly<Record<string, string | undefined>> = process.env): string | null {
   const chosen = env[ENV_CACHE_DIR];
   if (chosen !== undefined && chosen !== '') return chosen === 'off' ? null : path.resolve(chosen);
   const home = os.homedir();

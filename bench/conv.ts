@@ -135,48 +135,43 @@ for (const net of networks()) {
   }
 }
 
-// The peers, run once over every layer.
+// The peers, run once over every layer: each reads the layers' kernels from files written once here.
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-conv-'));
+const files = layers.map((l, i) => {
+  const file = path.join(tmp, `w${i}.f32`);
+  fs.writeFileSync(file, l.weight);
+  return file;
+});
 const circularLayers = layers.filter((l) => l.shape[2] % 2 === 1 && l.shape[3] % 2 === 1);
+
+/** Runs bench/peers/<script> on `input` (JSON on stdin) and parses its last line, or says why it could not. */
+function runPeer<T extends { unavailable?: string }>(script: string, input: unknown): T {
+  const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', script)], {
+    input: JSON.stringify(input),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  return run.status === 0
+    ? (JSON.parse(run.stdout.trim().split('\n').pop()!) as T)
+    : ({ unavailable: `${args.python} bench/peers/${script} failed: ${(run.stderr || String(run.error)).slice(-300)}` } as T);
+}
+
 let numpy: { numpy?: string; unavailable?: string; layers?: { sigma: number; medianMs: number; samples: number }[] };
 if (args['no-numpy']) numpy = { unavailable: '--no-numpy' };
 else {
-  const input = circularLayers.map((l, i) => {
-    const file = path.join(tmp, `w${i}.f32`);
-    fs.writeFileSync(file, l.weight);
-    return { file, shape: l.shape, inputSize: l.geometry.inputSize, repeats: 3 };
-  });
-  console.log(`numpy: the FFT method on ${input.length} layers …`);
-  const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', 'conv_fft.py')], {
-    input: JSON.stringify(input),
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
-  numpy =
-    run.status === 0
-      ? JSON.parse(run.stdout.trim().split('\n').pop()!)
-      : { unavailable: `${args.python} bench/peers/conv_fft.py failed: ${(run.stderr || String(run.error)).slice(-300)}` };
+  console.log(`numpy: the FFT method on ${circularLayers.length} layers …`);
+  numpy = runPeer(
+    'conv_fft.py',
+    circularLayers.map((l) => ({ file: files[layers.indexOf(l)], shape: l.shape, inputSize: l.geometry.inputSize, repeats: 3 })),
+  );
 }
 if (numpy.unavailable) console.log(`numpy skipped: ${numpy.unavailable}`);
 
-let torch: { torch?: string; threads?: number; unavailable?: string; layers?: { medianMs: number; minMs: number }[] };
-{
-  const input = layers.map((l, i) => {
-    const file = path.join(tmp, `t${i}.f32`);
-    fs.writeFileSync(file, l.weight);
-    return { file, shape: l.shape, inputSize: l.geometry.inputSize, stride: l.geometry.stride, padding: l.geometry.padding, repeats: 15 };
-  });
-  console.log(`torch: conv2d + conv_transpose2d on one image, ${input.length} layers …`);
-  const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', 'conv_torch_step.py')], {
-    input: JSON.stringify(input),
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
-  torch =
-    run.status === 0
-      ? JSON.parse(run.stdout.trim().split('\n').pop()!)
-      : { unavailable: `${args.python} bench/peers/conv_torch_step.py failed: ${(run.stderr || String(run.error)).slice(-300)}` };
-}
+console.log(`torch: conv2d + conv_transpose2d on one image, ${layers.length} layers …`);
+const torch: { torch?: string; threads?: number; unavailable?: string; layers?: { medianMs: number; minMs: number }[] } = runPeer(
+  'conv_torch_step.py',
+  layers.map((l, i) => ({ file: files[i], shape: l.shape, ...l.geometry, repeats: 15 })),
+);
 if (torch.unavailable)
   console.log(`torch skipped: ${torch.unavailable} (Debian: apt-get install python3-torch; --python /usr/bin/python3)`);
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -241,6 +241,21 @@ export class StagedOutput {
   private readonly staged: { file: OutputFile; temp: string }[] = [];
   private readonly createdFolders: string[] = [];
 
+  /**
+   * Runs `write` on a new StagedOutput, then commits it (in the order of the final paths `write` returns, if any), or
+   * aborts it and rethrows when anything failed: the one way every format writer stages its files.
+   */
+  static async run(write: (staged: StagedOutput) => Promise<readonly string[] | void>): Promise<void> {
+    const staged = new StagedOutput();
+    try {
+      const order = await write(staged);
+      await staged.commit(order ?? undefined);
+    } catch (error) {
+      await staged.abort();
+      throw error;
+    }
+  }
+
   private async prepare(final: string): Promise<string> {
     const folder = path.dirname(final);
     try {

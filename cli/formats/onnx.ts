@@ -354,9 +354,8 @@ export async function openOnnx(file: string): Promise<ModelFile> {
         }
       }
     }
-    const staged = new StagedOutput();
     const files: string[] = [];
-    try {
+    await StagedOutput.run(async (staged) => {
       let next = 0;
       const take = async (t: OnnxTensor) => {
         if (order[next] !== t) throw new Error(`internal: ${t.name} written out of order`);
@@ -391,11 +390,8 @@ export async function openOnnx(file: string): Promise<ModelFile> {
         files.push(externalOut(external));
       }
       // The external files are renamed into place before the model that points at them.
-      await staged.commit([...files.filter((f) => f !== output), output]);
-    } catch (error) {
-      await staged.abort();
-      throw error;
-    }
+      return [...files.filter((f) => f !== output), output];
+    });
     return { widened: [], files };
   };
 

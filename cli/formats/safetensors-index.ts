@@ -118,9 +118,8 @@ export async function openSafetensorsIndex(file: string, parsed: unknown): Promi
         }
       }
     }
-    const staged = new StagedOutput();
     const files: string[] = [];
-    try {
+    await StagedOutput.run(async (staged) => {
       for (const [i, relative] of names.entries()) {
         const shard = shards.get(relative)!;
         if (shard.header.tensors.some((t) => selected.has(t))) await writeShard(staged, targets[i], shard, selected, transform);
@@ -133,11 +132,7 @@ export async function openSafetensorsIndex(file: string, parsed: unknown): Promi
         await (await staged.copy(indexOut, file)).finish();
         files.push(indexOut);
       }
-      await staged.commit();
-    } catch (error) {
-      await staged.abort();
-      throw error;
-    }
+    });
     return { widened: [], files };
   };
 

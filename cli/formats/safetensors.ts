@@ -254,14 +254,7 @@ export async function openSafetensors(file: string): Promise<ModelFile> {
     if (!inPlace && (await sameFile(output, file))) {
       throw new ModelFileError(output, 'is the input file; use --in-place to replace it (through a temporary file)');
     }
-    const staged = new StagedOutput();
-    try {
-      await writeShard(staged, output, shard, selected, transform);
-      await staged.commit();
-    } catch (error) {
-      await staged.abort();
-      throw error;
-    }
+    await StagedOutput.run((staged) => writeShard(staged, output, shard, selected, transform));
     return { widened: [], files: [output] };
   };
 

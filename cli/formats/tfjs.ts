@@ -263,8 +263,7 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
       }
     }
     const widened: string[] = [];
-    const staged = new StagedOutput();
-    try {
+    await StagedOutput.run(async (staged) => {
       for (let g = 0; g < groups.length; g++) {
         const writer = new ShardWriter(groups[g], outDir, staged);
         for (const t of tensors.filter((x) => x.group === g)) {
@@ -290,12 +289,9 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
         json = JSON.stringify(copy);
       }
       await (await staged.create(output)).write(Buffer.from(json, 'utf8'));
-      // Shards first, the manifest last, so the manifest never points at shards that are not yet in place.
-      await staged.commit();
-    } catch (error) {
-      await staged.abort();
-      throw error;
-    }
+      // Shards first, the manifest last (commit keeps the order of creation), so the manifest never points at shards
+      // that are not yet in place.
+    });
     return { widened, files: targets };
   };
 

@@ -275,9 +275,18 @@ function systemCacheBytes(): number | null {
   return largest;
 }
 
-/** Where the OS reports no cache size: a typical server's last-level cache, and the stream probe's buffer. */
+/** Where the OS reports no cache size: a typical server's last-level cache. */
 const DEFAULT_CACHE_BYTES = 32 * 2 ** 20;
-const STREAM_PROBE_BYTES = 32 * 2 ** 20;
+
+/**
+ * The stream probe's buffer: four times the largest cache the OS reports (at least 32 MiB, at most 512 MiB), so that
+ * a host with a large last-level cache measures main memory rather than its cache; twice the default cache where the
+ * OS reports none. Its first touch costs a page fault per 4 KiB, slow in some VMs, and the result is cached on disk.
+ */
+export function streamProbeBytes(cacheBytes: number | null): number {
+  if (cacheBytes === null) return 2 * DEFAULT_CACHE_BYTES;
+  return Math.min(512 * 2 ** 20, Math.max(32 * 2 ** 20, 4 * cacheBytes));
+}
 
 export interface Measured<T> {
   constants: T;
@@ -299,10 +308,10 @@ export function measureHostConstants(addon: NativeAddon, threads: number): Measu
   return { constants, sources, ms: elapsedMs(start) };
 }
 
-/** Main memory's read bandwidth on all threads (a 32 MiB buffer, touched first: the costliest probe). */
+/** Main memory's read bandwidth on all threads (a buffer well beyond the caches, touched first: the costliest probe). */
 export function measureStreamBandwidth(addon: NativeAddon, threads: number): Measured<Pick<HostCostConstants, 'cpuStreamBytesPerSecond'>> {
   const start = process.hrtime.bigint();
-  const cpuStreamBytesPerSecond = addon.internal.readBandwidth(STREAM_PROBE_BYTES, threads, 3);
+  const cpuStreamBytesPerSecond = addon.internal.readBandwidth(streamProbeBytes(systemCacheBytes()), threads, 3);
   return { constants: { cpuStreamBytesPerSecond }, sources: { cpuStreamBytesPerSecond: 'measured' }, ms: elapsedMs(start) };
 }
 

@@ -17,6 +17,7 @@ import {
   measureStreamBandwidth,
   parseEnvConstants,
   resetCalibration,
+  streamProbeBytes,
 } from '../../lib/cost-calibration';
 import {
   type CostedJob,
@@ -198,6 +199,15 @@ describe("'auto': its constants", () => {
       assert.equal(cacheDirectory({ XDG_CACHE_HOME: '/xdg' }), '/xdg/spectral-norm');
       assert.equal(cacheDirectory({}), path.join(os.homedir(), '.cache', 'spectral-norm'));
     }
+  });
+
+  it('the memory-bandwidth probe reads well beyond the caches the OS reports, within bounds', () => {
+    const MiB = 2 ** 20;
+    assert.equal(streamProbeBytes(null), 64 * MiB);
+    assert.equal(streamProbeBytes(1 * MiB), 32 * MiB);
+    assert.equal(streamProbeBytes(32 * MiB), 128 * MiB);
+    assert.equal(streamProbeBytes(96 * MiB), 384 * MiB);
+    assert.equal(streamProbeBytes(1152 * MiB), 512 * MiB);
   });
 
   it('measured constants are positive and finite', function () {

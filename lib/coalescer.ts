@@ -72,7 +72,7 @@ interface Span {
 
 interface Request {
   prepared: Prepared;
-  /** Requests with the same key can share one job: same dtype, tolerance, iteration limit, eps and precision. */
+  /** Requests with the same key can share one job: same dtype, tolerance, iteration limit, eps, precision and device. */
   key: string;
   spans: Span[];
   resolve: (value: SpectralNormResult) => void;
@@ -203,7 +203,7 @@ export class SpectralNormCoalescer {
       return new Promise<SpectralNormResult>((resolve, reject) => {
         this.waiting.push({
           prepared,
-          key: `${dtype}:${tolerance}:${iterations}:${eps}:${precision}`,
+          key: `${dtype}:${tolerance}:${iterations}:${eps}:${precision}:${prepared.option.cuda?.device ?? '-'}`,
           spans: spansOf(prepared),
           resolve,
           reject,
@@ -305,13 +305,17 @@ export class SpectralNormCoalescer {
     });
   }
 
-  /** A pinned backend; under 'auto', the one the cost model picks for the whole batch (a request alone picks its own). */
+  /**
+   * A pinned backend; under 'auto', the one the cost model picks for the whole batch (a request alone picks its own).
+   * A batch's requests share one CUDA device (it is in their key), the coalescer's or the one they named.
+   */
   private batchBackend(batch: readonly Request[]): ResolvedBackend {
-    if (this.backendOption.choice !== 'auto') return batch[0].prepared.backend;
+    const { option } = batch[0].prepared;
+    if (option.choice !== 'auto') return batch[0].prepared.backend;
     const { dtype, iterations, precision, threads } = batch[0].prepared.job;
     const geometries = batch.map(({ prepared }) => prepared.geometry);
     const divides = batch.map(({ prepared }) => prepared.job.layers[0].out !== null);
-    return resolveBackend(this.backendOption, convergeJob(geometries, dtype, precision, iterations, threads, divides));
+    return resolveBackend(option, convergeJob(geometries, dtype, precision, iterations, threads, divides));
   }
 
   private async runAlone(request: Request): Promise<void> {

@@ -85,6 +85,8 @@ const KEYS = ['dim', 'tolerance', 'maxIterations', 'seed', 'eps', 'precision', '
 export interface Prepared {
   job: PowerJob;
   backend: ResolvedBackend;
+  /** The checked backend option (with its device) that `backend` was resolved from. */
+  option: BackendOption;
   seed: number;
   geometry: MatrixGeometry;
   /** Whether to certify bounds on σ, and where they go once computed (before the job may divide the weight). */
@@ -140,7 +142,7 @@ export function prepare(
     legacy: false,
     threads,
   });
-  return { job, backend, seed, geometry, certify };
+  return { job, backend, option, seed, geometry, certify };
 }
 
 /**

@@ -165,6 +165,26 @@ describe('CLI: ONNX models', () => {
     }
   });
 
+  it('normalize --clip: every float16, bfloat16, float and double initializer written has exact σ ≤ the target', async () => {
+    const { file, weights } = writeOnnx(folder);
+    const out = path.join(folder, 'out', 'clipped.onnx');
+    // A target below every σ here (entries of ±0.5 or ±3), so that each dtype's rounding of W/σ is exercised.
+    const target = 0.25;
+    const n = await normalize(file, { ...OPTIONS, output: out, inPlace: false, target, clip: true }, quiet, quiet);
+    const selected = weights.filter((w) => w.shape.length >= 2);
+    const after = initializerValues(out);
+    for (const w of selected) {
+      const row = n.tensors.find((t) => t.name === w.name)!;
+      const dim = w.name === 'deconv.weight' ? 1 : 0;
+      assert.ok(exactSpectralNorm(w.values, w.shape, { dim }) > target, `${w.name}: the fixture's σ must exceed the target`);
+      assert.equal(row.action, 'normalized', w.name);
+      const a = after.get(w.name)!;
+      assert.equal(a.dataType, w.dataType, `${w.name} keeps its dtype`);
+      const exact = exactSpectralNorm(a.values, a.shape, { dim });
+      assert.ok(exact <= target, `${w.name} (dtype ${w.dataType}, ${w.storage}): exact σ after --clip is ${exact}, above ${target}`);
+    }
+  });
+
   it('raw_data and external tensors are replaced in place: every other byte of both files is identical', async () => {
     const { file } = writeOnnx(folder);
     const out = path.join(folder, 'out', 'model.onnx');

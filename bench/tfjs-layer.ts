@@ -226,7 +226,11 @@ async function benchBackend(backend: string, shapes: number[][], settings: Setti
     snOverheadByDifferenceMs: { engine: differences[engine], tfOps: differences[tfOps] },
     snWorkAloneMs: { engine: aloneStats[engine], tfOps: aloneStats[tfOps] },
     tfOpsOverEngine: {
-      byDifference: differences[tfOps].medianMs / differences[engine].medianMs,
+      // Only where both medians are above 0; otherwise the steps' noise hides the SN work (null).
+      byDifference:
+        differences[engine].medianMs > 0 && differences[tfOps].medianMs > 0
+          ? differences[tfOps].medianMs / differences[engine].medianMs
+          : null,
       alone: (aloneStats[tfOps]?.medianMs ?? NaN) / (aloneStats[engine]?.medianMs ?? NaN),
     },
   };
@@ -237,8 +241,11 @@ async function benchBackend(backend: string, shapes: number[][], settings: Setti
   }
   for (const s of aloneStats) if (s) console.log(`    SN work alone, ${s.variant.padEnd(24)} ${spread(s)}   (${s.samples} samples)`);
   console.log(
-    `  ${backend}: tf-ops SN overhead / engine SN overhead = ${result.tfOpsOverEngine.alone.toFixed(2)} timed alone, ` +
-      `${result.tfOpsOverEngine.byDifference.toFixed(2)} by difference of step medians (goal ≥ 3)`,
+    `  ${backend}: tf-ops SN overhead / engine SN overhead = ${result.tfOpsOverEngine.alone.toFixed(2)} timed alone; ` +
+      (result.tfOpsOverEngine.byDifference === null
+        ? 'by difference of steps: not measurable (a median difference ≤ 0: the steps vary more than SN costs)'
+        : `${result.tfOpsOverEngine.byDifference.toFixed(2)} by difference of steps (their spread above: read it with care)`) +
+      ' (goal ≥ 3)',
   );
   tf.dispose([x, y]);
   return result;

@@ -1,9 +1,16 @@
 // npm run bench:tfjs: one training step of the SNGAN CIFAR-10 discriminator (bench/networks.json's
 // sngan-cnn-cifar10-d, batch 16) on the tfjs cpu and wasm backends, in three variants: no SN; SN with
 // spectral-norm/tfjs's layer and callback (the power iteration in this library's engine); SN with the pure-tf-ops
-// reference (test/support/tfjs-reference.ts, Keras 3's algorithm). The SN overhead of a variant is its median step
-// time minus the no-SN median; the goal (issue 15) is an overhead at least 3× smaller with the engine than with tf ops.
-// Variants are timed in interleaved rounds, so that a shared machine's drifts hit them alike.
+// reference (test/support/tfjs-reference.ts, Keras 3's algorithm). The goal (issue 15): an SN overhead at least 3×
+// smaller with the engine than with tf ops. Two measures of it:
+// - by difference: a variant's median step time minus the no-SN median. The SN work is about 1% of a step here, so
+//   this difference is at the mercy of the step's noise;
+// - alone: the SN work of one step timed by itself, outside the model, with the same calls as in the step (ours:
+//   the callback's batched iteration, then every layer's W/σ and its gradient; the reference: every layer's power
+//   iteration in tf ops, then W/σ and its gradient through tfjs's autodiff).
+// Steps are timed in interleaved rounds after one warm-up step per variant, so that a shared machine's drifts hit
+// the variants alike. Both backends train conv2d with bench/tfjs-filter-gradient.ts's Conv2DBackpropFilter (wasm has
+// none; cpu's own takes about a minute per layer here): the same for all three variants, and no part of SN.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,8 +18,10 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 
 import { SpectralNormCallback, SpectralNormalization } from '../lib/tfjs';
-import { wasmBackend } from '../test/support/tfjs-backends';
-import { TfOpsSpectralNormalization } from '../test/support/tfjs-reference';
+import { kernelAttribute, kernelVariable } from '../lib/tfjs/kernel';
+import { type EngineNormalized, engineDivided } from '../lib/tfjs/normalized-kernel';
+import { TfOpsSpectralNormalization, referenceNormalized, referencePowerIteration } from '../test/support/tfjs-reference';
+import { useFilterGradient, wasmBackend } from './tfjs-filter-gradient';
 import { writeRecord } from './machine';
 import { fixedWeight, resultsDir } from './networks';
 import { summarize } from './timing';
@@ -70,12 +79,68 @@ function discriminator(variant: Variant, shapes: number[][], image: number): tf.
 interface Contender {
   variant: Variant;
   step: () => Promise<void>;
+  /** The SN work of one step by itself, outside the model (see the header); null for no SN. */
+  snWork: (() => void) | null;
+}
+
+const BY_NAME = (name: string) => (w: tf.LayerVariable) => w.originalName === name || w.originalName.endsWith(`/${name}`);
+
+/** The kernel variable a wrapper normalizes. */
+function kernelOf(layer: SpectralNormalization | TfOpsSpectralNormalization): tf.LayerVariable {
+  return kernelVariable(layer.layer, kernelAttribute(layer.layer));
+}
+
+/** A random upstream gradient for each wrapper's W/σ (dloss / d(W/σ) in a step), drawn once. */
+function upstreamGradients(layers: (SpectralNormalization | TfOpsSpectralNormalization)[]): tf.Tensor[] {
+  return layers.map((layer, i) => tf.randomNormal(kernelOf(layer).shape as number[], 0, 1e-3, 'float32', 77 + i));
+}
+
+/** Ours: the callback's batched iteration, then each layer's W/σ from it (engineDivided, as call() does) and its gradient. */
+function engineSnWork(model: tf.Sequential, callback: SpectralNormCallback): () => void {
+  const layers = model.layers.filter((l): l is SpectralNormalization => l instanceof SpectralNormalization);
+  const upstream = upstreamGradients(layers);
+  return () => {
+    callback.powerIteration();
+    tf.tidy(() => {
+      layers.forEach((layer, i) => {
+        // What the callback handed the layer for this step (the layer keeps it in a private field until its call).
+        const normalized = (layer as unknown as { ahead: EngineNormalized }).ahead;
+        tf.grad((kernel) => engineDivided(kernel, normalized, layer.eps))(kernelOf(layer).read(), upstream[i]);
+      });
+    });
+    for (const layer of layers) layer.forgetIteration();
+  };
+}
+
+/** The reference: each layer's power iteration in tf ops (u and v written, as its call() does), then W/σ and its gradient. */
+function tfOpsSnWork(model: tf.Sequential): () => void {
+  const layers = model.layers.filter((l): l is TfOpsSpectralNormalization => l instanceof TfOpsSpectralNormalization);
+  const upstream = upstreamGradients(layers);
+  const vectors = layers.map((layer) => ({
+    kernel: kernelOf(layer),
+    u: layer.nonTrainableWeights.find(BY_NAME('u')) as tf.LayerVariable,
+    v: layer.nonTrainableWeights.find(BY_NAME('v')) as tf.LayerVariable,
+  }));
+  return () => {
+    layers.forEach((layer, i) => {
+      const { kernel, u, v } = vectors[i];
+      tf.tidy(() => {
+        const next = referencePowerIteration(kernel.read(), u.read(), layer.powerIterations, layer.eps);
+        u.write(next.u);
+        v.write(next.v);
+      });
+      tf.tidy(() => {
+        tf.grad((k) => referenceNormalized(k, u.read(), v.read()))(kernel.read(), upstream[i]);
+      });
+    });
+  };
 }
 
 function contender(variant: Variant, shapes: number[][], image: number, x: tf.Tensor, y: tf.Tensor): Contender {
   const model = discriminator(variant, shapes, image);
   const callback = variant === 'SN: spectral-norm/tfjs' ? new SpectralNormCallback() : null;
   callback?.setModel(model);
+  const snWork = callback !== null ? engineSnWork(model, callback) : variant === 'SN: tf ops' ? tfOpsSnWork(model) : null;
   return {
     variant,
     step: async () => {
@@ -84,63 +149,153 @@ function contender(variant: Variant, shapes: number[][], image: number, x: tf.Te
       callback?.powerIteration();
       await model.trainOnBatch(x, y);
     },
+    snWork,
   };
+}
+
+function elapsedMs(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
 async function timeStep(c: Contender): Promise<number> {
   const start = process.hrtime.bigint();
   await c.step();
-  return Number(process.hrtime.bigint() - start) / 1e6;
+  return elapsedMs(start);
 }
 
-async function benchBackend(backend: string, rounds: number, shapes: number[][], image: number) {
+function timeSnWork(c: Contender): number {
+  const start = process.hrtime.bigint();
+  c.snWork?.();
+  return elapsedMs(start);
+}
+
+const write = (text: string) => process.stdout.write(text);
+const ms = (t: number) => (t >= 100 ? t.toFixed(0) : t.toFixed(1));
+const spread = (s: { medianMs: number; minMs: number; maxMs: number }) => `${ms(s.medianMs)} [${ms(s.minMs)}, ${ms(s.maxMs)}]`;
+
+interface Settings {
+  rounds: number;
+  snRepeats: number;
+  image: number;
+  filterGradient: string;
+}
+
+async function benchBackend(backend: string, shapes: number[][], settings: Settings) {
+  const { rounds, snRepeats, image } = settings;
   if (!(await tf.setBackend(backend))) throw new Error(`tf.setBackend('${backend}') failed`);
+  console.log(
+    `\n${backend} backend: ${NETWORK}, batch ${BATCH}, ${image}×${image} images; Conv2DBackpropFilter: ${settings.filterGradient}`,
+  );
   const x = tf.randomUniform([BATCH, image, image, shapes[0][1]], -1, 1, 'float32', 1);
   const y = tf.concat([tf.ones([BATCH / 2, 1]), tf.zeros([BATCH / 2, 1])]);
   const contenders = VARIANTS.map((variant) => contender(variant, shapes, image, x, y));
-  for (const c of contenders) await c.step(); // warm-up: kernels, optimizer slots
-  const times = contenders.map(() => [] as number[]);
+  // Warm-up, not counted: optimizer slots, the first run of each kernel, the JIT.
+  write('  warm-up step (not counted):');
+  for (const c of contenders) write(` ${c.variant} ${ms(await timeStep(c))} ms;`);
+  for (let r = 0; r < snRepeats; r++) for (const c of contenders) c.snWork?.();
+  write('\n');
+  const steps = contenders.map(() => [] as number[]);
+  const alone = contenders.map(() => [] as number[]);
   for (let round = 0; round < rounds; round++) {
-    for (const [i, c] of contenders.entries()) times[i].push(await timeStep(c));
-    console.log(`  ${backend} round ${round + 1}/${rounds}: ${times.map((t) => t[round].toFixed(0)).join(' / ')} ms`);
+    write(`  round ${round + 1}/${rounds}, step:`);
+    for (const [i, c] of contenders.entries()) {
+      steps[i].push(await timeStep(c));
+      write(` ${c.variant} ${ms(steps[i][round])} ms;`);
+    }
+    write(' SN work alone (median of this round):');
+    const sn = contenders.map(() => [] as number[]);
+    for (let r = 0; r < snRepeats; r++) for (const [i, c] of contenders.entries()) if (c.snWork) sn[i].push(timeSnWork(c));
+    for (const [i, c] of contenders.entries()) {
+      if (!c.snWork) continue;
+      alone[i].push(...sn[i]);
+      write(` ${c.variant} ${ms(summarize(sn[i]).medianMs)} ms;`);
+    }
+    write('\n');
   }
-  const stats = contenders.map((c, i) => ({ variant: c.variant, ...summarize(times[i]) }));
-  const base = stats[0].medianMs;
-  const overhead = stats.map((s) => s.medianMs - base);
+  const stepStats = contenders.map((c, i) => ({ variant: c.variant, ...summarize(steps[i]) }));
+  // Each round's SN step minus that round's no-SN step: the spread of the overhead by difference.
+  const differences = contenders.map((_, i) => summarize(steps[i].map((t, round) => t - steps[0][round])));
+  const aloneStats = contenders.map((c, i) => (c.snWork ? { variant: c.variant, ...summarize(alone[i]) } : null));
+  const [, engine, tfOps] = [0, 1, 2];
   const result = {
     backend,
-    steps: stats,
-    snOverheadMs: { engine: overhead[1], tfOps: overhead[2] },
-    tfOpsOverEngineOverhead: overhead[2] / overhead[1],
+    image: [image, image],
+    rounds,
+    steps: stepStats,
+    stepTimesMs: Object.fromEntries(contenders.map((c, i) => [c.variant, steps[i]])),
+    snOverheadByDifferenceMs: { engine: differences[engine], tfOps: differences[tfOps] },
+    snWorkAloneMs: { engine: aloneStats[engine], tfOps: aloneStats[tfOps] },
+    tfOpsOverEngine: {
+      // Only where both medians are above 0; otherwise the steps' noise hides the SN work (null).
+      byDifference:
+        differences[engine].medianMs > 0 && differences[tfOps].medianMs > 0
+          ? differences[tfOps].medianMs / differences[engine].medianMs
+          : null,
+      alone: (aloneStats[tfOps]?.medianMs ?? NaN) / (aloneStats[engine]?.medianMs ?? NaN),
+    },
   };
-  console.log(`\n${backend} backend, ${image}×${image} images, ${rounds} interleaved steps per variant (median [min, max] ms per step):`);
-  for (const [i, s] of stats.entries()) {
-    const extra = i === 0 ? '' : `   SN overhead ${overhead[i].toFixed(1)} ms`;
-    console.log(`  ${s.variant.padEnd(24)} ${s.medianMs.toFixed(1)} [${s.minMs.toFixed(1)}, ${s.maxMs.toFixed(1)}]${extra}`);
+  console.log(`  ${backend}, ${image}×${image}: median [min, max] over ${rounds} rounds, ms`);
+  for (const [i, s] of stepStats.entries()) {
+    const extra = i === 0 ? '' : `   step − no-SN step (same round): ${spread(differences[i])}`;
+    console.log(`    step, ${s.variant.padEnd(24)} ${spread(s)}${extra}`);
   }
-  console.log(`  tf-ops overhead / engine overhead: ${result.tfOpsOverEngineOverhead.toFixed(2)} (goal ≥ 3)`);
+  for (const s of aloneStats) if (s) console.log(`    SN work alone, ${s.variant.padEnd(24)} ${spread(s)}   (${s.samples} samples)`);
+  console.log(
+    `  ${backend}: tf-ops SN overhead / engine SN overhead = ${result.tfOpsOverEngine.alone.toFixed(2)} timed alone; ` +
+      (result.tfOpsOverEngine.byDifference === null
+        ? 'by difference of steps: not measurable (a median difference ≤ 0: the steps vary more than SN costs)'
+        : `${result.tfOpsOverEngine.byDifference.toFixed(2)} by difference of steps (their spread above: read it with care)`) +
+      ' (goal ≥ 3)',
+  );
   tf.dispose([x, y]);
   return result;
 }
 
+/** --rounds: 'N' for every backend, or 'backend=N,…' (a backend not named gets 5). */
+function parseRounds(text: string, positive: (name: string, text: string) => number): (backend: string) => number {
+  if (!text.includes('=')) {
+    const n = positive('rounds', text);
+    return () => n;
+  }
+  const perBackend = new Map<string, number>();
+  for (const entry of text.split(',')) {
+    const [backend, n] = entry.split('=');
+    perBackend.set(backend.trim(), positive(`rounds (${backend.trim()})`, n ?? ''));
+  }
+  return (backend) => perBackend.get(backend) ?? 5;
+}
+
 async function main(): Promise<void> {
+  const started = process.hrtime.bigint();
   const { values } = parseArgs({
     options: {
-      rounds: { type: 'string', default: '10' },
+      // N for every backend, or backend=N,…; a cpu step takes seconds, a wasm one a fraction of that.
+      rounds: { type: 'string', default: 'cpu=5,wasm=20' },
+      // Samples of the SN work alone per variant per round (it takes milliseconds, a step seconds).
+      'sn-repeats': { type: 'string', default: '5' },
       // The kernels, and so the SN work, do not depend on it; the convolutions' cost does (the dense layer's input
       // is (image / 8)² · 512 rather than 8192). Below 32 it is no longer the issue's configuration: for a machine
-      // too slow or too loaded to time SN's small share of a 32×32 step.
+      // too slow to run 32×32 steps in the time.
       image: { type: 'string', default: '32' },
       backends: { type: 'string', default: 'cpu,wasm' },
+      // Train with tfjs cpu's own Conv2DBackpropFilter (about a minute per conv layer on a 2-vCPU machine).
+      'tfjs-cpu-filter-gradient': { type: 'boolean', default: false },
       out: { type: 'string' },
     },
   });
-  const rounds = Number(values.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds must be a positive integer, got ${values.rounds}`);
+  const positive = (name: string, text: string) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${text}`);
+    return n;
+  };
+  const roundsOf = parseRounds(values.rounds, positive);
+  const snRepeats = positive('sn-repeats', values['sn-repeats']);
   const image = Number(values.image);
   if (!Number.isInteger(image) || image < 8 || image % 8 !== 0)
     throw new RangeError(`--image must be a multiple of 8, got ${values.image}`);
   const shapes = networkShapes();
+  const standIn = 'im2col + BatchMatMul (bench/tfjs-filter-gradient.ts)';
+  const filterGradients: Record<string, string> = {};
   const results = [];
   const skipped: Record<string, string> = {};
   for (const backend of values.backends.split(',')) {
@@ -152,18 +307,27 @@ async function main(): Promise<void> {
         continue;
       }
     }
-    results.push(await benchBackend(backend, rounds, shapes, image));
+    const keepOwn = backend === 'cpu' && values['tfjs-cpu-filter-gradient'];
+    if (!keepOwn) useFilterGradient(backend, { replace: true });
+    filterGradients[backend] = keepOwn ? "tfjs cpu's own" : standIn;
+    const rounds = roundsOf(backend);
+    results.push(await benchBackend(backend, shapes, { rounds, snRepeats, image, filterGradient: filterGradients[backend] }));
   }
+  const seconds = elapsedMs(started) / 1000;
+  console.log(`\nbench:tfjs took ${seconds.toFixed(0)} s`);
   writeRecord(resultsDir(values.out), 'tfjs-layer', 'bench:tfjs', {
     network: NETWORK,
     batch: BATCH,
     image: [image, image],
-    rounds,
+    snRepeats,
+    filterGradients,
+    seconds,
     versions: { '@tensorflow/tfjs': tf.version.tfjs },
     note:
-      'SN overhead = median step time of the variant minus that of the no-SN model, in one process, variants ' +
-      'interleaved. The wasm backend trains conv2d through a test-support stand-in for its missing ' +
-      'Conv2DBackpropFilter kernel (test/support/tfjs-backends.ts).',
+      'Steps timed in one process, variants interleaved, after one warm-up step each. SN overhead by difference: ' +
+      "each round's SN step minus that round's no-SN step. SN work alone: one step's SN work outside the model " +
+      "(ours: SpectralNormCallback.powerIteration() and every layer's engineDivided W/σ and its gradient; tf ops: " +
+      "every layer's referencePowerIteration and referenceNormalized with its gradient), snRepeats samples per round.",
     skipped,
     results,
   });

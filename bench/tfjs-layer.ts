@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { SpectralNormCallback, SpectralNormalization } from '../lib/tfjs';
 import { kernelAttribute, kernelVariable } from '../lib/tfjs/kernel';
-import { type EngineNormalized, engineDivided } from '../lib/tfjs/normalized-kernel';
+import { type EngineNormalized, divideBySigma, engineDivided } from '../lib/tfjs/normalized-kernel';
 import { TfOpsSpectralNormalization, referenceNormalized, referencePowerIteration } from '../test/support/tfjs-reference';
 import { useFilterGradient, wasmBackend } from './tfjs-filter-gradient';
 import { writeRecord } from './machine';
@@ -90,6 +90,14 @@ function kernelOf(layer: SpectralNormalization | TfOpsSpectralNormalization): tf
   return kernelVariable(layer.layer, kernelAttribute(layer.layer));
 }
 
+/** A wrapper's u and v weights. */
+function vectorsOf(layer: SpectralNormalization | TfOpsSpectralNormalization): { u: tf.LayerVariable; v: tf.LayerVariable } {
+  return {
+    u: layer.nonTrainableWeights.find(BY_NAME('u')) as tf.LayerVariable,
+    v: layer.nonTrainableWeights.find(BY_NAME('v')) as tf.LayerVariable,
+  };
+}
+
 /** A random upstream gradient for each wrapper's W/σ (dloss / d(W/σ) in a step), drawn once. */
 function upstreamGradients(layers: (SpectralNormalization | TfOpsSpectralNormalization)[]): tf.Tensor[] {
   return layers.map((layer, i) => tf.randomNormal(kernelOf(layer).shape as number[], 0, 1e-3, 'float32', 77 + i));
@@ -105,7 +113,11 @@ function engineSnWork(model: tf.Sequential, callback: SpectralNormCallback): () 
       layers.forEach((layer, i) => {
         // What the callback handed the layer for this step (the layer keeps it in a private field until its call).
         const normalized = (layer as unknown as { ahead: EngineNormalized }).ahead;
-        tf.grad((kernel) => engineDivided(kernel, normalized, layer.eps))(kernelOf(layer).read(), upstream[i]);
+        // As call() does: the engine's W/σ where the layer uses it on this backend, else W/σ in tf ops.
+        const { u, v } = vectorsOf(layer);
+        const divided = (kernel: tf.Tensor) =>
+          layer.usesEngine ? engineDivided(kernel, normalized, layer.eps) : divideBySigma(kernel, u.read(), v.read(), layer.eps);
+        tf.grad(divided)(kernelOf(layer).read(), upstream[i]);
       });
     });
     for (const layer of layers) layer.forgetIteration();
@@ -116,11 +128,7 @@ function engineSnWork(model: tf.Sequential, callback: SpectralNormCallback): () 
 function tfOpsSnWork(model: tf.Sequential): () => void {
   const layers = model.layers.filter((l): l is TfOpsSpectralNormalization => l instanceof TfOpsSpectralNormalization);
   const upstream = upstreamGradients(layers);
-  const vectors = layers.map((layer) => ({
-    kernel: kernelOf(layer),
-    u: layer.nonTrainableWeights.find(BY_NAME('u')) as tf.LayerVariable,
-    v: layer.nonTrainableWeights.find(BY_NAME('v')) as tf.LayerVariable,
-  }));
+  const vectors = layers.map((layer) => ({ kernel: kernelOf(layer), ...vectorsOf(layer) }));
   return () => {
     layers.forEach((layer, i) => {
       const { kernel, u, v } = vectors[i];

@@ -28,7 +28,8 @@ export interface SpectralNormalizationArgs extends LayerArgs {
   /**
    * Where W/σ and its gradient are computed: 'engine' (by this library, from the kernel's values on the host, with
    * the gradient in closed form), 'tf-ops' (tf.matMul and tf.div, differentiated by tfjs), or 'auto' (default):
-   * 'engine' on the backends whose tensors live in host memory (cpu, wasm, tensorflow), 'tf-ops' on the others.
+   * 'engine' where tensors live in JS-visible host memory (cpu, tensorflow), 'tf-ops' on the others. On wasm the
+   * kernel, W/σ and the gradient would each cross the wasm heap, and tf ops there (XNNPACK) measured faster.
    */
   normalizeWith?: NormalizeWith;
 }
@@ -36,8 +37,8 @@ export interface SpectralNormalizationArgs extends LayerArgs {
 /** Where W/σ and its gradient are computed: see SpectralNormalizationArgs.normalizeWith. */
 export type NormalizeWith = 'auto' | 'engine' | 'tf-ops';
 
-/** Backends whose tensors are in host memory, where dataSync() costs at most a copy. */
-const HOST_BACKENDS = new Set(['cpu', 'wasm', 'tensorflow']);
+/** Backends whose tensors are host memory that dataSync() hands over without a copy, where 'auto' means 'engine'. */
+const HOST_BACKENDS = new Set(['cpu', 'tensorflow']);
 
 /** What the layer has once built: the wrapped kernel and its own u and v weights. */
 interface Built {

@@ -175,32 +175,27 @@ void multiply(const Matrix& a, const Vector& x, Vector& y) {
   const bool complex = a.complex() || x.complex();
   y.resize(a.rows, complex);
   const size_t n = a.cols;
+  const conv_kernels::Table& kt = conv_kernels::table();
+  // The kernel's dot conjugates its second argument: conj(x) in, A_i·x out.
+  ScratchVector<double> conj_im;
+  if (a.complex() && x.complex()) {
+    conj_im.resize(n);
+    for (size_t j = 0; j < n; ++j) conj_im[j] = -x.im[j];
+  }
   for (size_t i = 0; i < a.rows; ++i) {
     const double* ar = a.re.data() + i * n;
-    const double* ai = a.complex() ? a.im.data() + i * n : nullptr;
-    double sr = 0, si = 0;
-    if (ai && x.complex()) {
-      for (size_t j = 0; j < n; ++j) {
-        sr += ar[j] * x.re[j] - ai[j] * x.im[j];
-        si += ar[j] * x.im[j] + ai[j] * x.re[j];
-      }
-    } else if (ai) {
-      for (size_t j = 0; j < n; ++j) {
-        sr += ar[j] * x.re[j];
-        si += ai[j] * x.re[j];
-      }
-    } else if (x.complex()) {
-      for (size_t j = 0; j < n; ++j) {
-        sr += ar[j] * x.re[j];
-        si += ar[j] * x.im[j];
-      }
+    double re, im = 0, unused;
+    if (a.complex() && x.complex()) {
+      kt.dot(ar, a.im.data() + i * n, x.re.data(), conj_im.data(), n, &re, &im);
+    } else if (a.complex()) {
+      kt.dot(ar, nullptr, x.re.data(), nullptr, n, &re, &unused);
+      kt.dot(a.im.data() + i * n, nullptr, x.re.data(), nullptr, n, &im, &unused);
     } else {
-      double re, im;
-      conv_kernels::table().dot(ar, nullptr, x.re.data(), nullptr, n, &re, &im);
-      sr = re;
+      kt.dot(ar, nullptr, x.re.data(), nullptr, n, &re, &unused);
+      if (x.complex()) kt.dot(ar, nullptr, x.im.data(), nullptr, n, &im, &unused);
     }
-    y.re[i] = sr;
-    if (complex) y.im[i] = si;
+    y.re[i] = re;
+    if (complex) y.im[i] = im;
   }
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // The SIMD inner loops of the convolution operator (conv_operator.cpp: one matrix product per direction) and of the
-// FFT method's linear algebra (conv_spectrum.cpp, hermitian.cpp), in float64. Compiled once per instruction set (conv_kernels_avx512.cpp,
-// conv_kernels_avx2.cpp, conv_kernels_baseline.cpp) and picked at run time with the matrix kernels' choice
-// (kernels.h's simd_level(), which SN_SIMD caps).
+// FFT method's linear algebra (conv_spectrum.cpp, hermitian.cpp), in float64. Compiled once per instruction set
+// (conv_kernels_avx512.cpp, conv_kernels_avx2.cpp, conv_kernels_baseline.cpp) and picked at run time with the matrix
+// kernels' choice (kernels.h's simd_level(), which SN_SIMD caps).
 #include <cstddef>
 
 namespace sn::conv_kernels {

@@ -11,7 +11,6 @@
 
 namespace {
 
-
 typedef double v8 __attribute__((vector_size(64)));
 
 __attribute__((always_inline)) inline v8 load(const double* p) {
@@ -40,8 +39,7 @@ static_assert(sn::conv_kernels::kPanel % (8 * kTileVectors) == 0, "a panel is a 
 // Rows [i, i + R) × columns [col, col + 8V) of one panel: each B vector loaded once per R rows, each A entry
 // broadcast once per V vectors.
 template <int R, int V, typename T>
-inline void product_tile(const sn::conv_kernels::PanelProduct<T>& p, const double* b, double* c, size_t i,
-                         size_t col) {
+inline void product_tile(const sn::conv_kernels::PanelProduct<T>& p, const double* b, double* c, size_t i, size_t col) {
   constexpr size_t kPanel = sn::conv_kernels::kPanel;
   v8 acc[R][V];
   for (int r = 0; r < R; ++r)

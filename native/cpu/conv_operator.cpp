@@ -128,8 +128,12 @@ void ConvOperator::forward(const double* x, double* y, unsigned threads) {
       }
     });
     product(false, panels, threads, [&](size_t o0, size_t o1) {
-      for (size_t o = o0; o < o1; ++o)
-        for (size_t p = p0; p < p1; ++p) y[o * positions + p] = outputs_[panel_entry((p - p0) / kPanel, o, g.cout, p % kPanel)];
+      for (size_t o = o0; o < o1; ++o) {
+        for (size_t q = 0; q < panels; ++q) {
+          const double* src = outputs_ + panel_entry(q, o, g.cout, 0);
+          std::copy(src, src + std::min(kPanel, p1 - p0 - q * kPanel), y + o * positions + p0 + q * kPanel);
+        }
+      }
     });
   }
 }
@@ -143,9 +147,15 @@ void ConvOperator::transpose(const double* y, double* t, unsigned threads) {
     const size_t panels = (p1 - p0 + kPanel - 1) / kPanel;
     // The chunk of y into panels, zeros past the last position.
     parallel_ranges(g.cout, threads, [&](size_t, size_t o0, size_t o1) {
-      for (size_t o = o0; o < o1; ++o)
-        for (size_t p = p0; p < p0 + panels * kPanel; ++p)
-          outputs_[panel_entry((p - p0) / kPanel, o, g.cout, p % kPanel)] = p < p1 ? y[o * positions + p] : 0.0;
+      for (size_t o = o0; o < o1; ++o) {
+        for (size_t q = 0; q < panels; ++q) {
+          double* dst = outputs_ + panel_entry(q, o, g.cout, 0);
+          const size_t run = std::min(kPanel, p1 - p0 - q * kPanel);
+          const double* src = y + o * positions + p0 + q * kPanel;
+          std::copy(src, src + run, dst);
+          std::fill(dst + run, dst + kPanel, 0.0);
+        }
+      }
     });
     product(true, panels, threads, [](size_t, size_t) {});
     // col2im: each input channel's plane adds its taps, in the same order on any thread count.
@@ -160,7 +170,8 @@ void ConvOperator::transpose(const double* y, double* t, unsigned threads) {
             size_t i = p0 / g.ow, j = p0 % g.ow;
             for (size_t p = p0; p < p1; ++p) {
               const size_t r = rows[i], s = cols[j];
-              if (r != g.h && s != g.w) plane[r * g.w + s] += columns_[panel_entry((p - p0) / kPanel, l, depth_, p % kPanel)];
+              if (r != g.h && s != g.w)
+                plane[r * g.w + s] += columns_[panel_entry((p - p0) / kPanel, l, depth_, p % kPanel)];
               if (++j == g.ow) j = 0, ++i;
             }
           }

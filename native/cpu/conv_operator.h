@@ -52,8 +52,8 @@ class ConvOperator {
   // Where kernel tap a of output row i reads the input's row: an index in [0, h), or h (a zero); likewise columns.
   const size_t* source_row_ = nullptr;  // [a][i]
   const size_t* source_col_ = nullptr;  // [b][j]
-  double* columns_ = nullptr;           // a chunk of im2col(x) (forward) or Aᵀ·y (transpose): depth × kPanel a panel
-  double* outputs_ = nullptr;           // a chunk of A·im2col(x) (forward) or y (transpose): cout × kPanel a panel
+  double* columns_ = nullptr;  // a chunk of im2col(x) (forward) or Aᵀ·y (transpose): depth × kPanel a panel
+  double* outputs_ = nullptr;  // a chunk of A·im2col(x) (forward) or y (transpose): cout × kPanel a panel
 };
 
 }  // namespace sn

@@ -32,6 +32,9 @@ size_t depth_index(const ConvGeometry& g, size_t c, size_t a, size_t b) {
   return g.layout == KernelLayout::kOihw ? (c * g.kh + a) * g.kw + b : (a * g.kw + b) * g.cin + c;
 }
 
+// for_each_read's index for a read of the padding: none.
+constexpr size_t kNone = ~size_t(0);
+
 // Entry e of panel q of a chunk whose panels are `rows` × kPanel.
 inline size_t panel_entry(size_t q, size_t row, size_t rows, size_t e) { return (q * rows + row) * kPanel + e; }
 
@@ -98,6 +101,28 @@ void ConvOperator::product(bool transposed, size_t panels, unsigned threads, con
   });
 }
 
+template <typename Visit>
+void ConvOperator::for_each_read(size_t c, size_t p0, size_t p1, size_t p_end, const Visit& visit) const {
+  const ConvGeometry& g = g_;
+  for (size_t a = 0; a < g.kh; ++a) {
+    for (size_t b = 0; b < g.kw; ++b) {
+      const size_t l = depth_index(g, c, a, b);
+      const size_t* rows = source_row_ + a * g.oh;
+      const size_t* cols = source_col_ + b * g.ow;
+      size_t i = p0 / g.ow, j = p0 % g.ow;
+      for (size_t p = p0; p < p_end; ++p) {
+        size_t at = kNone;
+        if (p < p1) {
+          const size_t r = rows[i], s = cols[j];
+          if (r != g.h && s != g.w) at = r * g.w + s;
+          if (++j == g.ow) j = 0, ++i;
+        }
+        visit(l, p, at);
+      }
+    }
+  }
+}
+
 void ConvOperator::forward(const double* x, double* y, unsigned threads) {
   const ConvGeometry& g = g_;
   const size_t positions = g.oh * g.ow;
@@ -108,23 +133,9 @@ void ConvOperator::forward(const double* x, double* y, unsigned threads) {
     parallel_ranges(g.cin, threads, [&](size_t, size_t c0, size_t c1) {
       for (size_t c = c0; c < c1; ++c) {
         const double* plane = x + c * g.h * g.w;
-        for (size_t a = 0; a < g.kh; ++a) {
-          for (size_t b = 0; b < g.kw; ++b) {
-            const size_t l = depth_index(g, c, a, b);
-            const size_t* rows = source_row_ + a * g.oh;
-            const size_t* cols = source_col_ + b * g.ow;
-            size_t i = p0 / g.ow, j = p0 % g.ow;
-            for (size_t p = p0; p < p0 + panels * kPanel; ++p) {
-              double value = 0;
-              if (p < p1) {
-                const size_t r = rows[i], s = cols[j];
-                if (r != g.h && s != g.w) value = plane[r * g.w + s];
-                if (++j == g.ow) j = 0, ++i;
-              }
-              columns_[panel_entry((p - p0) / kPanel, l, depth_, p % kPanel)] = value;
-            }
-          }
-        }
+        for_each_read(c, p0, p1, p0 + panels * kPanel, [&](size_t l, size_t p, size_t at) {
+          columns_[panel_entry((p - p0) / kPanel, l, depth_, p % kPanel)] = at == kNone ? 0.0 : plane[at];
+        });
       }
     });
     product(false, panels, threads, [&](size_t o0, size_t o1) {
@@ -162,20 +173,9 @@ void ConvOperator::transpose(const double* y, double* t, unsigned threads) {
     parallel_ranges(g.cin, threads, [&](size_t, size_t c0, size_t c1) {
       for (size_t c = c0; c < c1; ++c) {
         double* plane = t + c * g.h * g.w;
-        for (size_t a = 0; a < g.kh; ++a) {
-          for (size_t b = 0; b < g.kw; ++b) {
-            const size_t l = depth_index(g, c, a, b);
-            const size_t* rows = source_row_ + a * g.oh;
-            const size_t* cols = source_col_ + b * g.ow;
-            size_t i = p0 / g.ow, j = p0 % g.ow;
-            for (size_t p = p0; p < p1; ++p) {
-              const size_t r = rows[i], s = cols[j];
-              if (r != g.h && s != g.w)
-                plane[r * g.w + s] += columns_[panel_entry((p - p0) / kPanel, l, depth_, p % kPanel)];
-              if (++j == g.ow) j = 0, ++i;
-            }
-          }
-        }
+        for_each_read(c, p0, p1, p1, [&](size_t l, size_t p, size_t at) {
+          if (at != kNone) plane[at] += columns_[panel_entry((p - p0) / kPanel, l, depth_, p % kPanel)];
+        });
       }
     });
   }

@@ -37,6 +37,10 @@ class ConvOperator {
   // then done(r0, r1) on each task's rows.
   template <typename Done>
   void product(bool transposed, size_t panels, unsigned threads, const Done& done);
+  // visit(l, p, at) for every tap (a, b) of input channel c (A's column l) and every position p in [p0, p_end): the
+  // index at = r·w + s in c's plane that the position reads through the tap, or kNone (padding, or p ≥ p1).
+  template <typename Visit>
+  void for_each_read(size_t c, size_t p0, size_t p1, size_t p_end, const Visit& visit) const;
 
   ConvGeometry g_;
   const float* weight_f32_ = nullptr;

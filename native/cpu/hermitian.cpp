@@ -12,6 +12,7 @@ namespace sn::hermitian {
 namespace {
 
 constexpr int kPowerSteps = 96;
+constexpr size_t kShortRow = 16;  // shorter rows of a product are summed inline, not by the SIMD kernels
 constexpr int kGramLevels = 40;
 
 const double* imag(const Matrix& m) { return m.complex() ? m.im.data() : nullptr; }
@@ -146,6 +147,22 @@ void multiply_adjoint(const Matrix& a, const Vector& y, Vector& z) {
   const bool complex = a.complex() || y.complex();
   z.resize(a.cols, complex);
   const size_t n = a.cols;
+  if (n < kShortRow) {
+    // Short rows: z_j = Σ_i conj(A_ij)·y_i a column at a time, in the same order of i as below.
+    const double* yi = y.complex() ? y.im.data() : nullptr;
+    for (size_t j = 0; j < n; ++j) {
+      double sr = 0, si = 0;
+      for (size_t i = 0; i < a.rows; ++i) {
+        const double ar = a.re[i * n + j], ai = a.complex() ? a.im[i * n + j] : 0.0;
+        const double yr = y.re[i], yim = yi ? yi[i] : 0.0;
+        sr += ar * yr + ai * yim;
+        si += ar * yim - ai * yr;
+      }
+      z.re[j] = sr;
+      if (complex) z.im[j] = si;
+    }
+    return;
+  }
   // z += conj(A_i)ᵀ·y_i row by row: every access is contiguous.
   for (size_t i = 0; i < a.rows; ++i) {
     const double* ar = a.re.data() + i * n;
@@ -178,14 +195,23 @@ void multiply(const Matrix& a, const Vector& x, Vector& y) {
   const conv_kernels::Table& kt = conv_kernels::table();
   // The kernel's dot conjugates its second argument: conj(x) in, A_i·x out.
   ScratchVector<double> conj_im;
-  if (a.complex() && x.complex()) {
+  if (a.complex() && x.complex() && n >= kShortRow) {
     conj_im.resize(n);
     for (size_t j = 0; j < n; ++j) conj_im[j] = -x.im[j];
   }
   for (size_t i = 0; i < a.rows; ++i) {
     const double* ar = a.re.data() + i * n;
     double re, im = 0, unused;
-    if (a.complex() && x.complex()) {
+    if (n < kShortRow) {
+      // Too short for the kernel's call and vector set-up to pay.
+      const double* ai = a.complex() ? a.im.data() + i * n : nullptr;
+      const double* xi = x.complex() ? x.im.data() : nullptr;
+      re = 0;
+      for (size_t j = 0; j < n; ++j) {
+        re += ar[j] * x.re[j] - (ai && xi ? ai[j] * xi[j] : 0.0);
+        im += (ai ? ai[j] * x.re[j] : 0.0) + (xi ? ar[j] * xi[j] : 0.0);
+      }
+    } else if (a.complex() && x.complex()) {
       kt.dot(ar, a.im.data() + i * n, x.re.data(), conj_im.data(), n, &re, &im);
     } else if (a.complex()) {
       kt.dot(ar, nullptr, x.re.data(), nullptr, n, &re, &unused);

@@ -12,6 +12,11 @@
 // Goals (issue 14): ours ≥ 3× numpy's FFT method; the step no slower than PyTorch's two convolutions.
 //
 //   npm run bench:conv -- [--networks a,b] [--out DIR] [--python python3] [--backend cpu|js] [--no-numpy]
+//                         [--numpy-threads N] [--skip-numpy-above WORK]
+// --numpy-threads sets OPENBLAS_NUM_THREADS (and OMP_/MKL_) for the numpy peer: on 2 loaded vCPUs, OpenBLAS's default
+// threads made one 128×128 SVD per frequency ~50× slower than one thread. --skip-numpy-above leaves numpy out on
+// layers whose SVD work, frequencies × cout·cin·min(cout, cin), exceeds WORK (BigGAN's deep layers would take it
+// hours); each skipped layer is printed and recorded.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -29,6 +34,8 @@ const { values: args } = parseArgs({
     python: { type: 'string', default: 'python3' },
     backend: { type: 'string', default: 'cpu' },
     'no-numpy': { type: 'boolean', default: false },
+    'numpy-threads': { type: 'string' },
+    'skip-numpy-above': { type: 'string' },
   },
 });
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -144,9 +151,27 @@ const files = layers.map((l, i) => {
 });
 const circularLayers = layers.filter((l) => l.shape[2] % 2 === 1 && l.shape[3] % 2 === 1);
 
+/** numpy's work on a layer: one SVD of cout × cin per frequency. */
+const numpyWork = (l: Layer) =>
+  l.geometry.inputSize[0] * l.geometry.inputSize[1] * l.shape[0] * l.shape[1] * Math.min(l.shape[0], l.shape[1]);
+const numpyLimit = args['skip-numpy-above'] === undefined ? Infinity : Number(args['skip-numpy-above']);
+if (!(numpyLimit > 0)) throw new RangeError('--skip-numpy-above must be a positive number');
+const numpyThreads = args['numpy-threads'];
+if (numpyThreads !== undefined && !/^[1-9][0-9]*$/.test(numpyThreads)) throw new RangeError('--numpy-threads must be a positive integer');
+const numpyLayers = circularLayers.filter((l) => numpyWork(l) <= numpyLimit);
+for (const l of circularLayers) {
+  if (numpyWork(l) > numpyLimit)
+    console.log(`numpy skipped on ${l.network} ${l.name}: work ${numpyWork(l).toExponential(2)} > --skip-numpy-above ${numpyLimit}`);
+}
+
 /** Runs bench/peers/<script> on `input` (JSON on stdin) and parses its last line, or says why it could not. */
-function runPeer<T extends { unavailable?: string }>(script: string, input: unknown): T {
+function runPeer<T extends { unavailable?: string }>(script: string, input: unknown, threads?: string): T {
+  const env =
+    threads === undefined
+      ? process.env
+      : { ...process.env, OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads, MKL_NUM_THREADS: threads };
   const run = spawnSync(args.python!, [path.join(ROOT, 'bench', 'peers', script)], {
+    env,
     input: JSON.stringify(input),
     encoding: 'utf8',
     maxBuffer: 1 << 24,
@@ -159,10 +184,11 @@ function runPeer<T extends { unavailable?: string }>(script: string, input: unkn
 let numpy: { numpy?: string; unavailable?: string; layers?: { sigma: number; medianMs: number; samples: number }[] };
 if (args['no-numpy']) numpy = { unavailable: '--no-numpy' };
 else {
-  console.log(`numpy: the FFT method on ${circularLayers.length} layers …`);
+  console.log(`numpy: the FFT method on ${numpyLayers.length} layers, ${numpyThreads ?? "numpy's default"} BLAS threads …`);
   numpy = runPeer(
     'conv_fft.py',
-    circularLayers.map((l) => ({ file: files[layers.indexOf(l)], shape: l.shape, inputSize: l.geometry.inputSize, repeats: 3 })),
+    numpyLayers.map((l) => ({ file: files[layers.indexOf(l)], shape: l.shape, inputSize: l.geometry.inputSize, repeats: 3 })),
+    numpyThreads,
   );
 }
 if (numpy.unavailable) console.log(`numpy skipped: ${numpy.unavailable}`);
@@ -208,12 +234,13 @@ for (const l of layers) {
         backend,
       }),
     );
-    const peer = numpy.layers?.[k];
+    const peer = numpy.layers?.[numpyLayers.indexOf(l)];
     row.fft = {
       method: circular.value.method,
       sigma: circular.value.sigma,
       gap: circular.value.upper / circular.value.lower - 1,
       ms: circular.medianMs,
+      numpySkipped: numpyWork(l) > numpyLimit ? `work ${numpyWork(l)} > --skip-numpy-above ${numpyLimit}` : undefined,
       numpySigma: peer?.sigma ?? null,
       numpyMs: peer?.medianMs ?? null,
       speedupVsNumpy: peer ? peer.medianMs / circular.medianMs : null,
@@ -227,12 +254,15 @@ for (const l of layers) {
   row.torchStepMs = torchStep?.medianMs ?? null;
   row.stepVsTorch = torchStep ? torchStep.medianMs / step.medianMs : null;
   rows.push(row);
-  const f = row.fft as { ms: number; numpyMs: number | null } | undefined;
+  const f = row.fft as { ms: number; numpyMs: number | null; numpySkipped?: string } | undefined;
+  const versus = (ours: number, theirs: number) => `${theirs.toFixed(1)} ms (${(theirs / ours).toFixed(2)}×)`;
   console.log(
     `${l.network} ${l.name} ${JSON.stringify(l.shape)} @${inputSize.join('×')} s${stride} p${padding}: ` +
       `reshaped σ ${reshaped.sigma.toFixed(4)}, operator σ ${real.value.sigma.toFixed(4)} ≤ ${real.value.upper.toFixed(4)} ` +
       `(gap ${((real.value.upper / real.value.lower - 1) * 100).toFixed(2)}%, ${real.value.method}, ${real.medianMs.toFixed(1)} ms)` +
-      (f ? `; circular FFT ${f.ms.toFixed(1)} ms vs numpy ${f.numpyMs?.toFixed(1) ?? '—'} ms` : '') +
+      (f
+        ? `; circular FFT ${f.ms.toFixed(1)} ms vs numpy ${f.numpyMs !== null ? versus(f.ms, f.numpyMs) : f.numpySkipped ? 'skipped' : '—'}`
+        : '') +
       `; step ${step.medianMs.toFixed(2)} ms` +
       (torchStep ? ` vs torch ${torchStep.medianMs.toFixed(2)} ms (${(torchStep.medianMs / step.medianMs).toFixed(2)}×)` : ''),
   );
@@ -245,6 +275,8 @@ writeRecord(resultsDir(args.out), 'conv', 'bench:conv', {
     .join(', ')}`,
   backend,
   numpy: numpy.numpy ?? numpy.unavailable,
+  numpyThreads: numpyThreads ?? "numpy's default",
+  skipNumpyAbove: Number.isFinite(numpyLimit) ? numpyLimit : null,
   torch: torch.torch ? { version: torch.torch, threads: torch.threads } : torch.unavailable,
   rows,
 });

@@ -8,7 +8,7 @@ import { absoluteNormBound } from './conv/ratio';
 import { lowerBound } from './conv/operator-norm';
 import { normBounds } from './conv/rounding';
 import type { MatrixGeometry } from './layout';
-import { maxAbs, powerOfTwoScaling } from './scaling';
+import { maxAbs, powerOfTwoScaling, scaledCopy } from './scaling';
 
 export interface CertifiedBounds {
   lower: number;
@@ -52,7 +52,7 @@ export function certifiedBounds(
   // Scaled by a power of two (exact), so nothing under- or overflows; the bounds scale back exactly.
   const { down, up } = powerOfTwoScaling(largest);
   if (geometry.vectorNorm) {
-    const norm = normBounds(Float64Array.from(weight, down));
+    const norm = normBounds(scaledCopy(weight, down));
     return { lower: up(norm.lower), upper: up(norm.upper) };
   }
   const { outer, rows, inner, cols } = geometry;

@@ -7,7 +7,7 @@ import { type MatrixGeometry, matrixGeometry } from './layout';
 import { withCallerStack } from './operation-queue';
 import { type CertifiedBounds, certifiedBounds } from './certify';
 import { startVectors } from './random';
-import { maxAbs, powerOfTwoScaling } from './scaling';
+import { maxAbs, powerOfTwoScaling, scaledCopy } from './scaling';
 import {
   MAX_ITERATIONS,
   MAX_THREADS,
@@ -182,7 +182,7 @@ function rescaled(prepared: Prepared): { job: PowerJob; restore: () => void } | 
   const largest = maxAbs(w);
   if (largest.nonFinite >= 0) return null;
   const { down, up } = powerOfTwoScaling(largest.value);
-  const scaled = Float64Array.from(w, down);
+  const scaled = scaledCopy(w, down);
   const { geometry } = prepared;
   const { u, v } = startVectors(prepared.seed, geometry.uLength, geometry.vLength, 'float64');
   const out = layer.out === null ? null : new Float64Array(w.length);

@@ -23,3 +23,11 @@ export function powerOfTwoScaling(largest: number): { down: (x: number) => numbe
     up: (x) => x * 2 ** (exponent - half) * 2 ** half,
   };
 }
+
+/** w mapped by `scale` into float64, by index: Float64Array.from(w, scale) goes through the iterator protocol and
+ * boxes every element first: most of a second and a garbage collection on a kernel of a million. */
+export function scaledCopy(w: ArrayLike<number>, scale: (x: number) => number): Float64Array {
+  const out = new Float64Array(w.length);
+  for (let i = 0; i < w.length; i++) out[i] = scale(w[i]);
+  return out;
+}

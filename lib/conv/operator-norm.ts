@@ -11,7 +11,7 @@ import type { ConvOperator, ConvSpectrumJob, FloatArray, PowerJob } from '../../
 import { type BackendName, type ResolvedBackend, checkOperatorBackendOption, defaultThreads, resolveOperatorBackend } from '../backends';
 import { LayerStatus } from '../codes';
 import { allocateResults } from '../engine';
-import { maxAbs, powerOfTwoScaling } from '../scaling';
+import { maxAbs, powerOfTwoScaling, scaledCopy } from '../scaling';
 import {
   MAX_ITERATIONS,
   MAX_THREADS,
@@ -170,7 +170,7 @@ export function convSpectralNorm(weight: FloatArray, shape: readonly number[], o
   // Scaled by a power of two (exact) so that max|K| is near 1: nothing under- or overflows, and σ(2^k·W) is exactly
   // 2^k·σ(W) in every step. The results scale back exactly.
   const { down, up } = powerOfTwoScaling(largest.value);
-  const kernel = Float64Array.from(w, down);
+  const kernel = scaledCopy(w, down);
   const circulant = circulantBound(backend, kernel, op, threads);
   const absolute = absoluteNormBound(kernel, op);
   const lowerFrom = (x: Float64Array) => lowerBound(backend, kernel, op, x, threads, absolute);

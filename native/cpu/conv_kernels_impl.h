@@ -11,9 +11,6 @@
 
 namespace {
 
-using sn::conv_kernels::BlockArgs;
-using sn::conv_kernels::Tap;
-
 typedef double v8 __attribute__((vector_size(64)));
 
 __attribute__((always_inline)) inline v8 load(const double* p) {
@@ -27,43 +24,61 @@ __attribute__((always_inline)) inline double sum(v8 a) {
   return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
-// J outputs × V vectors of 8 output channels: J·V accumulators kept in registers, each input value broadcast once
-// per V vectors and each weight vector loaded once per J outputs.
-template <int J, int V>
-inline void conv_tile(const BlockArgs& g, size_t j0, size_t o0) {
-  v8 acc[J][V];
-  for (int j = 0; j < J; ++j)
-    for (int v = 0; v < V; ++v) acc[j][v] = v8{};
-  const double* base = g.in + static_cast<std::ptrdiff_t>(j0) * g.in_stride;
-  for (size_t t = 0; t < g.tap_count; ++t) {
-    const double* in = base + g.taps[t].offset;
-    const double* w = g.taps[t].weights + o0;
-    for (size_t c = 0; c < g.channels; ++c) {
-      v8 wv[V];
-      for (int v = 0; v < V; ++v) wv[v] = load(w + c * g.out_pad + 8 * v);
-      for (int j = 0; j < J; ++j) {
-        const v8 x = broadcast(in[j * g.in_stride + static_cast<std::ptrdiff_t>(c)]);
-        for (int v = 0; v < V; ++v) acc[j][v] += x * wv[v];
-      }
+// Register tiles of the panel product: R rows of A × V vectors of 8 columns, R·V accumulators. AVX-512 has 32
+// vector registers (a v8 is one), AVX2 16 (a v8 is two), SSE2 16 (a v8 is four): each keeps its tile and the B row
+// it broadcasts against in registers.
+#if defined(__AVX512F__)
+constexpr int kTileRows = 8, kTileVectors = 2;
+#elif defined(__AVX2__)
+constexpr int kTileRows = 6, kTileVectors = 1;
+#else
+constexpr int kTileRows = 2, kTileVectors = 1;
+#endif
+static_assert(sn::conv_kernels::kPanel % (8 * kTileVectors) == 0, "a panel is a whole number of tile columns");
+
+// Rows [i, i + R) × columns [col, col + 8V) of one panel: each B vector loaded once per R rows, each A entry
+// broadcast once per V vectors.
+template <int R, int V, typename T>
+inline void product_tile(const sn::conv_kernels::PanelProduct<T>& p, const double* b, double* c, size_t i, size_t col) {
+  constexpr size_t kPanel = sn::conv_kernels::kPanel;
+  v8 acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = v8{};
+  const T* row[R];
+  for (int r = 0; r < R; ++r) row[r] = p.a + static_cast<std::ptrdiff_t>(i + r) * p.a_row;
+  const double* bl = b + col;
+  for (size_t l = 0; l < p.depth; ++l, bl += kPanel) {
+    v8 bv[V];
+    for (int v = 0; v < V; ++v) bv[v] = load(bl + 8 * v);
+    const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(l) * p.a_col;
+    for (int r = 0; r < R; ++r) {
+      const v8 x = broadcast(static_cast<double>(row[r][at]));
+      for (int v = 0; v < V; ++v) acc[r][v] += x * bv[v];
     }
   }
-  for (int j = 0; j < J; ++j) {
-    double* out = g.out + static_cast<std::ptrdiff_t>(j0 + j) * g.out_stride + o0;
-    for (int v = 0; v < V; ++v) store(out + 8 * v, acc[j][v]);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) store(c + (i + r) * kPanel + col + 8 * v, acc[r][v]);
+}
+
+// The rows of one panel: full tiles, then halving tiles for the remainder.
+template <int R, typename T>
+inline void product_rows(const sn::conv_kernels::PanelProduct<T>& p, const double* b, double* c, size_t& i,
+                         size_t col) {
+  for (; i + R <= p.row_end; i += R) product_tile<R, kTileVectors>(p, b, c, i, col);
+  if constexpr (R > 1) product_rows<R / 2>(p, b, c, i, col);
+}
+
+template <typename T>
+void panel_product(const sn::conv_kernels::PanelProduct<T>& p) {
+  constexpr size_t kPanel = sn::conv_kernels::kPanel;
+  for (size_t q = 0; q < p.panels; ++q) {
+    const double* b = p.b + q * p.depth * kPanel;
+    double* c = p.c + q * p.m * kPanel;
+    for (size_t col = 0; col < kPanel; col += 8 * kTileVectors) {
+      size_t i = p.row_begin;
+      product_rows<kTileRows>(p, b, c, i, col);
+    }
   }
-}
-
-template <int V>
-inline void conv_columns(const BlockArgs& g, size_t o0) {
-  size_t j = 0;
-  for (; j + 4 <= g.count; j += 4) conv_tile<4, V>(g, j, o0);
-  for (; j < g.count; ++j) conv_tile<1, V>(g, j, o0);
-}
-
-void conv_block(const BlockArgs& g) {
-  size_t o = 0;
-  for (; o + 16 <= g.out_pad; o += 16) conv_columns<2>(g, o);
-  for (; o < g.out_pad; o += 8) conv_columns<1>(g, o);
 }
 
 // Two rows of A against two rows: four entries of A·Aᴴ at once, each row vector loaded once per two entries.
@@ -176,4 +191,6 @@ void dot(const double* ar, const double* ai, const double* br, const double* bi,
 
 }  // namespace
 
-inline sn::conv_kernels::Table make_conv_table() { return {conv_block, gram_rows, dot}; }
+inline sn::conv_kernels::Table make_conv_table() {
+  return {panel_product<float>, panel_product<double>, static_cast<size_t>(kTileRows), gram_rows, dot};
+}

@@ -78,28 +78,43 @@ class Blocks {
 
   size_t column(size_t c, size_t r1, size_t r2) const { return (r1 * job_.cols.phases + r2) * g_.cin + c; }
 
-  // A_f, cout × cin' (real when f is its own conjugate).
+  // A_f, cout × cin' (real when f is its own conjugate). Each entry sums its taps in (a, b) order; row by row, so
+  // the writes stay in cache, and in registers when every tap lands in one column (stride 1).
   void block(const Frequency& f, Matrix& a) const {
     a.resize(g_.cout, width_, !f.real);
+    const size_t taps = g_.kh * g_.kw;
+    ScratchVector<double> zr(taps), zi(taps);
+    ScratchVector<size_t> col(taps);
+    bool one_column = true;
     for (size_t ta = 0; ta < g_.kh; ++ta) {
       const double rr = row_twiddles_[(f.f1 * g_.kh + ta) * 2], ri = row_twiddles_[(f.f1 * g_.kh + ta) * 2 + 1];
       for (size_t tb = 0; tb < g_.kw; ++tb) {
         const double cr = col_twiddles_[(f.f2 * g_.kw + tb) * 2], ci = col_twiddles_[(f.f2 * g_.kw + tb) * 2 + 1];
-        const double zr = rr * cr - ri * ci, zi = rr * ci + ri * cr;
-        const size_t col = column(0, size_t(job_.rows.taps[2 * ta]), size_t(job_.cols.taps[2 * tb]));
-        for (size_t o = 0; o < g_.cout; ++o) {
-          const double* k = kernel_.data() + (o * g_.cin * g_.kh + ta) * g_.kw + tb;
-          double* re = a.re.data() + o * width_ + col;
-          const size_t stride = g_.kh * g_.kw;
-          if (f.real) {
-            for (size_t c = 0; c < g_.cin; ++c) re[c] += k[c * stride] * zr;
-          } else {
-            double* im = a.im.data() + o * width_ + col;
-            for (size_t c = 0; c < g_.cin; ++c) {
-              re[c] += k[c * stride] * zr;
-              im[c] += k[c * stride] * zi;
-            }
+        const size_t t = ta * g_.kw + tb;
+        zr[t] = rr * cr - ri * ci;
+        zi[t] = rr * ci + ri * cr;
+        col[t] = column(0, size_t(job_.rows.taps[2 * ta]), size_t(job_.cols.taps[2 * tb]));
+        one_column = one_column && col[t] == col[0];
+      }
+    }
+    for (size_t o = 0; o < g_.cout; ++o) {
+      const double* k = kernel_.data() + o * g_.cin * taps;  // [c][a][b]
+      double* re = a.re.data() + o * width_;
+      double* im = f.real ? nullptr : a.im.data() + o * width_;
+      for (size_t c = 0; c < g_.cin; ++c, k += taps) {
+        if (one_column) {
+          double sr = re[col[0] + c], si = im ? im[col[0] + c] : 0.0;
+          for (size_t t = 0; t < taps; ++t) {
+            sr += k[t] * zr[t];
+            si += k[t] * zi[t];
           }
+          re[col[0] + c] = sr;
+          if (im) im[col[0] + c] = si;
+          continue;
+        }
+        for (size_t t = 0; t < taps; ++t) {
+          re[col[t] + c] += k[t] * zr[t];
+          if (im) im[col[t] + c] += k[t] * zi[t];
         }
       }
     }
@@ -150,13 +165,11 @@ class Blocks {
 
 // A few power steps on Aᴴ·A from the fixed start: the right vector x and ρ = ‖A x‖².
 double estimate(const Matrix& a, Vector& x) {
-  Matrix ah;
-  hermitian::adjoint(a, ah);
   start_vector(a.cols, a.complex(), x);
   Vector y, z;
   for (int step = 0; step < kEstimateSteps; ++step) {
     hermitian::multiply(a, x, y);
-    hermitian::multiply(ah, y, z);
+    hermitian::multiply_adjoint(a, y, z);
     if (!(hermitian::normalize(z) > 0)) break;
     std::swap(x, z);
   }
@@ -200,9 +213,7 @@ Resolved resolve(const Matrix& a, const Vector& start, unsigned threads) {
   Resolved r;
   r.rho = top.rho;
   if (left) {
-    Matrix ah;
-    hermitian::adjoint(a, ah);
-    hermitian::multiply(ah, top.vector, r.right);
+    hermitian::multiply_adjoint(a, top.vector, r.right);
     hermitian::normalize(r.right);
   } else {
     r.right = std::move(top.vector);

@@ -12,6 +12,7 @@ namespace sn::hermitian {
 namespace {
 
 constexpr int kPowerSteps = 96;
+constexpr size_t kShortRow = 16;  // shorter rows of a product are summed inline, not by the SIMD kernels
 constexpr int kGramLevels = 40;
 
 const double* imag(const Matrix& m) { return m.complex() ? m.im.data() : nullptr; }
@@ -125,10 +126,64 @@ double product_error(size_t cols, bool complex) {
 
 void adjoint(const Matrix& a, Matrix& t) {
   t.resize(a.cols, a.rows, a.complex());
+  // In square tiles, so that both the rows read and the rows written stay in cache.
+  constexpr size_t kTile = 32;
+  for (size_t i0 = 0; i0 < a.rows; i0 += kTile) {
+    const size_t i1 = std::min(a.rows, i0 + kTile);
+    for (size_t j0 = 0; j0 < a.cols; j0 += kTile) {
+      const size_t j1 = std::min(a.cols, j0 + kTile);
+      for (size_t j = j0; j < j1; ++j) {
+        for (size_t i = i0; i < i1; ++i) t.re[j * a.rows + i] = a.re[i * a.cols + j];
+      }
+      if (!a.complex()) continue;
+      for (size_t j = j0; j < j1; ++j) {
+        for (size_t i = i0; i < i1; ++i) t.im[j * a.rows + i] = -a.im[i * a.cols + j];
+      }
+    }
+  }
+}
+
+void multiply_adjoint(const Matrix& a, const Vector& y, Vector& z) {
+  const bool complex = a.complex() || y.complex();
+  z.resize(a.cols, complex);
+  const size_t n = a.cols;
+  if (n < kShortRow) {
+    // Short rows: z_j = Σ_i conj(A_ij)·y_i a column at a time, in the same order of i as below.
+    const double* yi = y.complex() ? y.im.data() : nullptr;
+    for (size_t j = 0; j < n; ++j) {
+      double sr = 0, si = 0;
+      for (size_t i = 0; i < a.rows; ++i) {
+        const double ar = a.re[i * n + j], ai = a.complex() ? a.im[i * n + j] : 0.0;
+        const double yr = y.re[i], yim = yi ? yi[i] : 0.0;
+        sr += ar * yr + ai * yim;
+        si += ar * yim - ai * yr;
+      }
+      z.re[j] = sr;
+      if (complex) z.im[j] = si;
+    }
+    return;
+  }
+  // z += conj(A_i)ᵀ·y_i row by row: every access is contiguous.
   for (size_t i = 0; i < a.rows; ++i) {
-    for (size_t j = 0; j < a.cols; ++j) {
-      t.re[j * a.rows + i] = a.re[i * a.cols + j];
-      if (a.complex()) t.im[j * a.rows + i] = -a.im[i * a.cols + j];
+    const double* ar = a.re.data() + i * n;
+    const double yr = y.re[i], yi = y.complex() ? y.im[i] : 0.0;
+    double* zr = z.re.data();
+    if (!complex) {
+      for (size_t j = 0; j < n; ++j) zr[j] += ar[j] * yr;
+      continue;
+    }
+    double* zi = z.im.data();
+    if (a.complex()) {
+      const double* ai = a.im.data() + i * n;
+      for (size_t j = 0; j < n; ++j) {
+        zr[j] += ar[j] * yr + ai[j] * yi;
+        zi[j] += ar[j] * yi - ai[j] * yr;
+      }
+    } else {
+      for (size_t j = 0; j < n; ++j) {
+        zr[j] += ar[j] * yr;
+        zi[j] += ar[j] * yi;
+      }
     }
   }
 }
@@ -137,32 +192,36 @@ void multiply(const Matrix& a, const Vector& x, Vector& y) {
   const bool complex = a.complex() || x.complex();
   y.resize(a.rows, complex);
   const size_t n = a.cols;
+  const conv_kernels::Table& kt = conv_kernels::table();
+  // The kernel's dot conjugates its second argument: conj(x) in, A_i·x out.
+  ScratchVector<double> conj_im;
+  if (a.complex() && x.complex() && n >= kShortRow) {
+    conj_im.resize(n);
+    for (size_t j = 0; j < n; ++j) conj_im[j] = -x.im[j];
+  }
   for (size_t i = 0; i < a.rows; ++i) {
     const double* ar = a.re.data() + i * n;
-    const double* ai = a.complex() ? a.im.data() + i * n : nullptr;
-    double sr = 0, si = 0;
-    if (ai && x.complex()) {
+    double re, im = 0, unused;
+    if (n < kShortRow) {
+      // Too short for the kernel's call and vector set-up to pay.
+      const double* ai = a.complex() ? a.im.data() + i * n : nullptr;
+      const double* xi = x.complex() ? x.im.data() : nullptr;
+      re = 0;
       for (size_t j = 0; j < n; ++j) {
-        sr += ar[j] * x.re[j] - ai[j] * x.im[j];
-        si += ar[j] * x.im[j] + ai[j] * x.re[j];
+        re += ar[j] * x.re[j] - (ai && xi ? ai[j] * xi[j] : 0.0);
+        im += (ai ? ai[j] * x.re[j] : 0.0) + (xi ? ar[j] * xi[j] : 0.0);
       }
-    } else if (ai) {
-      for (size_t j = 0; j < n; ++j) {
-        sr += ar[j] * x.re[j];
-        si += ai[j] * x.re[j];
-      }
-    } else if (x.complex()) {
-      for (size_t j = 0; j < n; ++j) {
-        sr += ar[j] * x.re[j];
-        si += ar[j] * x.im[j];
-      }
+    } else if (a.complex() && x.complex()) {
+      kt.dot(ar, a.im.data() + i * n, x.re.data(), conj_im.data(), n, &re, &im);
+    } else if (a.complex()) {
+      kt.dot(ar, nullptr, x.re.data(), nullptr, n, &re, &unused);
+      kt.dot(a.im.data() + i * n, nullptr, x.re.data(), nullptr, n, &im, &unused);
     } else {
-      double re, im;
-      conv_kernels::table().dot(ar, nullptr, x.re.data(), nullptr, n, &re, &im);
-      sr = re;
+      kt.dot(ar, nullptr, x.re.data(), nullptr, n, &re, &unused);
+      if (x.complex()) kt.dot(ar, nullptr, x.im.data(), nullptr, n, &im, &unused);
     }
-    y.re[i] = sr;
-    if (complex) y.im[i] = si;
+    y.re[i] = re;
+    if (complex) y.im[i] = im;
   }
 }
 

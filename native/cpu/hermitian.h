@@ -44,6 +44,8 @@ double product_error(size_t cols, bool complex);
 void adjoint(const Matrix& a, Matrix& t);
 // y = A x.
 void multiply(const Matrix& a, const Vector& x, Vector& y);
+// z = Aᴴ y, without forming Aᴴ.
+void multiply_adjoint(const Matrix& a, const Vector& y, Vector& z);
 double norm(const Vector& x);
 // x /= ‖x‖ (left alone when zero or not finite); returns the norm.
 double normalize(Vector& x);

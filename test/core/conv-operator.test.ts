@@ -80,6 +80,48 @@ describe('convolution operators', () => {
     }
   });
 
+  describe('conv2d and its transpose on outputs that take several chunks', () => {
+    // The native operator goes through the output positions in chunks of about 2^17 / ((cin·kh·kw + cout)·16)
+    // panels of 16: these geometries take several chunks, the last one short and its last panel partial.
+    for (const backend of backends) {
+      it(`${backend}: convApply matches the JS reference, in both layouts and dtypes, on any thread count`, () => {
+        const impl = resolved(backend).impl;
+        const cases: { shape: number[]; options: ConvOptions }[] = [
+          { shape: [9, 40, 3, 3], options: { inputSize: [47, 41], padding: 1 } },
+          { shape: [3, 3, 40, 9], options: { inputSize: [45, 43], padding: 1, stride: [2, 1], paddingMode: 'circular', layout: 'hwio' } },
+          { shape: [12, 64, 4, 4], options: { inputSize: [50, 37], padding: 2, stride: 2 } },
+        ];
+        for (const { shape, options } of cases) {
+          const op = operatorOf(shape, options);
+          const positions = op.outputHeight * op.outputWidth;
+          const chunk = Math.floor(2 ** 17 / ((op.inChannels * op.kernelHeight * op.kernelWidth + op.outChannels) * 16)) * 16;
+          assert.ok(positions > 2 * chunk && positions % 16 !== 0, `[${shape}]: ${positions} positions in chunks of ${chunk}`);
+          for (const dtype of ['float32', 'float64'] as const) {
+            const weight = randomArray(dtype, product(shape));
+            const x = Float64Array.from(randomArray('float64', op.inChannels * op.inputHeight * op.inputWidth));
+            const y = Float64Array.from(randomArray('float64', op.outChannels * positions));
+            const expectedY = new Float64Array(y.length);
+            const expectedT = new Float64Array(x.length);
+            convForward(weight, op, x, expectedY);
+            convTranspose(weight, op, y, expectedT);
+            const scale = Math.sqrt(op.inChannels * op.kernelHeight * op.kernelWidth) * 8;
+            for (const threads of [1, 2, 3]) {
+              const gotY = new Float64Array(y.length).fill(NaN);
+              const gotT = new Float64Array(x.length).fill(NaN);
+              impl.convApply({ weight, operator: op, transpose: false, input: x, output: gotY, threads });
+              impl.convApply({ weight, operator: op, transpose: true, input: y, output: gotT, threads });
+              const what = `[${shape}] ${dtype} ${threads} threads`;
+              for (let i = 0; i < y.length; i++)
+                assert.ok(Math.abs(gotY[i] - expectedY[i]) <= 1e-14 * scale, `${what}: y[${i}] ${gotY[i]} vs ${expectedY[i]}`);
+              for (let i = 0; i < x.length; i++)
+                assert.ok(Math.abs(gotT[i] - expectedT[i]) <= 1e-14 * scale * 4, `${what}: t[${i}] ${gotT[i]} vs ${expectedT[i]}`);
+            }
+          }
+        }
+      });
+    }
+  });
+
   describe('against the dense matrix', () => {
     it(`the JS reference builds the same matrix as numpy and PyTorch: its σ matches every fixture case (${convFixture.source})`, () => {
       for (const c of convFixture.cases) {

@@ -189,19 +189,20 @@ void accumulate_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, co
   }
 }
 
-// Rows per tile of the fused sweep: enough that the tile's second read comes from L2, a multiple of four so the
-// four-row kernels do the work (wide rows still get four when those fit in twice the budget). When dim is the last
-// axis a tile is a band of 2 KiB out of every stored row: narrower bands measured up to 4× slower here, the vector
-// loops being too short, and wider ones no faster.
+// Rows per tile of the fused sweep: enough that the tile's second read comes from L2, a multiple of `multiple` (at
+// least four) so the multi-row kernels do the work (wide rows still get four when those fit in twice the budget).
+// When dim is the last axis a tile is a band of 2 KiB out of every stored row: narrower bands measured up to 4×
+// slower here, the vector loops being too short, and wider ones no faster.
 template <typename T>
-size_t sweep_tile_rows(const MatrixLayout& L) {
-  constexpr size_t kTileBytes = 192 * 1024;
+size_t sweep_tile_rows(const MatrixLayout& L, size_t tile_bytes = 192 * 1024, size_t multiple = 4) {
   constexpr size_t kBandElements = 2048 / sizeof(T);
   const size_t row_bytes = L.cols() * sizeof(T);
-  size_t rows = kTileBytes / row_bytes;
-  if (rows >= 4) {
+  size_t rows = tile_bytes / row_bytes;
+  if (rows >= multiple) {
+    rows -= rows % multiple;
+  } else if (rows >= 4) {
     rows -= rows % 4;
-  } else if (4 * row_bytes <= 2 * kTileBytes) {
+  } else if (4 * row_bytes <= 2 * tile_bytes) {
     rows = 4;
   } else if (rows == 0) {
     rows = 1;

@@ -25,6 +25,7 @@ __attribute__((always_inline)) inline void dot_rows_mixed(const float* a, size_t
     const size_t chunk_end = left > kChunkProducts * kFloatLanes ? i + kChunkProducts * kFloatLanes : vector_end;
     vf s[R];
     for (int k = 0; k < R; ++k) s[k] = vf{};
+#pragma GCC unroll 2
     for (; i < chunk_end; i += kFloatLanes) {
       const vf xv = load_vf(x + i);
       for (int k = 0; k < R; ++k) s[k] += load_vf(a + k * stride + i) * xv;
@@ -53,6 +54,7 @@ __attribute__((always_inline)) inline void axpy_group_f32(double* y, double scal
   const vd sv = splat_vd(scale);
   const size_t vector_end = m - m % kFloatLanes;
   size_t i = 0;
+#pragma GCC unroll 2
   for (; i < vector_end; i += kFloatLanes) {
     vf s = kFirst ? vf{} : load_vf(acc + i);
     for (int k = 0; k < R; ++k) s += cv[k] * load_vf(a + k * stride + i);

@@ -189,19 +189,20 @@ void accumulate_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, co
   }
 }
 
-// Rows per tile of the fused sweep: enough that the tile's second read comes from L2, a multiple of four so the
-// four-row kernels do the work (wide rows still get four when those fit in twice the budget). When dim is the last
-// axis a tile is a band of 2 KiB out of every stored row: narrower bands measured up to 4× slower here, the vector
-// loops being too short, and wider ones no faster.
+// Rows per tile of the fused sweep: enough that the tile's second read comes from L2, a multiple of `multiple` (at
+// least four) so the multi-row kernels do the work (wide rows still get four when those fit in twice the budget).
+// When dim is the last axis a tile is a band of 2 KiB out of every stored row: narrower bands measured up to 4×
+// slower here, the vector loops being too short, and wider ones no faster.
 template <typename T>
-size_t sweep_tile_rows(const MatrixLayout& L) {
-  constexpr size_t kTileBytes = 192 * 1024;
+size_t sweep_tile_rows(const MatrixLayout& L, size_t tile_bytes = 192 * 1024, size_t multiple = 4) {
   constexpr size_t kBandElements = 2048 / sizeof(T);
   const size_t row_bytes = L.cols() * sizeof(T);
-  size_t rows = kTileBytes / row_bytes;
-  if (rows >= 4) {
+  size_t rows = tile_bytes / row_bytes;
+  if (rows >= multiple) {
+    rows -= rows % multiple;
+  } else if (rows >= 4) {
     rows -= rows % 4;
-  } else if (4 * row_bytes <= 2 * kTileBytes) {
+  } else if (4 * row_bytes <= 2 * tile_bytes) {
     rows = 4;
   } else if (rows == 0) {
     rows = 1;
@@ -220,45 +221,41 @@ void sweep_rows(const T* w, const MatrixLayout& L, size_t r0, size_t r1, const d
   }
 }
 
-// Stores 64 bytes at a 64-byte aligned p without reading the line first (a non-temporal store): when W/σ goes to
-// another buffer too large to stay in cache, that saves the read-for-ownership, a third of the division's traffic.
-__attribute__((always_inline)) inline void stream64(void* p, const void* bytes) {
+// Stores one native vector at a vector-aligned p without reading the line first (a non-temporal store): when W/σ goes
+// to another buffer too large to stay in cache, that saves the read-for-ownership, a third of the division's traffic.
+template <typename V>
+__attribute__((always_inline)) inline void stream_vector(void* p, V x) {
+  static_assert(sizeof(V) == SN_VECTOR_BYTES, "one native vector");
 #if defined(__AVX512F__)
-  __m512i a;
-  std::memcpy(&a, bytes, 64);
-  _mm512_stream_si512(static_cast<__m512i*>(p), a);
+  _mm512_stream_si512(static_cast<__m512i*>(p), reinterpret_cast<__m512i>(x));
 #elif defined(__AVX__)
-  __m256i a[2];
-  std::memcpy(a, bytes, 64);
-  _mm256_stream_si256(static_cast<__m256i*>(p), a[0]);
-  _mm256_stream_si256(static_cast<__m256i*>(p) + 1, a[1]);
+  _mm256_stream_si256(static_cast<__m256i*>(p), reinterpret_cast<__m256i>(x));
 #elif defined(__SSE2__)
-  __m128i a[4];
-  std::memcpy(a, bytes, 64);
-  for (int k = 0; k < 4; ++k) _mm_stream_si128(static_cast<__m128i*>(p) + k, a[k]);
+  _mm_stream_si128(static_cast<__m128i*>(p), reinterpret_cast<__m128i>(x));
 #else
-  std::memcpy(p, bytes, 64);
+  std::memcpy(p, &x, sizeof x);
 #endif
 }
 
+// In native vectors: with AVX2, 64-byte vectors here had gone through the stack on their way to the streaming
+// stores (27 instructions per 16 floats; now 4 per 8).
 template <typename T>
 void divide(const T* w, T* out, size_t n, T sigma, bool stream) {
-  typedef T vec __attribute__((vector_size(64)));
-  constexpr size_t kLanes = 64 / sizeof(T);
+  typedef T vec __attribute__((vector_size(SN_VECTOR_BYTES)));
+  constexpr size_t kLanes = SN_VECTOR_BYTES / sizeof(T);
   vec s;
   for (size_t k = 0; k < kLanes; ++k) s[k] = sigma;
   size_t i = 0;
   if (stream) {
-    // Scalar up to out's first cache-line boundary (typed arrays are only element-aligned), then whole lines.
-    while (i < n && (reinterpret_cast<uintptr_t>(out + i) & 63) != 0) {
+    // Scalar up to out's first vector boundary (typed arrays are only element-aligned), then whole vectors.
+    while (i < n && (reinterpret_cast<uintptr_t>(out + i) % SN_VECTOR_BYTES) != 0) {
       out[i] = w[i] / sigma;
       ++i;
     }
     for (; i + kLanes <= n; i += kLanes) {
       vec a;
       std::memcpy(&a, w + i, sizeof a);
-      a /= s;
-      stream64(out + i, &a);
+      stream_vector(out + i, a / s);
     }
 #if defined(__SSE2__)
     _mm_sfence();  // non-temporal stores are weakly ordered: make them visible before the pool reports done

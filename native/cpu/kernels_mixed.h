@@ -25,6 +25,7 @@ __attribute__((always_inline)) inline void dot_rows_mixed(const float* a, size_t
     const size_t chunk_end = left > kChunkProducts * kFloatLanes ? i + kChunkProducts * kFloatLanes : vector_end;
     vf s[R];
     for (int k = 0; k < R; ++k) s[k] = vf{};
+#pragma GCC unroll 2
     for (; i < chunk_end; i += kFloatLanes) {
       const vf xv = load_vf(x + i);
       for (int k = 0; k < R; ++k) s[k] += load_vf(a + k * stride + i) * xv;
@@ -42,44 +43,76 @@ __attribute__((always_inline)) inline void dot_rows_mixed(const float* a, size_t
   }
 }
 
-// acc[0..m) (+)= Σ_k c[k]·(row k)[0..m) over R rows at a + k·stride, in float32: the first group of a chunk stores,
-// the later ones add.
-template <int R>
-__attribute__((always_inline)) inline void axpy_rows_f32(float* acc, const float* c, const float* a, size_t stride,
-                                                         size_t m, bool first) {
+// One group of R ≤ 8 rows of a float32 partial: s = (kFirst ? 0 : acc) + Σ_k c[k]·(row k), each element's products
+// added in row order; then, for the chunk's last group, y += scale·s in double, else acc = s. A chunk of one group
+// never touches acc: the partial goes from registers straight into y.
+template <int R, bool kFirst, bool kLast>
+__attribute__((always_inline)) inline void axpy_group_f32(double* y, double scale, float* acc, const float* c,
+                                                          const float* a, size_t stride, size_t m) {
   vf cv[R];
   for (int k = 0; k < R; ++k) cv[k] = splat_vf(c[k]);
+  const vd sv = splat_vd(scale);
   const size_t vector_end = m - m % kFloatLanes;
   size_t i = 0;
+#pragma GCC unroll 2
   for (; i < vector_end; i += kFloatLanes) {
-    vf s = first ? vf{} : load_vf(acc + i);
+    vf s = kFirst ? vf{} : load_vf(acc + i);
     for (int k = 0; k < R; ++k) s += cv[k] * load_vf(a + k * stride + i);
-    store_vf(acc + i, s);
+    if (kLast) {
+      vd lo, hi;
+      widen(s, lo, hi);
+      store_vd(y + i, load_vd(y + i) + lo * sv);
+      store_vd(y + i + kDoubleLanes, load_vd(y + i + kDoubleLanes) + hi * sv);
+    } else {
+      store_vf(acc + i, s);
+    }
   }
   for (; i < m; ++i) {
-    float s = first ? 0.0f : acc[i];
+    float s = kFirst ? 0.0f : acc[i];
     for (int k = 0; k < R; ++k) s += c[k] * a[k * stride + i];
-    acc[i] = s;
+    if (kLast) {
+      y[i] += double(s) * scale;
+    } else {
+      acc[i] = s;
+    }
+  }
+}
+
+template <int R>
+__attribute__((always_inline)) inline void axpy_group_f32(double* y, double scale, float* acc, const float* c,
+                                                          const float* a, size_t stride, size_t m, bool first,
+                                                          bool last) {
+  if (first && last) {
+    axpy_group_f32<R, true, true>(y, scale, acc, c, a, stride, m);
+  } else if (first) {
+    axpy_group_f32<R, true, false>(y, scale, acc, c, a, stride, m);
+  } else if (last) {
+    axpy_group_f32<R, false, true>(y, scale, acc, c, a, stride, m);
+  } else {
+    axpy_group_f32<R, false, false>(y, scale, acc, c, a, stride, m);
   }
 }
 
 // y[0..m) += scale · Σ_{k < count} c[k]·(row k)[0..m) for count ≤ kChunkProducts rows at a + k·stride: one float32
-// partial per element (in acc[0..m)), then into double.
-__attribute__((always_inline)) inline void axpy_chunk_mixed(double* y, double scale, const float* c, const float* a,
-                                                            size_t stride, size_t count, size_t m, float* acc) {
+// partial per element, in groups of 8, 4 and 1 rows (so each c[k] broadcast serves a whole sweep along the rows and
+// the partial is loaded and stored once per group, not per row), then into double. acc: m floats of scratch.
+inline void axpy_chunk_mixed(double* y, double scale, const float* c, const float* a, size_t stride, size_t count,
+                             size_t m, float* acc) {
   size_t k = 0;
-  for (; k + 4 <= count; k += 4) axpy_rows_f32<4>(acc, c + k, a + k * stride, stride, m, k == 0);
-  for (; k < count; ++k) axpy_rows_f32<1>(acc, c + k, a + k * stride, stride, m, k == 0);
-  const vd s = splat_vd(scale);
-  const size_t vector_end = m - m % kFloatLanes;
-  size_t i = 0;
-  for (; i < vector_end; i += kFloatLanes) {
-    vd lo, hi;
-    widen(load_vf(acc + i), lo, hi);
-    store_vd(y + i, load_vd(y + i) + lo * s);
-    store_vd(y + i + kDoubleLanes, load_vd(y + i + kDoubleLanes) + hi * s);
+  while (k < count) {
+    const size_t left = count - k;
+    const bool first = k == 0;
+    if (left >= 8) {
+      axpy_group_f32<8>(y, scale, acc, c + k, a + k * stride, stride, m, first, left == 8);
+      k += 8;
+    } else if (left >= 4) {
+      axpy_group_f32<4>(y, scale, acc, c + k, a + k * stride, stride, m, first, left == 4);
+      k += 4;
+    } else {
+      axpy_group_f32<1>(y, scale, acc, c + k, a + k * stride, stride, m, first, left == 1);
+      k += 1;
+    }
   }
-  for (; i < m; ++i) y[i] += double(acc[i]) * scale;
 }
 
 // c32 = c·2^e, e chosen so that max |c32_i| is in [1/8, 1/4) (see the top of this file); returns 2^-e, which undoes
@@ -119,6 +152,11 @@ void matvec_rows_mixed(const float* w, const MatrixLayout& L, size_t r0, size_t 
     const float* block = w + (o * L.rows + r0) * m;
     const float* xo = x + o * m;
     size_t r = 0;
+    for (; r + 8 <= n; r += 8) {
+      double p[8];
+      dot_rows_mixed<8>(block + r * m, m, xo, m, p);
+      for (size_t k = 0; k < 8; ++k) d[r + k] += p[k];
+    }
     for (; r + 4 <= n; r += 4) {
       double p[4];
       dot_rows_mixed<4>(block + r * m, m, xo, m, p);
@@ -165,10 +203,13 @@ void accumulate_rows_mixed(const float* w, const MatrixLayout& L, size_t r0, siz
   }
 }
 
-// The fused sweep, tile by tile as in sweep_rows: d = M x, then t += Mᵀd while the tile is in cache.
+// The fused sweep, tile by tile as in sweep_rows: d = M x, then t += Mᵀd while the tile is in cache. Tiles are a
+// multiple of 8 rows up to 320 KiB (L2 is 512 KiB or more on the x86 CPUs with AVX2), so that M x runs 8 rows per pass
+// over x and Mᵀd's float32 partials span 8 or 16 rows before they join t in double: with 4-row tiles (192 KiB of a
+// 1024×9216 layer) the conversions to double cost as much as the products.
 void sweep_rows_mixed(const float* w, const MatrixLayout& L, size_t r0, size_t r1, const float* x, double* d, double* t,
                       float* scratch) {
-  const size_t tile = sweep_tile_rows<float>(L);
+  const size_t tile = sweep_tile_rows<float>(L, 320 * 1024, 8);
   for (size_t rb = r0; rb < r1; rb += tile) {
     const size_t re = rb + tile < r1 ? rb + tile : r1;
     matvec_rows_mixed(w, L, rb, re, x, d + (rb - r0), scratch);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import type { FloatArray } from '../lib';
 import { ModelFileError, firstLine } from './errors';
-import type { ReadGate } from './model';
+import type { ReadOptions } from './model';
 
 /** A system error's code and description without the path it names (which may be an internal temporary file). */
 export function describeFsError(error: unknown): string {
@@ -85,23 +85,51 @@ export interface ElementCodec {
 export const CHUNK_BYTES = 8 << 20;
 
 /**
- * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting `gate`
- * before each chunk. Elements may straddle ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
+ * The decode scratch of the last readValues, kept for the next: fresh memory costs a page fault per 4 KiB page on
+ * first touch, which on some virtual machines (this project's: 20-40 µs a page) costs more than reading the chunk.
+ * Null while a readValues holds it, so concurrent reads never share it.
+ */
+let spareScratch: Uint8Array | null = null;
+
+function takeScratch(bytes: number): Uint8Array {
+  const spare = spareScratch;
+  if (spare !== null && spare.byteLength >= bytes) {
+    spareScratch = null;
+    return spare.subarray(0, bytes);
+  }
+  return new Uint8Array(bytes);
+}
+
+function giveBackScratch(scratch: Uint8Array): void {
+  if (spareScratch === null || spareScratch.buffer.byteLength < scratch.buffer.byteLength) {
+    spareScratch = new Uint8Array(scratch.buffer);
+  }
+}
+
+/**
+ * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting
+ * `options.gate` before each chunk, into an array from `options.allocate` (or a new one). Elements may straddle
+ * ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
  */
 export async function readValues(
   ranges: readonly ByteRange[],
   count: number,
   codec: ElementCodec,
   tensor: string,
-  gate?: ReadGate,
+  options: ReadOptions = {},
 ): Promise<FloatArray> {
-  const values = codec.wide === 'float64' ? new Float64Array(count) : new Float32Array(count);
+  const { gate } = options;
   const total = count * codec.bytes;
   const stored = ranges.reduce((sum, r) => sum + r.length, 0);
   if (stored !== total) throw new Error(`internal: ${tensor} has ${stored} stored bytes for ${count} elements of ${codec.bytes} bytes`);
+  const values = options.allocate
+    ? await options.allocate(count, codec.wide)
+    : codec.wide === 'float64'
+      ? new Float64Array(count)
+      : new Float32Array(count);
   if (codec.decode === null) {
     // The stored bytes are the values: read straight into them.
-    const target = new Uint8Array(values.buffer);
+    const target = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     let at = 0;
     for (const r of ranges) {
       for (let done = 0; done < r.length;) {
@@ -115,24 +143,28 @@ export async function readValues(
     return values;
   }
   const chunk = Math.max(codec.bytes, CHUNK_BYTES - (CHUNK_BYTES % codec.bytes));
-  const scratch = new Uint8Array(Math.min(chunk + codec.bytes, total));
-  let held = 0;
-  let element = 0;
-  for (const r of ranges) {
-    for (let done = 0; done < r.length;) {
-      const take = Math.min(scratch.length - held, r.length - done);
-      await gate?.(take);
-      await readInto(r.handle, scratch, held, r.position + done, take, r.file, tensor);
-      held += take;
-      done += take;
-      const whole = Math.floor(held / codec.bytes);
-      if (whole === 0) continue;
-      codec.decode(scratch.subarray(0, whole * codec.bytes), values, element);
-      element += whole;
-      const rest = held - whole * codec.bytes;
-      scratch.copyWithin(0, whole * codec.bytes, held);
-      held = rest;
+  const scratch = takeScratch(Math.min(chunk + codec.bytes, total));
+  try {
+    let held = 0;
+    let element = 0;
+    for (const r of ranges) {
+      for (let done = 0; done < r.length;) {
+        const take = Math.min(scratch.length - held, r.length - done);
+        await gate?.(take);
+        await readInto(r.handle, scratch, held, r.position + done, take, r.file, tensor);
+        held += take;
+        done += take;
+        const whole = Math.floor(held / codec.bytes);
+        if (whole === 0) continue;
+        codec.decode(scratch.subarray(0, whole * codec.bytes), values, element);
+        element += whole;
+        const rest = held - whole * codec.bytes;
+        scratch.copyWithin(0, whole * codec.bytes, held);
+        held = rest;
+      }
     }
+  } finally {
+    giveBackScratch(scratch);
   }
   return values;
 }

@@ -1,8 +1,13 @@
 // Reading tensor i+1 while σ of tensor i is computed: a producer reads the tensors in order, at most `maxTensors`
 // beyond the one the consumer last took and at most `maxBytes` of their values, chunk by chunk, so a tensor larger
-// than the budget is still read ahead in part. Memory: the tensors the consumer holds, plus the read-ahead budget.
+// than the budget is still read ahead in part. Memory: the tensors the consumer holds, plus the read-ahead budget
+// and the arrays recycled for later tensors, which together stay within the budget plus the largest tensor's values.
+//
+// Recycling: an array the consumer is done with (recycle()) holds later tensors' values, rather than a new one.
+// Fresh memory costs a page fault per 4 KiB page on first touch; on the virtual machines this project runs on that
+// is 20-40 µs a page, which made `report` on float16 models ~10× slower than reading the file.
 import type { FloatArray } from '../lib';
-import type { ModelFile, ModelTensor } from './model';
+import type { ModelFile, ModelTensor, ValuesAllocator } from './model';
 import { elementCount } from './model';
 
 export interface ReadAheadOptions {
@@ -37,6 +42,11 @@ export class ReadAhead {
   private stopped = false;
   private readonly maxTensors: number;
   private readonly maxBytes: number;
+  /** Arrays' buffers given back by the consumer, oldest first; with the bytes read ahead, at most `spareLimit`. */
+  private readonly spare: ArrayBuffer[] = [];
+  private readonly spareLimit: number;
+  /** Per tensor index: its values' whole buffer was charged when it was taken from `spare` (it is all resident). */
+  private readonly prepaid: boolean[];
 
   constructor(
     private readonly model: ModelFile,
@@ -46,6 +56,8 @@ export class ReadAhead {
     this.maxTensors = options.maxTensors ?? READ_AHEAD_TENSORS;
     this.maxBytes = options.maxBytes ?? READ_AHEAD_BYTES;
     this.charged = order.map(() => 0);
+    this.prepaid = order.map(() => false);
+    this.spareLimit = this.maxBytes + Math.max(0, ...order.map(valueBytes));
     void this.produce();
   }
 
@@ -74,16 +86,11 @@ export class ReadAhead {
       const ratio = valueBytes(tensor) / Math.max(1, tensor.byteLength);
       try {
         await this.until(() => i - this.taken <= this.maxTensors);
-        const values = await this.model.read(tensor, async (bytes) => {
-          const charge = bytes * ratio;
-          // The tensor the consumer waits for, or holds, is never held back: only tensors ahead of it count.
-          await this.until(() => i <= this.taken || this.aheadBytes + charge <= this.maxBytes || this.aheadBytes === 0);
-          if (i > this.taken) {
-            this.aheadBytes += charge;
-            this.charged[i] += charge;
-          }
+        const gate = async (bytes: number) => {
+          if (!this.prepaid[i]) await this.charge(i, bytes * ratio);
           this.options.onBytes?.(bytes);
-        });
+        };
+        const values = await this.model.read(tensor, { gate, allocate: this.allocator(i) });
         settle.resolve(values);
       } catch (error) {
         settle.reject(error);
@@ -94,14 +101,70 @@ export class ReadAhead {
     }
   }
 
+  /** Waits until `bytes` more of tensor i's values fit the budget, and charges them while i is ahead. */
+  private async charge(i: number, bytes: number): Promise<void> {
+    // The tensor the consumer waits for, or holds, is never held back: only tensors ahead of it count.
+    await this.until(() => i <= this.taken || this.aheadBytes + bytes <= this.maxBytes || this.aheadBytes === 0);
+    if (i > this.taken) {
+      this.aheadBytes += bytes;
+      this.charged[i] += bytes;
+      this.trimSpare();
+    }
+  }
+
+  /** Drops the oldest spare buffers until they and the bytes read ahead fit `spareLimit`. */
+  private trimSpare(): void {
+    let total = this.spare.reduce((sum, b) => sum + b.byteLength, 0);
+    while (this.spare.length > 0 && total + this.aheadBytes > this.spareLimit) total -= this.spare.shift()!.byteLength;
+  }
+
+  /**
+   * Tensor i's values array: the smallest recycled buffer that holds it, charged whole to the budget while i is
+   * ahead (a recycled buffer is resident already, read or not), else a new array, charged chunk by chunk as read.
+   * A buffer over twice the size is left for a larger tensor: a fresh small array costs less than a fresh large one.
+   */
+  private allocator(i: number): ValuesAllocator {
+    return async (count, wide) => {
+      const bytes = count * (wide === 'float64' ? 8 : 4);
+      const fits = this.spare.filter((b) => b.byteLength >= bytes && b.byteLength <= 2 * bytes);
+      if (fits.length > 0) {
+        const buffer = fits.reduce((a, b) => (b.byteLength < a.byteLength ? b : a));
+        await this.charge(i, buffer.byteLength);
+        // Only this producer takes from `spare`, but recycle() may have dropped the buffer while the budget was spent.
+        const at = this.spare.indexOf(buffer);
+        if (at >= 0) {
+          this.spare.splice(at, 1);
+          this.prepaid[i] = true;
+          return wide === 'float64' ? new Float64Array(buffer, 0, count) : new Float32Array(buffer, 0, count);
+        }
+        this.uncharge(i);
+      }
+      return wide === 'float64' ? new Float64Array(count) : new Float32Array(count);
+    };
+  }
+
+  private uncharge(i: number): void {
+    this.aheadBytes -= this.charged[i];
+    this.charged[i] = 0;
+    this.wake();
+  }
+
+  /**
+   * Gives back an array of values the consumer is done with (nothing may use it afterwards): its memory holds a
+   * later tensor's values. The oldest spare arrays are dropped first, to stay within `spareLimit`.
+   */
+  recycle(values: FloatArray): void {
+    if (this.stopped) return;
+    this.spare.push(values.buffer as ArrayBuffer);
+    this.trimSpare();
+  }
+
   /** The next tensor's values, in order; the tensors taken before it are no longer counted as read ahead. */
   async next(): Promise<{ tensor: ModelTensor; values: FloatArray }> {
     const i = this.taken + 1;
     if (i >= this.order.length) throw new Error('internal: read past the last tensor');
     this.taken = i;
-    this.aheadBytes -= this.charged[i];
-    this.charged[i] = 0;
-    this.wake();
+    this.uncharge(i);
     await this.until(() => this.results.length > i);
     const values = this.results[i]!;
     this.results[i] = undefined;

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { CHUNK_BYTES } from '../../cli/file-io';
 import { encodeSafetensorsHeader } from '../../cli/formats/safetensors';
-import type { ModelFile, ModelTensor, ReadGate } from '../../cli/model';
+import type { ModelFile, ModelTensor, ReadOptions } from '../../cli/model';
 import { READ_AHEAD_BYTES, ReadAhead } from '../../cli/read-ahead';
 import { temporaryFolder } from '../support/cli-fixtures';
 
@@ -24,9 +24,9 @@ function fakeModel(sizes: number[]) {
   }));
   const model = {
     tensors,
-    read: async (t: ModelTensor, gate?: ReadGate) => {
+    read: async (t: ModelTensor, options?: ReadOptions) => {
       for (let done = 0; done < t.byteLength; done += 2 ** 20) {
-        await gate?.(Math.min(2 ** 20, t.byteLength - done));
+        await options?.gate?.(Math.min(2 ** 20, t.byteLength - done));
         log.push(`${t.name}+`);
       }
       log.push(`${t.name} read`);
@@ -80,9 +80,9 @@ describe('CLI: read-ahead', () => {
   it('a read error reaches the consumer when it asks for that tensor, not before', async () => {
     const { model, tensors } = fakeModel([MiB, MiB, MiB]);
     const read = model.read;
-    model.read = async (t, gate) => {
+    model.read = async (t, options) => {
       if (t.name === 't1') throw new Error('disk on fire');
-      return read(t, gate);
+      return read(t, options);
     };
     const ahead = new ReadAhead(model, tensors);
     await ahead.next();

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import type { FloatArray } from '../lib';
 import { ModelFileError, firstLine } from './errors';
-import type { ReadOptions } from './model';
+import type { ReadGate, ReadOptions } from './model';
 
 /** A system error's code and description without the path it names (which may be an internal temporary file). */
 export function describeFsError(error: unknown): string {
@@ -106,10 +106,54 @@ function giveBackScratch(scratch: Uint8Array): void {
   }
 }
 
+/** A stretch of at most CHUNK_BYTES of a ByteRange: what one read call reads. */
+interface Piece {
+  range: ByteRange;
+  position: number;
+  length: number;
+}
+
+function piecesOf(ranges: readonly ByteRange[]): Piece[] {
+  const pieces: Piece[] = [];
+  for (const range of ranges) {
+    for (let done = 0; done < range.length; done += CHUNK_BYTES) {
+      pieces.push({ range, position: range.position + done, length: Math.min(CHUNK_BYTES, range.length - done) });
+    }
+  }
+  return pieces;
+}
+
 /**
- * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting
- * `options.gate` before each chunk, into an array from `options.allocate` (or a new one). Elements may straddle
- * ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
+ * Reads the pieces in order into `into(k)`, awaiting `gate` before each, with piece k + 1's read in flight while the
+ * caller handles piece k (decodes it, or faults in the memory of the next): reading never waits for decoding.
+ */
+async function* readPieces(
+  pieces: readonly Piece[],
+  into: (k: number) => Uint8Array,
+  tensor: string,
+  gate?: ReadGate,
+): AsyncGenerator<Uint8Array> {
+  const read = async (k: number) => {
+    const { range, position, length } = pieces[k];
+    await gate?.(length);
+    const target = into(k);
+    await readInto(range.handle, target, 0, position, length, range.file, tensor);
+    return target;
+  };
+  let pending = pieces.length > 0 ? read(0) : null;
+  for (let k = 0; k < pieces.length; k++) {
+    const current = pending!;
+    pending = k + 1 < pieces.length ? read(k + 1) : null;
+    // Its error, if any, is thrown when its turn comes; never an unhandled rejection meanwhile.
+    pending?.catch(() => undefined);
+    yield await current;
+  }
+}
+
+/**
+ * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time (the next chunk's
+ * read in flight meanwhile), awaiting `options.gate` before each chunk, into an array from `options.allocate` (or a
+ * new one). Elements may straddle ranges (tfjs shards split anywhere). Memory: the values, plus two chunks.
  */
 export async function readValues(
   ranges: readonly ByteRange[],
@@ -118,7 +162,6 @@ export async function readValues(
   tensor: string,
   options: ReadOptions = {},
 ): Promise<FloatArray> {
-  const { gate } = options;
   const total = count * codec.bytes;
   const stored = ranges.reduce((sum, r) => sum + r.length, 0);
   if (stored !== total) throw new Error(`internal: ${tensor} has ${stored} stored bytes for ${count} elements of ${codec.bytes} bytes`);
@@ -127,45 +170,42 @@ export async function readValues(
     : codec.wide === 'float64'
       ? new Float64Array(count)
       : new Float32Array(count);
+  const pieces = piecesOf(ranges);
   if (codec.decode === null) {
     // The stored bytes are the values: read straight into them.
     const target = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    let at = 0;
-    for (const r of ranges) {
-      for (let done = 0; done < r.length;) {
-        const take = Math.min(CHUNK_BYTES, r.length - done);
-        await gate?.(take);
-        await readInto(r.handle, target, at, r.position + done, take, r.file, tensor);
-        at += take;
-        done += take;
-      }
+    const starts: number[] = [];
+    pieces.reduce((at, p) => (starts.push(at), at + p.length), 0);
+    const reads = readPieces(pieces, (k) => target.subarray(starts[k], starts[k] + pieces[k].length), tensor, options.gate);
+    while (!(await reads.next()).done) {
+      // Each piece lands in place; nothing to do but keep the next read going.
     }
     return values;
   }
-  const chunk = Math.max(codec.bytes, CHUNK_BYTES - (CHUNK_BYTES % codec.bytes));
-  const scratch = takeScratch(Math.min(chunk + codec.bytes, total));
-  try {
-    let held = 0;
-    let element = 0;
-    for (const r of ranges) {
-      for (let done = 0; done < r.length;) {
-        const take = Math.min(scratch.length - held, r.length - done);
-        await gate?.(take);
-        await readInto(r.handle, scratch, held, r.position + done, take, r.file, tensor);
-        held += take;
-        done += take;
-        const whole = Math.floor(held / codec.bytes);
-        if (whole === 0) continue;
-        codec.decode(scratch.subarray(0, whole * codec.bytes), values, element);
-        element += whole;
-        const rest = held - whole * codec.bytes;
-        scratch.copyWithin(0, whole * codec.bytes, held);
-        held = rest;
-      }
+  const half = Math.min(CHUNK_BYTES, total);
+  const scratch = takeScratch(2 * half);
+  const halves = [scratch.subarray(0, half), scratch.subarray(half)];
+  // The first bytes of an element that straddles two pieces.
+  const carry = new Uint8Array(codec.bytes);
+  let carried = 0;
+  let element = 0;
+  for await (const bytes of readPieces(pieces, (k) => halves[k % 2].subarray(0, pieces[k].length), tensor, options.gate)) {
+    let from = 0;
+    if (carried > 0) {
+      from = Math.min(codec.bytes - carried, bytes.length);
+      carry.set(bytes.subarray(0, from), carried);
+      carried += from;
+      if (carried < codec.bytes) continue;
+      codec.decode(carry, values, element++);
     }
-  } finally {
-    giveBackScratch(scratch);
+    const whole = Math.floor((bytes.length - from) / codec.bytes);
+    if (whole > 0) codec.decode(bytes.subarray(from, from + whole * codec.bytes), values, element);
+    element += whole;
+    carried = bytes.length - from - whole * codec.bytes;
+    carry.set(bytes.subarray(bytes.length - carried), 0);
   }
+  // Only now: after an error a read may still be writing into it.
+  giveBackScratch(scratch);
   return values;
 }
 

@@ -35,7 +35,7 @@ export class TensorPipeline<T> {
     this.readAhead = new ReadAhead(
       model,
       order.map((s) => s.tensor),
-      { onBytes: (bytes) => progress.bytes(bytes) },
+      { onBytes: (bytes) => progress.bytes(bytes), recycling: recycleValues },
     );
   }
 

@@ -169,6 +169,7 @@ export class ReadAhead {
    * later tensor's values. The oldest spare arrays are dropped first, to stay within `spareLimit`.
    */
   recycle(values: FloatArray): void {
+    if (!this.options.recycling) return;
     this.held -= values.buffer.byteLength;
     if (this.stopped || values.buffer.byteLength !== this.largest) return;
     this.spare.push(values.buffer as ArrayBuffer);

@@ -91,6 +91,60 @@ describe('CLI: read-ahead', () => {
   });
 });
 
+/** A model whose reads take their arrays from `allocate`, as readValues does, and write every element. */
+function allocatingModel(sizes: number[]) {
+  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({ name: `t${i}`, shape: [bytes / 4], dtype: 'F32', numeric: true, byteLength: bytes }));
+  const model = {
+    tensors,
+    read: async (t: ModelTensor, options?: ReadOptions) => {
+      await options?.gate?.(t.byteLength);
+      const values = options?.allocate ? await options.allocate(t.byteLength / 4, 'float32') : new Float32Array(t.byteLength / 4);
+      values.fill(Number(t.name.slice(1)));
+      return values;
+    },
+  } as unknown as ModelFile;
+  return { model, tensors };
+}
+
+describe('CLI: read-ahead recycling (report)', () => {
+  it("gives later large tensors the buffers of tensors already computed, each of the largest tensor's size", async () => {
+    // A transformer layer's proportions (64 and 172 MiB of values against a 256 MiB budget), scaled down by 8, and a
+    // small tensor that gets its own array.
+    const [small, medium, large] = [MiB / 8, 8 * MiB, 21.5 * MiB];
+    const sizes = [medium, medium, large, large, small, medium, large, medium, medium, large];
+    const { model, tensors } = allocatingModel(sizes);
+    const ahead = new ReadAhead(model, tensors, { recycling: true, maxBytes: 32 * MiB });
+    const buffers: ArrayBuffer[] = [];
+    for (let i = 0; i < sizes.length; i++) {
+      const { values } = await ahead.next();
+      assert.equal(values.length, sizes[i] / 4);
+      assert.ok(values.every((x) => x === i), `t${i} holds its own values, whatever the buffer held before`);
+      assert.equal(values.buffer.byteLength, sizes[i] === small ? small : large);
+      buffers.push(values.buffer as ArrayBuffer);
+      for (let k = 0; k < 20; k++) await settle();
+      ahead.recycle(values);
+    }
+    ahead.close();
+    const shared = buffers.filter((b) => b.byteLength === large);
+    // Once the pipeline is full, no new buffer: 9 large tensors share at most 3 (the one computed, one ahead, one spare).
+    assert.ok(new Set(shared).size <= 3, `${new Set(shared).size} distinct buffers for ${shared.length} large tensors`);
+  });
+
+  it('without recycling, every tensor gets a new array of its own size', async () => {
+    const { model, tensors } = allocatingModel([4 * MiB, 4 * MiB, 16 * MiB, 4 * MiB]);
+    const ahead = new ReadAhead(model, tensors);
+    const buffers = new Set<ArrayBufferLike>();
+    for (let i = 0; i < tensors.length; i++) {
+      const { values } = await ahead.next();
+      assert.equal(values.buffer.byteLength, tensors[i].byteLength);
+      buffers.add(values.buffer);
+      ahead.recycle(values);
+    }
+    assert.equal(buffers.size, tensors.length);
+    ahead.close();
+  });
+});
+
 /** A safetensors file of `tensors` (all zeros but their first element, 1), sparse on disk. */
 function sparseSafetensors(file: string, tensors: { dtype: 'F32' | 'F16'; shape: [number, number] }[]): number[] {
   const header: Record<string, unknown> = {};

@@ -167,16 +167,17 @@ async function main() {
     }
   }
   if (rounds > 0) console.log(`spectral-norm report on real models, median of ${rounds} rounds, default tolerance 1e-6`);
-  if (rounds > 0) console.table(
-    results.map((r) => ({
-      model: r.model,
-      tensors: r.tensors,
-      contender: r.contender,
-      'σ ms': r.sigmaMedianMs.toFixed(1),
-      'total ms': r.wallMedianMs.toFixed(1),
-      'vs js': `${r.speedupVsJs.toFixed(1)}×`,
-    })),
-  );
+  if (rounds > 0)
+    console.table(
+      results.map((r) => ({
+        model: r.model,
+        tensors: r.tensors,
+        contender: r.contender,
+        'σ ms': r.sigmaMedianMs.toFixed(1),
+        'total ms': r.wallMedianMs.toFixed(1),
+        'vs js': `${r.speedupVsJs.toFixed(1)}×`,
+      })),
+    );
   const shardedResult = await sharded();
   const date = new Date().toISOString();
   const record = {

@@ -1,6 +1,6 @@
 // The Node-API entry point: the production calls (backendInfo, run, runAsync, runPacked, runPackedAsync, cudaProbe,
-// convApply, convSpectrum, decodeHalf, DeviceArray) and the `internal` object of test hooks and benchmark probes (internal.h).
-// Unmarshal, schedule, map errors; no math here.
+// convApply, convSpectrum, decodeHalf, DeviceArray) and the `internal` object of test hooks and benchmark probes
+// (internal.h). Unmarshal, schedule, map errors; no math here.
 #include <napi.h>
 
 #include <cmath>

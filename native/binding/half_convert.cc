@@ -17,7 +17,8 @@ Napi::Value DecodeHalf(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const std::string storage = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   if (storage != "float16" && storage != "bfloat16") throw_type_error(env, "storage must be 'float16' or 'bfloat16'");
-  if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+  if (info.Length() < 2 || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     throw_type_error(env, "src must be a Uint8Array");
   }
   if (info.Length() < 3 || !info[2].IsTypedArray() ||

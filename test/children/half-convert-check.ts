@@ -65,7 +65,9 @@ for (const storage of ['float16', 'bfloat16'] as const) {
       const rule = expectedBits(storage, p);
       const want = rule === -1 ? referenceBits[p] : rule;
       if (got !== want) {
-        assert.fail(`${storage} 0x${p.toString(16)} (byte offset ${offset}, at ${at}): 0x${got.toString(16)}, expected 0x${want.toString(16)}`);
+        assert.fail(
+          `${storage} 0x${p.toString(16)} (byte offset ${offset}, at ${at}): 0x${got.toString(16)}, expected 0x${want.toString(16)}`,
+        );
       }
       // The JS decoder agrees on the value (NaN with NaN), whatever bits it gives a NaN.
       if (Number.isNaN(reference[p])) assert.ok(Number.isNaN(out[at + p]));

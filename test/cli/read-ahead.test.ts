@@ -93,7 +93,13 @@ describe('CLI: read-ahead', () => {
 
 /** A model whose reads take their arrays from `allocate`, as readValues does, and write every element. */
 function allocatingModel(sizes: number[]) {
-  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({ name: `t${i}`, shape: [bytes / 4], dtype: 'F32', numeric: true, byteLength: bytes }));
+  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({
+    name: `t${i}`,
+    shape: [bytes / 4],
+    dtype: 'F32',
+    numeric: true,
+    byteLength: bytes,
+  }));
   const model = {
     tensors,
     read: async (t: ModelTensor, options?: ReadOptions) => {
@@ -118,7 +124,10 @@ describe('CLI: read-ahead recycling (report)', () => {
     for (let i = 0; i < sizes.length; i++) {
       const { values } = await ahead.next();
       assert.equal(values.length, sizes[i] / 4);
-      assert.ok(values.every((x) => x === i), `t${i} holds its own values, whatever the buffer held before`);
+      assert.ok(
+        values.every((x) => x === i),
+        `t${i} holds its own values, whatever the buffer held before`,
+      );
       assert.equal(values.buffer.byteLength, sizes[i] === small ? small : large);
       buffers.push(values.buffer as ArrayBuffer);
       for (let k = 0; k < 20; k++) await settle();

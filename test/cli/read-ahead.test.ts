@@ -12,16 +12,15 @@ import type { ModelFile, ModelTensor, ReadOptions } from '../../cli/model';
 import { READ_AHEAD_BYTES, ReadAhead } from '../../cli/read-ahead';
 import { temporaryFolder } from '../support/cli-fixtures';
 
+/** Float32 tensors t0, t1, … of these byte sizes. */
+function float32Tensors(sizes: number[]): ModelTensor[] {
+  return sizes.map((bytes, i) => ({ name: `t${i}`, shape: [bytes / 4], dtype: 'F32', numeric: true, byteLength: bytes }));
+}
+
 /** A model whose reads are chunks of 1 MiB through the gate, logged, with no file behind them. */
 function fakeModel(sizes: number[]) {
   const log: string[] = [];
-  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({
-    name: `t${i}`,
-    shape: [bytes / 4],
-    dtype: 'F32',
-    numeric: true,
-    byteLength: bytes,
-  }));
+  const tensors = float32Tensors(sizes);
   const model = {
     tensors,
     read: async (t: ModelTensor, options?: ReadOptions) => {
@@ -93,13 +92,7 @@ describe('CLI: read-ahead', () => {
 
 /** A model whose reads take their arrays from `allocate`, as readValues does, and write every element. */
 function allocatingModel(sizes: number[]) {
-  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({
-    name: `t${i}`,
-    shape: [bytes / 4],
-    dtype: 'F32',
-    numeric: true,
-    byteLength: bytes,
-  }));
+  const tensors = float32Tensors(sizes);
   const model = {
     tensors,
     read: async (t: ModelTensor, options?: ReadOptions) => {

@@ -124,8 +124,8 @@ function piecesOf(ranges: readonly ByteRange[]): Piece[] {
 }
 
 /**
- * Reads the pieces in order into `into(k)`, awaiting `gate` before each, with piece k + 1's read in flight while the
- * caller handles piece k (decodes it, or faults in the memory of the next): reading never waits for decoding.
+ * Reads the pieces in order into `into(k)`, awaiting `gate` before each. (Keeping piece k + 1's read in flight while
+ * piece k decodes raised normalize's peak memory by ~100 MiB in test/cli/read-ahead.test.ts, over its bound.)
  */
 async function* readPieces(
   pieces: readonly Piece[],
@@ -140,20 +140,13 @@ async function* readPieces(
     await readInto(range.handle, target, 0, position, length, range.file, tensor);
     return target;
   };
-  let pending = pieces.length > 0 ? read(0) : null;
-  for (let k = 0; k < pieces.length; k++) {
-    const current = pending!;
-    pending = k + 1 < pieces.length ? read(k + 1) : null;
-    // Its error, if any, is thrown when its turn comes; never an unhandled rejection meanwhile.
-    pending?.catch(() => undefined);
-    yield await current;
-  }
+  for (let k = 0; k < pieces.length; k++) yield await read(k);
 }
 
 /**
- * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time (the next chunk's
- * read in flight meanwhile), awaiting `options.gate` before each chunk, into an array from `options.allocate` (or a
- * new one). Elements may straddle ranges (tfjs shards split anywhere). Memory: the values, plus two chunks.
+ * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting
+ * `options.gate` before each chunk, into an array from `options.allocate` (or a new one). Elements may straddle
+ * ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
  */
 export async function readValues(
   ranges: readonly ByteRange[],
@@ -178,18 +171,16 @@ export async function readValues(
     pieces.reduce((at, p) => (starts.push(at), at + p.length), 0);
     const reads = readPieces(pieces, (k) => target.subarray(starts[k], starts[k] + pieces[k].length), tensor, options.gate);
     while (!(await reads.next()).done) {
-      // Each piece lands in place; nothing to do but keep the next read going.
+      // Each piece lands in place.
     }
     return values;
   }
-  const half = Math.min(CHUNK_BYTES, total);
-  const scratch = takeScratch(2 * half);
-  const halves = [scratch.subarray(0, half), scratch.subarray(half)];
+  const scratch = takeScratch(Math.min(CHUNK_BYTES, total));
   // The first bytes of an element that straddles two pieces.
   const carry = new Uint8Array(codec.bytes);
   let carried = 0;
   let element = 0;
-  for await (const bytes of readPieces(pieces, (k) => halves[k % 2].subarray(0, pieces[k].length), tensor, options.gate)) {
+  for await (const bytes of readPieces(pieces, (k) => scratch.subarray(0, pieces[k].length), tensor, options.gate)) {
     let from = 0;
     if (carried > 0) {
       from = Math.min(codec.bytes - carried, bytes.length);
@@ -204,7 +195,7 @@ export async function readValues(
     carried = bytes.length - from - whole * codec.bytes;
     carry.set(bytes.subarray(bytes.length - carried), 0);
   }
-  // Only now: after an error a read may still be writing into it.
+  // Kept for the next read only on success; after an error the garbage collector has it.
   giveBackScratch(scratch);
   return values;
 }

@@ -1,6 +1,5 @@
-// readValues, the one place every format's tensors are read and decoded: chunk by chunk with the next chunk's read in
-// flight, elements split across ranges at any byte (tfjs shards), tensors of many chunks, the gate before each chunk,
-// and a truncated file as an error.
+// readValues, the one place every format's tensors are read and decoded: chunk by chunk, elements split across ranges
+// at any byte (tfjs shards), tensors of many chunks, the gate before each chunk, and a truncated file as an error.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';

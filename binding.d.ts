@@ -254,6 +254,12 @@ export interface NativeAddon extends Backend {
    * ERR_SPECTRAL_NORM_CUDA) when the device cannot run.
    */
   cudaProbe(device: number): CudaProbe;
+  /**
+   * Widens half-precision little-endian bytes (any byte offset) into `dst` from element `at` on, exactly, with the
+   * running CPU's conversion (vcvtph2ps on AVX-512 or F16C, else scalar; `SN_SIMD` caps it like the kernels). NaNs
+   * keep sign and payload and come out quiet. cli/formats/half.ts uses it, with its own table as the fallback.
+   */
+  decodeHalf(storage: 'float16' | 'bfloat16', src: Uint8Array, dst: Float32Array, at: number): void;
   /** Test hooks and benchmark probes. Never part of the public API: lib/index.ts does not expose them. */
   internal: NativeInternals;
 }

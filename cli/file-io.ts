@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import type { FloatArray } from '../lib';
 import { ModelFileError, firstLine } from './errors';
-import type { ReadGate } from './model';
+import type { ReadGate, ReadOptions } from './model';
 
 /** A system error's code and description without the path it names (which may be an internal temporary file). */
 export function describeFsError(error: unknown): string {
@@ -85,55 +85,118 @@ export interface ElementCodec {
 export const CHUNK_BYTES = 8 << 20;
 
 /**
- * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting `gate`
- * before each chunk. Elements may straddle ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
+ * The decode scratch of the last readValues, kept for the next: fresh memory costs a page fault per 4 KiB page on
+ * first touch, which on some virtual machines (this project's: 20-40 µs a page) costs more than reading the chunk.
+ * Null while a readValues holds it, so concurrent reads never share it.
+ */
+let spareScratch: Uint8Array | null = null;
+
+function takeScratch(bytes: number): Uint8Array {
+  const spare = spareScratch;
+  if (spare !== null && spare.byteLength >= bytes) {
+    spareScratch = null;
+    return spare.subarray(0, bytes);
+  }
+  return new Uint8Array(bytes);
+}
+
+function giveBackScratch(scratch: Uint8Array): void {
+  if (spareScratch === null || spareScratch.buffer.byteLength < scratch.buffer.byteLength) {
+    spareScratch = new Uint8Array(scratch.buffer);
+  }
+}
+
+/** A stretch of at most CHUNK_BYTES of a ByteRange: what one read call reads. */
+interface Piece {
+  range: ByteRange;
+  position: number;
+  length: number;
+}
+
+function piecesOf(ranges: readonly ByteRange[]): Piece[] {
+  const pieces: Piece[] = [];
+  for (const range of ranges) {
+    for (let done = 0; done < range.length; done += CHUNK_BYTES) {
+      pieces.push({ range, position: range.position + done, length: Math.min(CHUNK_BYTES, range.length - done) });
+    }
+  }
+  return pieces;
+}
+
+/**
+ * Reads the pieces in order into `into(k)`, awaiting `gate` before each. (Keeping piece k + 1's read in flight while
+ * piece k decodes raised normalize's peak memory by ~100 MiB in test/cli/read-ahead.test.ts, over its bound.)
+ */
+async function* readPieces(
+  pieces: readonly Piece[],
+  into: (k: number) => Uint8Array,
+  tensor: string,
+  gate?: ReadGate,
+): AsyncGenerator<Uint8Array> {
+  const read = async (k: number) => {
+    const { range, position, length } = pieces[k];
+    await gate?.(length);
+    const target = into(k);
+    await readInto(range.handle, target, 0, position, length, range.file, tensor);
+    return target;
+  };
+  for (let k = 0; k < pieces.length; k++) yield await read(k);
+}
+
+/**
+ * Reads `count` elements stored across `ranges` (in order) and decodes them, one chunk at a time, awaiting
+ * `options.gate` before each chunk, into an array from `options.allocate` (or a new one). Elements may straddle
+ * ranges (tfjs shards split anywhere). Memory: the values, plus one chunk.
  */
 export async function readValues(
   ranges: readonly ByteRange[],
   count: number,
   codec: ElementCodec,
   tensor: string,
-  gate?: ReadGate,
+  options: ReadOptions = {},
 ): Promise<FloatArray> {
-  const values = codec.wide === 'float64' ? new Float64Array(count) : new Float32Array(count);
   const total = count * codec.bytes;
   const stored = ranges.reduce((sum, r) => sum + r.length, 0);
   if (stored !== total) throw new Error(`internal: ${tensor} has ${stored} stored bytes for ${count} elements of ${codec.bytes} bytes`);
+  const values = options.allocate
+    ? await options.allocate(count, codec.wide)
+    : codec.wide === 'float64'
+      ? new Float64Array(count)
+      : new Float32Array(count);
+  const pieces = piecesOf(ranges);
   if (codec.decode === null) {
     // The stored bytes are the values: read straight into them.
-    const target = new Uint8Array(values.buffer);
-    let at = 0;
-    for (const r of ranges) {
-      for (let done = 0; done < r.length;) {
-        const take = Math.min(CHUNK_BYTES, r.length - done);
-        await gate?.(take);
-        await readInto(r.handle, target, at, r.position + done, take, r.file, tensor);
-        at += take;
-        done += take;
-      }
+    const target = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    const starts: number[] = [];
+    pieces.reduce((at, p) => (starts.push(at), at + p.length), 0);
+    const reads = readPieces(pieces, (k) => target.subarray(starts[k], starts[k] + pieces[k].length), tensor, options.gate);
+    while (!(await reads.next()).done) {
+      // Each piece lands in place.
     }
     return values;
   }
-  const chunk = Math.max(codec.bytes, CHUNK_BYTES - (CHUNK_BYTES % codec.bytes));
-  const scratch = new Uint8Array(Math.min(chunk + codec.bytes, total));
-  let held = 0;
+  const scratch = takeScratch(Math.min(CHUNK_BYTES, total));
+  // The first bytes of an element that straddles two pieces.
+  const carry = new Uint8Array(codec.bytes);
+  let carried = 0;
   let element = 0;
-  for (const r of ranges) {
-    for (let done = 0; done < r.length;) {
-      const take = Math.min(scratch.length - held, r.length - done);
-      await gate?.(take);
-      await readInto(r.handle, scratch, held, r.position + done, take, r.file, tensor);
-      held += take;
-      done += take;
-      const whole = Math.floor(held / codec.bytes);
-      if (whole === 0) continue;
-      codec.decode(scratch.subarray(0, whole * codec.bytes), values, element);
-      element += whole;
-      const rest = held - whole * codec.bytes;
-      scratch.copyWithin(0, whole * codec.bytes, held);
-      held = rest;
+  for await (const bytes of readPieces(pieces, (k) => scratch.subarray(0, pieces[k].length), tensor, options.gate)) {
+    let from = 0;
+    if (carried > 0) {
+      from = Math.min(codec.bytes - carried, bytes.length);
+      carry.set(bytes.subarray(0, from), carried);
+      carried += from;
+      if (carried < codec.bytes) continue;
+      codec.decode(carry, values, element++);
     }
+    const whole = Math.floor((bytes.length - from) / codec.bytes);
+    if (whole > 0) codec.decode(bytes.subarray(from, from + whole * codec.bytes), values, element);
+    element += whole;
+    carried = bytes.length - from - whole * codec.bytes;
+    carry.set(bytes.subarray(bytes.length - carried), 0);
   }
+  // Kept for the next read only on success; after an error the garbage collector has it.
+  giveBackScratch(scratch);
   return values;
 }
 

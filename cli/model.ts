@@ -27,6 +27,18 @@ export interface ModelTensor {
 export type ReadGate = (bytes: number) => Promise<void>;
 
 /**
+ * Memory for a tensor's values: an array of exactly `count` elements of the given type, recycled by the read-ahead
+ * (read-ahead.ts) from tensors the command is done with, or new. Its contents are overwritten whole.
+ */
+export type ValuesAllocator = (count: number, wide: 'float32' | 'float64') => Promise<FloatArray>;
+
+/** How read() paces itself and where its values go; both optional (a plain read allocates and never waits). */
+export interface ReadOptions {
+  gate?: ReadGate;
+  allocate?: ValuesAllocator;
+}
+
+/**
  * Called by rewrite() for each selected tensor, in the order writeOrder() gave. Returns the new values (of the type
  * read() gives, and the same length), or null to keep the tensor's bytes exactly as they were.
  */
@@ -53,7 +65,7 @@ export interface ModelFile {
   /** The default `dim`: 0 for PyTorch's and ONNX's (out, in, ...) layout, -1 for Keras's (..., in, out). */
   defaultDim: number;
   /** Reads one numeric tensor's values (dequantized, half precision widened to float32), chunk by chunk. */
-  read(tensor: ModelTensor, gate?: ReadGate): Promise<FloatArray>;
+  read(tensor: ModelTensor, options?: ReadOptions): Promise<FloatArray>;
   /** The order in which rewrite() calls its transform for these tensors: the order the output is written in. */
   writeOrder(selected: readonly ModelTensor[]): ModelTensor[];
   /**

@@ -17,20 +17,25 @@ export class TensorPipeline<T> {
   private taken = 0;
   private readonly concurrency: number;
 
-  /** `devices`: one entry per computation that may run at once (its device, or undefined for the default). */
+  /**
+   * `devices`: one entry per computation that may run at once (its device, or undefined for the default).
+   * `recycleValues`: the work keeps no reference to the values once it settles (report), so their memory can hold
+   * a later tensor's values (read-ahead.ts says why that matters); normalize returns them, so it must not.
+   */
   constructor(
     model: ModelFile,
     private readonly order: readonly Selected[],
     private readonly work: TensorWork<T>,
     devices: readonly (number | undefined)[],
     private readonly progress: Progress,
+    private readonly recycleValues = false,
   ) {
     this.free = [...devices];
     this.concurrency = Math.max(1, devices.length);
     this.readAhead = new ReadAhead(
       model,
       order.map((s) => s.tensor),
-      { onBytes: (bytes) => progress.bytes(bytes) },
+      { onBytes: (bytes) => progress.bytes(bytes), recycling: recycleValues },
     );
   }
 
@@ -43,7 +48,9 @@ export class TensorPipeline<T> {
         // At most `concurrency` jobs run, so a device is free: the ones before the window have been taken.
         const device = this.free.shift();
         try {
-          return await this.work(selected, values, device);
+          const result = await this.work(selected, values, device);
+          if (this.recycleValues) this.readAhead.recycle(values);
+          return result;
         } finally {
           this.free.push(device);
           this.progress.tick(selected.tensor.name);

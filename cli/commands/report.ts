@@ -98,7 +98,8 @@ export async function report(file: string, options: ReportOptions, out: (text: s
         'nonFinite' in r ? {} : boundsColumns(model.path, s.tensor.name, values, s.tensor.shape, s.dim, model.format, options, options);
       return { r, device, columns };
     };
-    const pipeline = new TensorPipeline(model, selected, compute, slots, progress);
+    // compute() keeps nothing of the values once it settles, so their memory is recycled for later tensors.
+    const pipeline = new TensorPipeline(model, selected, compute, slots, progress, true);
     try {
       for (let i = 0; i < selected.length; i++) {
         const { selected: s, result } = await pipeline.next();

@@ -1,7 +1,23 @@
 // Half-precision element codecs: IEEE binary16 (F16, tfjs 'float16') and bfloat16 (BF16), to and from float32.
-// Decoding is exact (every half value is a float32). Encoding rounds to nearest, ties to even, with overflow to ±Inf,
-// gradual underflow to subnormals and ±0, and NaN kept NaN.
+// Decoding is exact (every half value is a float32): the native addon's conversion when it is loaded (vcvtph2ps,
+// native/cpu/half_convert.h), else a table lookup in JS. Both give the same float32 bits for every value but NaN,
+// which stays NaN (the addon keeps its sign and payload; a JS Float32Array store may not). Encoding rounds to
+// nearest, ties to even, with overflow to ±Inf, gradual underflow to subnormals and ±0, and NaN kept NaN.
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
+
+import type { NativeAddon } from '../../binding';
+import { nativeAddon } from '../../lib/backends';
+
+let native: NativeAddon['decodeHalf'] | null | undefined;
+
+/** The addon's decodeHalf, or null without the addon (or with an older build that lacks it). */
+function nativeDecode(): NativeAddon['decodeHalf'] | null {
+  if (native === undefined) {
+    const addon = nativeAddon();
+    native = addon && typeof addon.decodeHalf === 'function' ? addon.decodeHalf.bind(addon) : null;
+  }
+  return native;
+}
 
 let float16Table: Float32Array | null = null;
 
@@ -26,6 +42,13 @@ function words(bytes: Uint8Array): Uint16Array {
 
 /** float16 bytes (little-endian) → float32 values written into `out` from element `at` on, exactly. */
 export function decodeFloat16Into(bytes: Uint8Array, out: Float32Array, at: number): void {
+  const decode = nativeDecode();
+  if (decode) decode('float16', bytes, out, at);
+  else decodeFloat16IntoJs(bytes, out, at);
+}
+
+/** decodeFloat16Into in JS: the fallback without the addon, and the tests' reference for it. */
+export function decodeFloat16IntoJs(bytes: Uint8Array, out: Float32Array, at: number): void {
   const table = float16Values();
   const w = words(bytes);
   for (let i = 0; i < w.length; i++) out[at + i] = table[w[i]];
@@ -48,6 +71,13 @@ export function encodeFloat16(values: Float32Array): Uint8Array {
 
 /** bfloat16 bytes (little-endian) → float32 into `out` from `at`: bfloat16 is the top half of a float32, so exact. */
 export function decodeBfloat16Into(bytes: Uint8Array, out: Float32Array, at: number): void {
+  const decode = nativeDecode();
+  if (decode) decode('bfloat16', bytes, out, at);
+  else decodeBfloat16IntoJs(bytes, out, at);
+}
+
+/** decodeBfloat16Into in JS: the fallback without the addon, and the tests' reference for it. */
+export function decodeBfloat16IntoJs(bytes: Uint8Array, out: Float32Array, at: number): void {
   const w = words(bytes);
   const bits = new Uint32Array(out.buffer, out.byteOffset + 4 * at, w.length);
   for (let i = 0; i < w.length; i++) bits[i] = w[i] << 16;

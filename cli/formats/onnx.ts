@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { FloatArray } from '../../lib';
 import { ModelFileError } from '../errors';
 import { type ByteRange, type OutputFile, StagedOutput, describeFsError, readValues, sameFile } from '../file-io';
-import type { ModelFile, ModelTensor, ReadGate, RewriteResult, Transform } from '../model';
+import type { ModelFile, ModelTensor, ReadOptions, RewriteResult, Transform } from '../model';
 import { elementCount } from '../model';
 import { CODECS, type FloatStorage, checkReplacement, encodeValues, writeValues } from './codecs';
 import { decodeBfloat16, decodeFloat16 } from './half';
@@ -300,21 +300,21 @@ export async function openOnnx(file: string): Promise<ModelFile> {
     throw bad(file, `invalid protobuf: ${(error as Error).message}`);
   }
 
-  const read = async (tensor: ModelTensor, gate?: ReadGate): Promise<FloatArray> => {
+  const read = async (tensor: ModelTensor, options?: ReadOptions): Promise<FloatArray> => {
     const t = tensor as OnnxTensor;
     if (!t.numeric) throw new Error(`internal: tensor ${t.name} is not numeric`);
     const codec = CODECS[STORAGE[t.dataType]];
     const count = elementCount(t.shape);
     if (t.storage.kind === 'raw') {
       const range: ByteRange = { handle: wire.handle, file, position: t.storage.field.start, length: t.byteLength };
-      return readValues([range], count, codec, t.name, gate);
+      return readValues([range], count, codec, t.name, options);
     }
     if (t.storage.kind === 'external') {
       const e = t.storage.external;
       const range: ByteRange = { handle: externalHandles.get(e.file)!, file: e.file, position: e.offset, length: e.length };
-      return readValues([range], count, codec, t.name, gate);
+      return readValues([range], count, codec, t.name, options);
     }
-    await gate?.(t.byteLength);
+    await options?.gate?.(t.byteLength);
     return readTyped(wire, t);
   };
 

@@ -143,7 +143,7 @@ export async function openSafetensorsIndex(file: string, parsed: unknown): Promi
     description: `safetensors, ${shards.size} shard${shards.size > 1 ? 's' : ''}`,
     tensors,
     defaultDim: 0,
-    read: (tensor, gate) => readShardTensor(shardOf.get(tensor)!, tensor, gate),
+    read: (tensor, options) => readShardTensor(shardOf.get(tensor)!, tensor, options),
     writeOrder: (selected) => {
       const set = new Set(selected);
       return [...shards.values()].flatMap((s) => shardWriteOrder(s, set));

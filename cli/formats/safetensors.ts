@@ -8,7 +8,7 @@ import type * as fs from 'node:fs/promises';
 import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
 import { StagedOutput, openForReading, readExactly, readValues, sameFile } from '../file-io';
-import { type ModelFile, type ModelTensor, type ReadGate, type RewriteResult, type Transform, elementCount } from '../model';
+import { type ModelFile, type ModelTensor, type ReadOptions, type RewriteResult, type Transform, elementCount } from '../model';
 import { CODECS, type FloatStorage, checkReplacement, writeValues } from './codecs';
 
 /** Bits per element of every dtype the format defines. */
@@ -202,11 +202,11 @@ export async function openSafetensorsShard(file: string, what?: string): Promise
   }
 }
 
-export function readShardTensor(shard: SafetensorsShard, tensor: ModelTensor, gate?: ReadGate): Promise<FloatArray> {
+export function readShardTensor(shard: SafetensorsShard, tensor: ModelTensor, options?: ReadOptions): Promise<FloatArray> {
   const t = tensor as SafetensorsTensor;
   if (!t.numeric) throw new Error(`internal: tensor ${t.name} is not numeric`);
   const range = { handle: shard.handle, file: shard.file, position: shard.header.dataStart + t.begin, length: t.byteLength };
-  return readValues([range], elementCount(t.shape), CODECS[STORAGE[t.dtype]], t.name, gate);
+  return readValues([range], elementCount(t.shape), CODECS[STORAGE[t.dtype]], t.name, options);
 }
 
 /** The selected tensors of a shard in the order its rewrite writes them: by offset. */
@@ -265,7 +265,7 @@ export async function openSafetensors(file: string): Promise<ModelFile> {
     description: 'safetensors',
     tensors: shard.header.tensors,
     defaultDim: 0,
-    read: (tensor, gate) => readShardTensor(shard, tensor, gate),
+    read: (tensor, options) => readShardTensor(shard, tensor, options),
     writeOrder: (selected) => shardWriteOrder(shard, new Set(selected)),
     rewrite,
     close: () => shard.handle.close(),

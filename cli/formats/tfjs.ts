@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
 import { type ByteRange, type ElementCodec, type OutputFile, StagedOutput, describeFsError, readValues, sameFile } from '../file-io';
-import { type ModelFile, type ModelTensor, type ReadGate, type RewriteResult, type Transform, elementCount } from '../model';
+import { type ModelFile, type ModelTensor, type ReadOptions, type RewriteResult, type Transform, elementCount } from '../model';
 import { CODECS, checkReplacement } from './codecs';
 
 /** Bytes per element of each weight dtype. 'string' weights have no fixed size and are not supported. */
@@ -235,10 +235,10 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
     isModelJson ? (json as { weightsManifest: Manifest }).weightsManifest : (json as Manifest);
   const rangesOf = (t: TfjsTensor) => groupRanges(groups[t.group], t.offset, t.byteLength);
 
-  const read = async (tensor: ModelTensor, gate?: ReadGate): Promise<FloatArray> => {
+  const read = async (tensor: ModelTensor, options?: ReadOptions): Promise<FloatArray> => {
     const t = tensor as TfjsTensor;
     if (!t.numeric) throw new Error(`internal: tensor ${t.name} is not numeric`);
-    return readValues(rangesOf(t), elementCount(t.shape), tfjsCodec(t.quantization), t.name, gate);
+    return readValues(rangesOf(t), elementCount(t.shape), tfjsCodec(t.quantization), t.name, options);
   };
 
   const rewrite = async (

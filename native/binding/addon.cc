@@ -1,6 +1,6 @@
 // The Node-API entry point: the production calls (backendInfo, run, runAsync, runPacked, runPackedAsync, cudaProbe,
-// convApply, convSpectrum, DeviceArray) and the `internal` object of test hooks and benchmark probes (internal.h).
-// Unmarshal, schedule, map errors; no math here.
+// convApply, convSpectrum, decodeHalf, DeviceArray) and the `internal` object of test hooks and benchmark probes
+// (internal.h). Unmarshal, schedule, map errors; no math here.
 #include <napi.h>
 
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "cuda_users.h"
 #include "device_array.h"
 #include "errors.h"
+#include "half_convert.h"
 #include "internal.h"
 #include "power_job.h"
 #include "power_worker.h"
@@ -91,6 +92,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   export_function<CudaProbe>(env, exports, "cudaProbe");
   export_function<ConvApply>(env, exports, "convApply");
   export_function<ConvSpectrum>(env, exports, "convSpectrum");
+  add_half_convert(env, exports);
   exports.Set("DeviceArray", DeviceArray::Define(env));
   Napi::Object internal = Napi::Object::New(env);
   add_testing_hooks(env, internal);

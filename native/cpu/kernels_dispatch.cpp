@@ -2,7 +2,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "half_convert_isa.h"
 #include "kernels_isa.h"
+
+#if defined(SN_X86_KERNELS)
+#include <cpuid.h>
+#endif
 
 namespace sn::kernels {
 namespace {
@@ -49,6 +54,21 @@ const Table<double>& table_f64() {
     case Level::kAvx2: return avx2::f64;
 #endif
     default: return baseline::f64;
+  }
+}
+
+const HalfConvert& half_convert() {
+  switch (level()) {
+#if defined(SN_X86_KERNELS)
+    case Level::kAvx512: return avx512::half;
+    case Level::kAvx2: {
+      // F16C (CPUID.1:ECX bit 29) comes with every AVX2 CPU made, but the AVX2 level does not promise it.
+      unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+      static const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+      return f16c ? avx2::half : baseline::half;
+    }
+#endif
+    default: return baseline::half;
   }
 }
 

@@ -2,7 +2,14 @@
 // subnormals, overflow to ±Inf and NaN, checked against a float64 reference that knows nothing of bit tricks.
 import * as assert from 'node:assert/strict';
 
-import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from '../../cli/formats/half';
+import {
+  decodeBfloat16,
+  decodeBfloat16IntoJs,
+  decodeFloat16,
+  decodeFloat16IntoJs,
+  encodeBfloat16,
+  encodeFloat16,
+} from '../../cli/formats/half';
 import { random } from '../support/helpers';
 
 /** binary16's value from its fields, in float64. */
@@ -13,6 +20,12 @@ function float16Value(bits: number): number {
   if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
   if (exponent === 0) return sign * mantissa * 2 ** -24;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+function widen(bytes: Uint8Array, decodeInto: (bytes: Uint8Array, out: Float32Array, at: number) => void): Float32Array {
+  const out = new Float32Array(bytes.byteLength / 2);
+  decodeInto(bytes, out, 0);
+  return out;
 }
 
 function bfloat16Value(bits: number): number {
@@ -95,24 +108,35 @@ function awkwardFloat32(count: number): Float32Array {
 }
 
 describe('CLI half precision', () => {
-  it('float16 decodes every one of the 65536 bit patterns exactly', () => {
-    const decoded = decodeFloat16(bytesOf16(ALL_16));
-    for (const bits of ALL_16) {
-      const expected = float16Value(bits);
-      assert.ok(
-        Object.is(decoded[bits], expected) || (Number.isNaN(expected) && Number.isNaN(decoded[bits])),
-        `0x${bits.toString(16)}: ${decoded[bits]}, expected ${expected}`,
-      );
-    }
-  });
+  // decodeFloat16 and decodeBfloat16 use the addon's conversion when it loaded (half-native.test.ts tests it on every
+  // SIMD variant); the JS decoders are the fallback without it, and both must be exact.
+  const decoders = {
+    chosen: { float16: decodeFloat16, bfloat16: decodeBfloat16 },
+    js: {
+      float16: (bytes: Uint8Array) => widen(bytes, decodeFloat16IntoJs),
+      bfloat16: (bytes: Uint8Array) => widen(bytes, decodeBfloat16IntoJs),
+    },
+  };
+  for (const [which, decode] of Object.entries(decoders)) {
+    it(`float16 decodes every one of the 65536 bit patterns exactly (${which} decoder)`, () => {
+      const decoded = decode.float16(bytesOf16(ALL_16));
+      for (const bits of ALL_16) {
+        const expected = float16Value(bits);
+        assert.ok(
+          Object.is(decoded[bits], expected) || (Number.isNaN(expected) && Number.isNaN(decoded[bits])),
+          `0x${bits.toString(16)}: ${decoded[bits]}, expected ${expected}`,
+        );
+      }
+    });
 
-  it('bfloat16 decodes every one of the 65536 bit patterns exactly', () => {
-    const decoded = decodeBfloat16(bytesOf16(ALL_16));
-    for (const bits of ALL_16) {
-      const expected = bfloat16Value(bits);
-      assert.ok(Object.is(decoded[bits], expected) || (Number.isNaN(expected) && Number.isNaN(decoded[bits])), `0x${bits.toString(16)}`);
-    }
-  });
+    it(`bfloat16 decodes every one of the 65536 bit patterns exactly (${which} decoder)`, () => {
+      const decoded = decode.bfloat16(bytesOf16(ALL_16));
+      for (const bits of ALL_16) {
+        const expected = bfloat16Value(bits);
+        assert.ok(Object.is(decoded[bits], expected) || (Number.isNaN(expected) && Number.isNaN(decoded[bits])), `0x${bits.toString(16)}`);
+      }
+    });
+  }
 
   it('float16 encoding rounds to nearest even: ties, subnormals, overflow to ±Inf, NaN, -0', () => {
     const cases: [number, number][] = [

@@ -1,8 +1,10 @@
 // The command's pipeline: results in order whatever order the computations finish in, one computation per device
 // at a time, every device used (--device all spreads the tensors); and --device on a machine with one GPU or none
-// behaves as without it.
+// behaves as without it; on the CUDA emulation with several devices, --device all really spreads them.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 import { report } from '../../cli/commands/report';
 import { computeSlots } from '../../cli/devices';
@@ -11,6 +13,7 @@ import { TensorPipeline } from '../../cli/pipeline';
 import type { Progress } from '../../cli/progress';
 import { backendInfo } from '../../lib';
 import { temporaryFolder, tensorOf, writeSafetensors } from '../support/cli-fixtures';
+import { assertClose, toleranceFor } from '../support/helpers';
 
 const SILENT: Progress = { start() {}, bytes() {}, tick() {}, stop() {} };
 
@@ -60,6 +63,36 @@ describe('CLI: the pipeline over devices', () => {
     );
     assert.deepEqual([...used].sort(), [0, 1, 2]);
     assert.equal(maxRunning, 3, 'three devices busy at once');
+  });
+
+  it("--device all on the CUDA emulation's several devices (SN_EMULATION_DEVICES=3) spreads the tensors over all", async function () {
+    const cuda = backendInfo().cuda;
+    // Only the emulated build (npm run test:cuda-emulated) can pretend to have several devices.
+    if (!cuda.available || !/emulation/i.test(cuda.devices[0]?.name ?? '')) this.skip();
+    this.timeout(10 * 60 * 1000);
+    const folder = temporaryFolder();
+    try {
+      const tensors = Array.from({ length: 9 }, (_, i) => tensorOf(`w${i}`, 'F32', [24 + i, 40 - i]));
+      const file = writeSafetensors(folder, 'm.safetensors', tensors);
+      const child = path.resolve(__dirname, '..', 'children', 'emulated-devices.js');
+      const r = spawnSync(process.execPath, [child, file], { env: { ...process.env, SN_EMULATION_DEVICES: '3' }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const rows: { name: string; device: number; sigma: number }[] = JSON.parse(r.stdout);
+      assert.deepEqual(
+        rows.map((row) => row.name),
+        tensors.map((t) => t.name),
+      );
+      assert.deepEqual([...new Set(rows.map((row) => row.device))].sort(), [0, 1, 2]);
+      // Each σ as the cpu backend computes it, both iterated to 1e-9 (float32 products: a few ulps apart).
+      const cpu = await report(
+        file,
+        { include: [], exclude: [], dims: [], backend: 'cpu', tolerance: 1e-9, maxIterations: 1000, json: true, exact: false },
+        () => undefined,
+      );
+      for (const [i, row] of rows.entries()) assertClose(row.sigma, cpu.tensors[i].sigma!, toleranceFor('float32'), row.name);
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('--device on one GPU or none behaves as without it; it needs the cuda backend', async () => {

@@ -8,25 +8,24 @@ import * as path from 'node:path';
 
 import { CHUNK_BYTES } from '../../cli/file-io';
 import { encodeSafetensorsHeader } from '../../cli/formats/safetensors';
-import type { ModelFile, ModelTensor, ReadGate } from '../../cli/model';
+import type { ModelFile, ModelTensor, ReadOptions } from '../../cli/model';
 import { READ_AHEAD_BYTES, ReadAhead } from '../../cli/read-ahead';
 import { temporaryFolder } from '../support/cli-fixtures';
+
+/** Float32 tensors t0, t1, … of these byte sizes. */
+function float32Tensors(sizes: number[]): ModelTensor[] {
+  return sizes.map((bytes, i) => ({ name: `t${i}`, shape: [bytes / 4], dtype: 'F32', numeric: true, byteLength: bytes }));
+}
 
 /** A model whose reads are chunks of 1 MiB through the gate, logged, with no file behind them. */
 function fakeModel(sizes: number[]) {
   const log: string[] = [];
-  const tensors: ModelTensor[] = sizes.map((bytes, i) => ({
-    name: `t${i}`,
-    shape: [bytes / 4],
-    dtype: 'F32',
-    numeric: true,
-    byteLength: bytes,
-  }));
+  const tensors = float32Tensors(sizes);
   const model = {
     tensors,
-    read: async (t: ModelTensor, gate?: ReadGate) => {
+    read: async (t: ModelTensor, options?: ReadOptions) => {
       for (let done = 0; done < t.byteLength; done += 2 ** 20) {
-        await gate?.(Math.min(2 ** 20, t.byteLength - done));
+        await options?.gate?.(Math.min(2 ** 20, t.byteLength - done));
         log.push(`${t.name}+`);
       }
       log.push(`${t.name} read`);
@@ -80,13 +79,70 @@ describe('CLI: read-ahead', () => {
   it('a read error reaches the consumer when it asks for that tensor, not before', async () => {
     const { model, tensors } = fakeModel([MiB, MiB, MiB]);
     const read = model.read;
-    model.read = async (t, gate) => {
+    model.read = async (t, options) => {
       if (t.name === 't1') throw new Error('disk on fire');
-      return read(t, gate);
+      return read(t, options);
     };
     const ahead = new ReadAhead(model, tensors);
     await ahead.next();
     await assert.rejects(() => ahead.next(), /disk on fire/);
+    ahead.close();
+  });
+});
+
+/** A model whose reads take their arrays from `allocate`, as readValues does, and write every element. */
+function allocatingModel(sizes: number[]) {
+  const tensors = float32Tensors(sizes);
+  const model = {
+    tensors,
+    read: async (t: ModelTensor, options?: ReadOptions) => {
+      await options?.gate?.(t.byteLength);
+      const values = options?.allocate ? await options.allocate(t.byteLength / 4, 'float32') : new Float32Array(t.byteLength / 4);
+      values.fill(Number(t.name.slice(1)));
+      return values;
+    },
+  } as unknown as ModelFile;
+  return { model, tensors };
+}
+
+describe('CLI: read-ahead recycling (report)', () => {
+  it("gives later large tensors the buffers of tensors already computed, each of the largest tensor's size", async () => {
+    // A transformer layer's proportions (64 and 172 MiB of values against a 256 MiB budget), scaled down by 8, and a
+    // small tensor that gets its own array.
+    const [small, medium, large] = [MiB / 8, 8 * MiB, 21.5 * MiB];
+    const sizes = [medium, medium, large, large, small, medium, large, medium, medium, large];
+    const { model, tensors } = allocatingModel(sizes);
+    const ahead = new ReadAhead(model, tensors, { recycling: true, maxBytes: 32 * MiB });
+    const buffers: ArrayBuffer[] = [];
+    for (let i = 0; i < sizes.length; i++) {
+      const { values } = await ahead.next();
+      assert.equal(values.length, sizes[i] / 4);
+      assert.ok(
+        values.every((x) => x === i),
+        `t${i} holds its own values, whatever the buffer held before`,
+      );
+      assert.equal(values.buffer.byteLength, sizes[i] === small ? small : large);
+      buffers.push(values.buffer as ArrayBuffer);
+      for (let k = 0; k < 20; k++) await settle();
+      ahead.recycle(values);
+    }
+    ahead.close();
+    const shared = buffers.filter((b) => b.byteLength === large);
+    // Once the pipeline is full, no new buffer: 9 large tensors share at most 3 (the one computed, one ahead, one spare).
+    assert.ok(new Set(shared).size <= 3, `${new Set(shared).size} distinct buffers for ${shared.length} large tensors`);
+  });
+
+  it('without recycling, every tensor gets a new array of its own size', async () => {
+    const { model, tensors } = allocatingModel([4 * MiB, 4 * MiB, 16 * MiB, 4 * MiB]);
+    const ahead = new ReadAhead(model, tensors);
+    const buffers = new Set<ArrayBufferLike>();
+    for (let i = 0; i < tensors.length; i++) {
+      const { values } = await ahead.next();
+      assert.equal(values.buffer.byteLength, tensors[i].byteLength);
+      buffers.add(values.buffer);
+      ahead.recycle(values);
+    }
+    assert.equal(buffers.size, tensors.length);
     ahead.close();
   });
 });

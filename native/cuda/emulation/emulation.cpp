@@ -37,6 +37,19 @@ bool is_pinned(const void* p, size_t bytes) {
   return c >= it->first && c + bytes <= it->first + it->second;
 }
 
+// SN_EMULATION_DEVICES=N (1 to 16, default 1) emulates N devices, to test spreading work over several GPUs (the
+// CLI's --device all). They share the host's memory, so a pointer from one works on all, unlike real devices.
+int emulated_devices() {
+  static const int count = [] {
+    const char* value = std::getenv("SN_EMULATION_DEVICES");
+    const int n = value ? std::atoi(value) : 1;
+    return n >= 1 && n <= 16 ? n : 1;
+  }();
+  return count;
+}
+
+bool is_device(int device) { return device >= 0 && device < emulated_devices(); }
+
 }  // namespace
 
 // A graph: the work a stream recorded while capturing.
@@ -445,11 +458,11 @@ cudaError_t cudaGetLastError() {
   return e;
 }
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 1;
+  *count = emulated_devices();
   return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice);
+  if (!is_device(device)) return fail(cudaErrorInvalidDevice);
   std::strcpy(prop->name, "CUDA emulation on the CPU (SN_CUDA=EMULATE)");
   prop->major = 0;
   prop->minor = 0;
@@ -464,7 +477,7 @@ cudaError_t cudaDriverGetVersion(int* v) {
   *v = 0;
   return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice); }
+cudaError_t cudaSetDevice(int device) { return is_device(device) ? cudaSuccess : fail(cudaErrorInvalidDevice); }
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
   *value = attr == cudaDevAttrMultiProcessorCount ? 2 : 1;
   return cudaSuccess;

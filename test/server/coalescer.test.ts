@@ -1,17 +1,29 @@
 // SpectralNormCoalescer: coalesced requests give each caller exactly what its own call would give; one bad request
 // fails alone; the queue is bounded.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 
 import {
   ErrorCode,
   type FloatArray,
   SpectralNormCoalescer,
   type SpectralNormResult,
+  backendInfo,
   spectralNorm,
   spectralNormAsync,
   spectralNormalize,
 } from '../../lib';
-import { assertSameBytes, backendsUnderTest, poisoned, product, randomArray, randomInt } from '../support/helpers';
+import {
+  assertClose,
+  assertSameBytes,
+  backendsUnderTest,
+  poisoned,
+  product,
+  randomArray,
+  randomInt,
+  toleranceFor,
+} from '../support/helpers';
 
 interface Case {
   shape: number[];
@@ -225,5 +237,26 @@ describe('SpectralNormCoalescer', () => {
     await assert.rejects(auto.norm(w, [3, 4], { device: -1 }), /^RangeError: options\.device must be a non-negative integer/);
     assert.equal(cpu.stats().requests + auto.stats().requests, 0);
     await Promise.all([cpu.close(), auto.close()]);
+  });
+
+  it("never batches requests for different devices together (the CUDA emulation's SN_EMULATION_DEVICES=2)", function () {
+    const cuda = backendInfo().cuda;
+    // Only the emulated build (npm run test:cuda-emulated) can pretend to have several devices.
+    if (!cuda.available || !/emulation/i.test(cuda.devices[0]?.name ?? '')) this.skip();
+    this.timeout(5 * 60 * 1000);
+    const child = path.resolve(__dirname, '..', 'children', 'coalescer-devices.js');
+    const r = spawnSync(process.execPath, [child], { env: { ...process.env, SN_EMULATION_DEVICES: '2' }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const runs: Record<string, { stats: { batches: number; largestBatch: number }; sigma: number[]; alone: number[] }> = JSON.parse(
+      r.stdout,
+    );
+    for (const [backend, run] of Object.entries(runs)) {
+      // Eight requests alternating devices 0 and 1, flushed at once: one batch per device, never one of eight.
+      assert.equal(run.stats.batches, 2, `${backend}: batches`);
+      assert.equal(run.stats.largestBatch, 4, `${backend}: largest batch`);
+      // Pinned, the bits of each call alone; under 'auto' the batch's backend may differ from a call's (to rounding).
+      if (backend === 'cuda') assert.deepEqual(run.sigma, run.alone, `${backend}: σ as each call alone gives it`);
+      else run.sigma.forEach((s, i) => assertClose(s, run.alone[i], toleranceFor('float32'), `${backend}: σ of request ${i}`));
+    }
   });
 });

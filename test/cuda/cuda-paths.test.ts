@@ -12,6 +12,7 @@ import type { NativeAddon } from '../../binding';
 import { type FloatArray, SpectralNormBatch, backendInfo, spectralNorm } from '../../lib';
 import { nativeAddon } from '../../lib/backends';
 import { assertClose, assertSameBytes, poisoned, product, randomArray, toleranceFor } from '../support/helpers';
+import { permutedMatrix } from '../support/reference';
 
 const info = backendInfo();
 const addon = nativeAddon() as NativeAddon | null;
@@ -75,6 +76,17 @@ function run(
   return { sigma, out, u: layers.map((_, i) => batch.u(i)), v: layers.map((_, i) => batch.v(i)) };
 }
 
+/** Σ|uᵢ||Wᵢⱼ||vⱼ| / |uᵀWv|: how much the bilinear form σ = uᵀWv cancels (1 for a 1-D weight, whose σ is its norm). */
+function conditionOfSigma(weight: FloatArray, layer: Layer, u: FloatArray, v: FloatArray, sigma: number): number {
+  if (layer.shape.length === 1) return 1;
+  const m = permutedMatrix(weight, layer.shape, layer.dim === undefined ? 0 : (layer.dim + layer.shape.length) % layer.shape.length);
+  let absolute = 0;
+  for (let r = 0; r < m.rows; r++) {
+    for (let c = 0; c < m.cols; c++) absolute += Math.abs(u[r] * m.data[r * m.cols + c] * v[c]);
+  }
+  return Math.max(1, absolute / Math.abs(sigma));
+}
+
 function bits(a: FloatArray | Float64Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
@@ -99,9 +111,15 @@ describe('cuda kernel paths', function () {
           // to the exact-sum results, not to the other's rounding.
           const ref = run(c.layers, reference, dtype, 'float64', mode, weights);
           const tol = toleranceFor(dtype);
-          assertClose(gpu.sigma, ref.sigma, tol, `${mode.name}: sigma`);
-          c.layers.forEach((_, i) => {
-            assertClose(gpu.out[i], ref.out[i], tol, `${mode.name}: out[${i}]`);
+          c.layers.forEach((l, i) => {
+            // Float32 sums err relative to the sum of |terms|, not to the sum. In eval mode σ = uᵀWv with the seed's
+            // random u and v (no iteration), a sum that cancels to a small fraction of Σ|uᵢ||Wᵢⱼ||vⱼ|, so 'mixed' is
+            // held to the float32 tolerance times that condition number κ (≈ 1 wherever σ = ‖Wv‖, as after an
+            // iteration); float64 sums keep the plain tolerance.
+            const kappa = precision === 'mixed' && !mode.update ? conditionOfSigma(weights[i], l, ref.u[i], ref.v[i], ref.sigma[i]) : 1;
+            const scaled = { ...tol, rtol: tol.rtol * kappa };
+            assertClose(gpu.sigma[i], ref.sigma[i], scaled, `${mode.name}: sigma[${i}] (κ ${kappa.toPrecision(3)})`);
+            assertClose(gpu.out[i], ref.out[i], scaled, `${mode.name}: out[${i}] (κ ${kappa.toPrecision(3)})`);
             assertClose(gpu.u[i], ref.u[i], tol, `${mode.name}: u[${i}]`);
             assertClose(gpu.v[i], ref.v[i], tol, `${mode.name}: v[${i}]`);
           });

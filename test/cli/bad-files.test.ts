@@ -8,7 +8,7 @@ import { report } from '../../cli/commands/report';
 import { ModelFileError } from '../../cli/errors';
 import { main } from '../../cli/main';
 import { encodeFloat16 } from '../../cli/formats/half';
-import { listing, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
+import { listing, rawSafetensors, reportOptions, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
 
 interface BadCase {
   what: string;
@@ -279,16 +279,7 @@ async function expectModelError(run: () => Promise<unknown>, file: string, c: Pi
 
 describe('CLI: bad model files', () => {
   const quiet = () => undefined;
-  const reportOptions = {
-    include: [],
-    exclude: [],
-    dims: [],
-    backend: 'auto' as const,
-    tolerance: 1e-6,
-    maxIterations: 1000,
-    json: false,
-    exact: false,
-  };
+  const options = reportOptions({ tolerance: 1e-6, maxIterations: 1000 });
 
   for (const c of CASES) {
     it(`${c.what}: a one-line error naming the file${c.tensor ? ' and tensor' : ''}, and no output written`, async () => {
@@ -298,17 +289,17 @@ describe('CLI: bad model files', () => {
         const file = c.make(folder);
         const before = listing(folder);
         const inputBytes = fs.readFileSync(file);
-        await expectModelError(() => report(file, reportOptions, quiet), file, c);
+        await expectModelError(() => report(file, options, quiet), file, c);
         const output = path.join(outFolder, path.basename(file));
         await expectModelError(
-          () => normalize(file, { ...reportOptions, output, inPlace: false, target: 1, clip: false }, quiet, quiet),
+          () => normalize(file, { ...options, output, inPlace: false, target: 1, clip: false }, quiet, quiet),
           file,
           c,
         );
         assert.deepEqual(listing(outFolder), [], 'nothing written, not even a temporary file');
         // --in-place on a bad file leaves the original exactly as it was.
         await expectModelError(
-          () => normalize(file, { ...reportOptions, output: file, inPlace: true, target: 1, clip: false }, quiet, quiet),
+          () => normalize(file, { ...options, output: file, inPlace: true, target: 1, clip: false }, quiet, quiet),
           file,
           c,
         );
@@ -324,16 +315,7 @@ describe('CLI: bad model files', () => {
 
 describe('CLI: a non-finite tensor', () => {
   const quiet = () => undefined;
-  const options = {
-    include: [],
-    exclude: [],
-    dims: [],
-    backend: 'auto' as const,
-    tolerance: 1e-6,
-    maxIterations: 1000,
-    json: false,
-    exact: false,
-  };
+  const options = reportOptions({ tolerance: 1e-6, maxIterations: 1000 });
 
   for (const c of NON_FINITE) {
     it(`${c.what}: report marks its row and reports the rest, exit code 1; normalize writes nothing`, async () => {

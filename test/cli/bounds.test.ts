@@ -6,29 +6,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { type NormalizeOptions, normalize } from '../../cli/commands/normalize';
-import { type ReportOptions, report } from '../../cli/commands/report';
+import { report } from '../../cli/commands/report';
 import { main } from '../../cli/main';
 import { encodeBfloat16, encodeFloat16 } from '../../cli/formats/half';
 import { convSpectralNorm, exactSpectralNorm } from '../../lib';
 import { openModel } from '../../cli/open-model';
-import { temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
+import { reportOptions, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
 import { gaussian } from '../support/helpers';
 
 const quiet = () => undefined;
-
-function reportOptions(overrides: Partial<ReportOptions> = {}): ReportOptions {
-  return {
-    include: [],
-    exclude: [],
-    dims: [],
-    backend: 'auto',
-    tolerance: 1e-9,
-    maxIterations: 5000,
-    json: false,
-    exact: false,
-    ...overrides,
-  };
-}
 
 function normalizeOptions(output: string, overrides: Partial<NormalizeOptions> = {}): NormalizeOptions {
   const { exact: _exact, ...common } = reportOptions({ tolerance: 1e-6, maxIterations: 1000 });

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { type NormalizeOptions, normalize } from '../../cli/commands/normalize';
-import { type ReportOptions, report } from '../../cli/commands/report';
+import { report } from '../../cli/commands/report';
 import { ModelFileError } from '../../cli/errors';
 import type { SafetensorsTensor } from '../../cli/formats/safetensors';
 import type { TfjsTensor } from '../../cli/formats/tfjs';
@@ -13,24 +13,19 @@ import { openModel } from '../../cli/open-model';
 import { parseDimRule } from '../../cli/selection';
 import { type FloatArray, exactSpectralNorm } from '../../lib';
 import { writeExampleModels } from '../../examples/make-example-models';
-import { listing, mixedTensors, rawSafetensors, temporaryFolder, tensorOf, writeSafetensors, writeTfjs } from '../support/cli-fixtures';
+import {
+  listing,
+  mixedTensors,
+  rawSafetensors,
+  reportOptions,
+  temporaryFolder,
+  tensorOf,
+  writeSafetensors,
+  writeTfjs,
+} from '../support/cli-fixtures';
 import { assertClose, backendsUnderTest } from '../support/helpers';
 
 const quiet = () => undefined;
-
-function reportOptions(overrides: Partial<ReportOptions> = {}): ReportOptions {
-  return {
-    include: [],
-    exclude: [],
-    dims: [],
-    backend: 'auto',
-    tolerance: 1e-9,
-    maxIterations: 5000,
-    json: false,
-    exact: false,
-    ...overrides,
-  };
-}
 
 function normalizeOptions(output: string, overrides: Partial<NormalizeOptions> = {}): NormalizeOptions {
   const { exact: _exact, ...common } = reportOptions();

@@ -12,7 +12,7 @@ import type { ModelFile, ModelTensor } from '../../cli/model';
 import { TensorPipeline } from '../../cli/pipeline';
 import type { Progress } from '../../cli/progress';
 import { backendInfo } from '../../lib';
-import { temporaryFolder, tensorOf, writeSafetensors } from '../support/cli-fixtures';
+import { reportOptions, temporaryFolder, tensorOf, writeSafetensors } from '../support/cli-fixtures';
 import { assertClose, toleranceFor } from '../support/helpers';
 
 const SILENT: Progress = { start() {}, bytes() {}, tick() {}, stop() {} };
@@ -84,11 +84,7 @@ describe('CLI: the pipeline over devices', () => {
       );
       assert.deepEqual([...new Set(rows.map((row) => row.device))].sort(), [0, 1, 2]);
       // Each σ as the cpu backend computes it, both iterated to 1e-9 (float32 products: a few ulps apart).
-      const cpu = await report(
-        file,
-        { include: [], exclude: [], dims: [], backend: 'cpu', tolerance: 1e-9, maxIterations: 1000, json: true, exact: false },
-        () => undefined,
-      );
+      const cpu = await report(file, reportOptions({ backend: 'cpu', maxIterations: 1000, json: true }), () => undefined);
       for (const [i, row] of rows.entries()) assertClose(row.sigma, cpu.tensors[i].sigma!, toleranceFor('float32'), row.name);
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
@@ -104,16 +100,7 @@ describe('CLI: the pipeline over devices', () => {
     const folder = temporaryFolder();
     try {
       const file = writeSafetensors(folder, 'm.safetensors', [tensorOf('a', 'F32', [40, 30]), tensorOf('b', 'F32', [20, 50])]);
-      const options = {
-        include: [],
-        exclude: [],
-        dims: [],
-        backend: 'auto' as const,
-        tolerance: 1e-6,
-        maxIterations: 1000,
-        json: false,
-        exact: false,
-      };
+      const options = reportOptions({ tolerance: 1e-6, maxIterations: 1000 });
       const plain = await report(file, options, () => undefined);
       const all = await report(file, { ...options, device: 'all' }, () => undefined);
       assert.equal(all.backend, plain.backend);

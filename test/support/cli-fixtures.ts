@@ -4,10 +4,26 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import type { ReportOptions } from '../../cli/commands/report';
 import { decodeBfloat16, decodeFloat16, encodeBfloat16, encodeFloat16 } from '../../cli/formats/half';
 import { type NewTensor, encodeSafetensorsFile } from '../../cli/formats/safetensors';
 import { type FloatArray } from '../../lib';
 import { gaussian, product, random } from './helpers';
+
+/** `report`'s options as the CLI's defaults give them, but for a tight tolerance; `overrides` changes any. */
+export function reportOptions(overrides: Partial<ReportOptions> = {}): ReportOptions {
+  return {
+    include: [],
+    exclude: [],
+    dims: [],
+    backend: 'auto',
+    tolerance: 1e-9,
+    maxIterations: 5000,
+    json: false,
+    exact: false,
+    ...overrides,
+  };
+}
 
 export function temporaryFolder(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'sn-cli-'));

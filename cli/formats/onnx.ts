@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { FloatArray } from '../../lib';
 import { ModelFileError } from '../errors';
 import { type ByteRange, type OutputFile, StagedOutput, describeFsError, readValues, sameFile } from '../file-io';
-import type { ModelFile, ModelTensor, ReadOptions, RewriteResult, Transform } from '../model';
+import type { ModelFile, ModelTensor, ReadOptions } from '../model';
 import { elementCount } from '../model';
 import { CODECS, type FloatStorage, checkReplacement, encodeValues, writeValues } from './codecs';
 import { decodeBfloat16, decodeFloat16 } from './half';
@@ -336,12 +336,7 @@ export async function openOnnx(file: string): Promise<ModelFile> {
     ];
   };
 
-  const rewrite = async (
-    output: string,
-    selected: ReadonlySet<ModelTensor>,
-    transform: Transform,
-    inPlace: boolean,
-  ): Promise<RewriteResult> => {
+  const rewrite: ModelFile['rewrite'] = async (output, selected, transform, inPlace) => {
     const order = writeOrder([...selected]);
     const outFolder = path.dirname(output);
     const externals = [...new Set(tensors.flatMap((t) => (t.storage.kind === 'external' ? [t.storage.external] : [])).map((e) => e.file))];

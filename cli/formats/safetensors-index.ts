@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { ModelFileError } from '../errors';
 import { StagedOutput, sameFile } from '../file-io';
-import type { ModelFile, ModelTensor, RewriteResult, Transform } from '../model';
+import type { ModelFile, ModelTensor } from '../model';
 import {
   type SafetensorsShard,
   type SafetensorsTensor,
@@ -99,12 +99,7 @@ export async function openSafetensorsIndex(file: string, parsed: unknown): Promi
   for (const shard of shards.values()) for (const t of shard.header.tensors) shardOf.set(t, shard);
   const tensors: SafetensorsTensor[] = [...shards.values()].flatMap((s) => s.header.tensors);
 
-  const rewrite = async (
-    output: string,
-    selected: ReadonlySet<ModelTensor>,
-    transform: Transform,
-    inPlace: boolean,
-  ): Promise<RewriteResult> => {
+  const rewrite: ModelFile['rewrite'] = async (output, selected, transform, inPlace) => {
     // -o names the new folder, or the new index file in it.
     const outFolder = inPlace ? folder : output.endsWith('.json') ? path.dirname(output) : output;
     const indexOut = inPlace ? file : output.endsWith('.json') ? output : path.join(outFolder, path.basename(file));

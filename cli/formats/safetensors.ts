@@ -8,7 +8,7 @@ import type * as fs from 'node:fs/promises';
 import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
 import { StagedOutput, openForReading, readExactly, readValues, sameFile } from '../file-io';
-import { type ModelFile, type ModelTensor, type ReadOptions, type RewriteResult, type Transform, elementCount } from '../model';
+import { type ModelFile, type ModelTensor, type ReadOptions, type Transform, elementCount } from '../model';
 import { CODECS, type FloatStorage, checkReplacement, writeValues } from './codecs';
 
 /** Bits per element of every dtype the format defines. */
@@ -245,12 +245,7 @@ export async function writeShard(
 
 export async function openSafetensors(file: string): Promise<ModelFile> {
   const shard = await openSafetensorsShard(file);
-  const rewrite = async (
-    output: string,
-    selected: ReadonlySet<ModelTensor>,
-    transform: Transform,
-    inPlace: boolean,
-  ): Promise<RewriteResult> => {
+  const rewrite: ModelFile['rewrite'] = async (output, selected, transform, inPlace) => {
     if (!inPlace && (await sameFile(output, file))) {
       throw new ModelFileError(output, 'is the input file; use --in-place to replace it (through a temporary file)');
     }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { FloatArray } from '../../lib';
 import { ModelFileError, firstLine } from '../errors';
 import { type ByteRange, type ElementCodec, type OutputFile, StagedOutput, describeFsError, readValues, sameFile } from '../file-io';
-import { type ModelFile, type ModelTensor, type ReadOptions, type RewriteResult, type Transform, elementCount } from '../model';
+import { type ModelFile, type ModelTensor, type ReadOptions, elementCount } from '../model';
 import { CODECS, checkReplacement } from './codecs';
 
 /** Bytes per element of each weight dtype. 'string' weights have no fixed size and are not supported. */
@@ -241,12 +241,7 @@ function tfjsModel(file: string, text: string, isModelJson: boolean, tensors: Tf
     return readValues(rangesOf(t), elementCount(t.shape), tfjsCodec(t.quantization), t.name, options);
   };
 
-  const rewrite = async (
-    output: string,
-    selected: ReadonlySet<ModelTensor>,
-    transform: Transform,
-    inPlace: boolean,
-  ): Promise<RewriteResult> => {
+  const rewrite: ModelFile['rewrite'] = async (output, selected, transform, inPlace) => {
     const outDir = path.dirname(output);
     const targets = [output, ...groups.flatMap((g) => g.shards.map((s) => path.join(outDir, s.relative)))];
     if (!inPlace) {

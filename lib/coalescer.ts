@@ -113,8 +113,6 @@ export class SpectralNormCoalescer {
   private readonly maxDelayMs: number;
   private readonly maxQueue: number;
   private readonly maxInFlight: number;
-  private readonly backendOption: BackendOption;
-  private readonly threads: number;
   /** The backend option and threads every request gets, checked once. */
   private readonly preset: { option: BackendOption; threads: number };
   private waiting: Request[] = [];
@@ -138,14 +136,15 @@ export class SpectralNormCoalescer {
     this.maxDelayMs = delay;
     this.maxQueue = checkInteger('options.maxQueue', opts.maxQueue, 1, 2 ** 31 - 1, 4096);
     this.maxInFlight = checkInteger('options.maxInFlight', opts.maxInFlight, 1, 1024, 1);
-    this.threads = checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads());
-    this.backendOption = checkBackendOption('options.backend', opts.backend);
-    this.preset = { option: this.backendOption, threads: this.threads };
+    this.preset = {
+      threads: checkInteger('options.threads', opts.threads, 1, MAX_THREADS, defaultThreads()),
+      option: checkBackendOption('options.backend', opts.backend),
+    };
   }
 
   /** The backend option: requests run there, or under 'auto' each batch where the cost model predicts it finishes first. */
   get backend(): BackendChoice {
-    return this.backendOption.choice;
+    return this.preset.option.choice;
   }
 
   /** Requests waiting to be dispatched. */

@@ -6,6 +6,7 @@ import { LayerStatus } from './codes';
 import { inputLength, kernelShape, outputSize } from './conv/geometry';
 import { convForward, convTranspose } from './conv/reference';
 import { circulantSpectrum } from './conv/spectrum';
+import { maxAbs } from './scaling';
 
 const SAFE_MIN = 2 ** -900;
 
@@ -78,7 +79,11 @@ class LayerRun {
     const outcome: LayerOutcome = { sigma: 0, status: LayerStatus.Normalized, iterationsRun: 0, converged: false, uNew: null, vNew: null };
     const job = this.job;
     let sigma: number;
-    if (this.layer.vectorNorm) {
+    if (this.op !== null && maxAbs(this.w).nonFinite >= 0) {
+      // A convolution skips the taps that only ever meet padding, so a NaN there would never reach σ; the weight is
+      // refused as a whole, as the native backend refuses it.
+      sigma = NaN;
+    } else if (this.layer.vectorNorm) {
       sigma = norm2(this.w, this.w.length);
       outcome.converged = true;
     } else if (job.tolerance >= 0) {

@@ -90,6 +90,32 @@ describe('SpectralNormalizer with a convolution operator', () => {
       assert.ok(Math.abs(again.warmup(w, iterations) - 1) <= 1e-6);
     });
 
+    it(`${backend}: a NaN in a tap that only ever meets padding is refused too, and modifies nothing`, () => {
+      // A 3×3 kernel on a 1×1 input with padding 1: only the centre tap sees the input, so a NaN in a corner never
+      // enters the convolution (the js backend once normalized such a kernel and wrote NaN into out).
+      const shape = [2, 1, 3, 3];
+      const operator: ConvOperatorOptions = { kind: 'conv2d', inputSize: [1, 1], padding: 1 };
+      const sn = new SpectralNormalizer(shape, { operator, backend, seed: 5 });
+      const u = sn.u;
+      const v = sn.v;
+      const bad = gaussianKernel(product(shape), 'float32');
+      const corners = [0, 2, 6, 8, 9, 11, 15, 17]; // of either output channel's 3×3 kernel
+      bad[corners[randomInt(0, corners.length - 1)]] = random() < 0.5 ? NaN : Infinity;
+      const before = snapshot(bad);
+      const out = poisoned('float32', bad.length);
+      assert.throws(
+        () => sn.step(bad, { out }),
+        (e: Error) => e instanceof RangeError && /^weight contains NaN or Infinity/.test(e.message),
+      );
+      assertSameBytes(bad, before, 'weight');
+      assert.ok(
+        out.every((x) => Number.isNaN(x)),
+        'out untouched',
+      );
+      assertSameBytes(sn.u, u, 'u');
+      assertSameBytes(sn.v, v, 'v');
+    });
+
     it(`${backend}: state() and fromState() continue exactly`, () => {
       const { shape, operator } = randomOperator();
       const weight = gaussianKernel(product(shape), 'float32');
